@@ -1,0 +1,59 @@
+"""Durations written the way people write them: ``90s``, ``10m``, ``48h``, ``7d``, ``2w``.
+
+All durations inside Carewatch are float seconds.
+"""
+
+from __future__ import annotations
+
+import re
+
+from detectors.errors import ConfigError
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Return ``text`` as seconds. Accepts ``48h``, ``1h30m``, ``7d`` or a bare number of seconds.
+
+    Raises ``ConfigError`` naming the value when it is not a duration.
+    """
+    if isinstance(text, bool):
+        raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h or 7d")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ConfigError(f"duration {text!r} is negative")
+        return float(text)
+    s = str(text).strip().lower().replace(" ", "")
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    pos = 0
+    total = 0.0
+    for m in _PART.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h, 7d or 1h30m")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """Render seconds compactly for people, e.g. ``2d 3h``, ``45m``, ``12s``."""
+    seconds = abs(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = []
+    if days:
+        parts.append(f"{days}d")
+    if hours:
+        parts.append(f"{hours}h")
+    if minutes and not days:
+        parts.append(f"{minutes}m")
+    return " ".join(parts) or "0m"

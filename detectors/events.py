@@ -1,0 +1,161 @@
+"""The canonical event: the one shape every input format is turned into.
+
+The contract (names never change; new fields may be added) is documented in
+``docs/events.md``. Times are carried as float seconds since the Unix epoch, UTC; the
+text form on the wire is ISO-8601 with an explicit UTC offset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from detectors.errors import EventError
+
+__all__ = [
+    "BUILTIN_TYPES",
+    "REF_KINDS",
+    "Event",
+    "event_from_dict",
+    "format_time",
+    "parse_time",
+]
+
+#: Event types the built-in detectors read. Rules may add their own types.
+BUILTIN_TYPES: frozenset[str] = frozenset(
+    {
+        "appointment.booked",
+        "appointment.rescheduled",
+        "appointment.cancelled",
+        "appointment.attended",
+        "appointment.missed",
+        "patient.notified",
+        "order.placed",
+        "order.cancelled",
+        "result.reported",
+        "result.acknowledged",
+        "document.sent",
+        "encounter.discharged",
+        "patient.died",
+        "session.capacity",
+    }
+)
+
+#: The ids an event may be about. Other keys in ``refs`` are kept but not used by built-ins.
+REF_KINDS: tuple[str, ...] = ("appointment", "order", "encounter", "document", "session")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened in care.
+
+    ``time`` is the event time in float seconds since the epoch (UTC). ``patient`` is
+    ``None`` for events about no single patient (``session.capacity``).
+    """
+
+    id: str
+    type: str
+    time: float
+    patient: str | None = None
+    refs: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form (JSON-ready dict) of this event."""
+        out: dict[str, Any] = {"id": self.id, "type": self.type, "time": format_time(self.time)}
+        if self.patient is not None:
+            out["patient"] = self.patient
+        out["refs"] = self.refs
+        out["attrs"] = self.attrs
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+
+def parse_time(value: Any, *, field_name: str = "time") -> float:
+    """Parse an ISO-8601 timestamp that carries a UTC offset into epoch seconds (UTC).
+
+    A timestamp without an offset is refused: guessing the zone of a hospital's clock is
+    exactly the kind of silent error this tool exists to catch.
+    """
+    if not isinstance(value, str):
+        raise EventError(f"{field_name} must be an ISO-8601 string, got {value!r}", field=field_name)
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise EventError(
+            f"{field_name} {value!r} is not an ISO-8601 timestamp", field=field_name
+        ) from None
+    if dt.tzinfo is None:
+        raise EventError(
+            f"{field_name} {value!r} has no UTC offset; write e.g. 2026-03-02T09:30:00+00:00",
+            field=field_name,
+        )
+    return dt.timestamp()
+
+
+def format_time(seconds: float) -> str:
+    """Render epoch seconds as ISO-8601 in UTC with a ``+00:00`` offset (second precision
+    unless there are fractional seconds)."""
+    dt = datetime.fromtimestamp(seconds, UTC)
+    if dt.microsecond:
+        return dt.isoformat()
+    return dt.isoformat(timespec="seconds")
+
+
+def _str_map(value: Any, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventError(f"{name} must be an object", field=name)
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if v is None:
+            continue
+        if isinstance(v, str):
+            out[k] = v
+        elif isinstance(v, int | float) and not isinstance(v, bool):
+            out[k] = str(v)
+        else:
+            raise EventError(f"{name}.{k} must be a string id", field=f"{name}.{k}")
+    return out
+
+
+def event_from_dict(obj: Any) -> Event:
+    """Validate one decoded JSON object against the event contract and build an ``Event``.
+
+    Raises ``EventError`` with the offending field on any breach.
+    """
+    if not isinstance(obj, dict):
+        raise EventError("an event must be a JSON object")
+    eid = obj.get("id")
+    if not isinstance(eid, str) or not eid:
+        if isinstance(eid, int) and not isinstance(eid, bool):
+            eid = str(eid)
+        else:
+            raise EventError("id is missing or not a non-empty string", field="id")
+    etype = obj.get("type")
+    if not isinstance(etype, str) or not etype:
+        raise EventError("type is missing or not a non-empty string", field="type")
+    if "time" not in obj:
+        raise EventError("time is missing", field="time")
+    t = parse_time(obj["time"])
+    patient = obj.get("patient")
+    if patient is not None and not isinstance(patient, str):
+        if isinstance(patient, int) and not isinstance(patient, bool):
+            patient = str(patient)
+        else:
+            raise EventError("patient must be a string", field="patient")
+    refs = obj.get("refs")
+    refs = _str_map(refs, "refs") if refs else {}
+    attrs = obj.get("attrs")
+    if attrs is None:
+        attrs = {}
+    elif not isinstance(attrs, dict):
+        raise EventError("attrs must be an object", field="attrs")
+    source = obj.get("source")
+    if source is not None and not isinstance(source, dict):
+        source = {"note": str(source)}
+    return Event(eid, etype, t, patient, refs, attrs, source)
