@@ -1,0 +1,55 @@
+"""The ``carewatch`` command line.
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and
+``main(args) -> int``; this module only wires them together and turns
+``CarewatchError`` into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from detectors.errors import CarewatchError
+
+__all__ = ["main"]
+
+# name -> (module, one-line help). Modules are imported lazily so `carewatch --help`
+# stays fast and a broken optional dependency only affects its own sub-command.
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="carewatch",
+        description="Catch care processes that silently break, from hospital messaging traffic.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=help_text, description=module.__doc__)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``carewatch`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.main(args) or 0)
+    except CarewatchError as exc:
+        print(f"carewatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
