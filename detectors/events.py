@@ -81,7 +81,9 @@ def parse_time(value: Any, *, field_name: str = "time") -> float:
     exactly the kind of silent error this tool exists to catch.
     """
     if not isinstance(value, str):
-        raise EventError(f"{field_name} must be an ISO-8601 string, got {value!r}", field=field_name)
+        raise EventError(
+            f"{field_name} must be an ISO-8601 string, got {value!r}", field=field_name
+        )
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:

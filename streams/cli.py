@@ -18,7 +18,10 @@ __all__ = ["main"]
 
 # name -> (module, one-line help). Modules are imported lazily so `carewatch --help`
 # stays fast and a broken optional dependency only affects its own sub-command.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("streams.commands.run", "run the detectors over event files (embedded, no Kafka)"),
+    "rules": ("streams.commands.rules", "check a rules file"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,52 @@
+"""``reschedule-notice``: a hospital-initiated reschedule or cancellation must be followed
+by a notice to the patient before it matters.
+
+Opens on ``appointment.rescheduled`` / ``appointment.cancelled`` with
+``initiated_by == "hospital"``; closes on ``patient.notified`` or an appointment-letter
+``document.sent`` for the same appointment. Due by the earlier of ``notice`` (default 48 h)
+after the change and the previous start.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from detectors.contract import ExpectationDetector, Thresholds
+from detectors.errors import EventError
+from detectors.events import Event, parse_time
+
+__all__ = ["RescheduleNotice"]
+
+
+class RescheduleNotice(ExpectationDetector):
+    """Patient told of a hospital-initiated appointment change in time."""
+
+    name: ClassVar[str] = "reschedule-notice"
+    key_ref = "appointment"
+    opens = ("appointment.rescheduled", "appointment.cancelled")
+    closes = ("patient.notified", "document.sent")
+    opened_words = "Appointment {appointment} was changed by the hospital"
+    expected_words = "telling the patient"
+    DEFAULTS: ClassVar[dict[str, float]] = {"notice": 48 * 3600.0}
+
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
+        self.thresholds = thresholds or Thresholds(self.DEFAULTS)
+
+    def deadline(self, event: Event) -> float | None:
+        if event.attrs.get("initiated_by") != "hospital":
+            return None
+        due = event.time + self.thresholds.for_event(event)["notice"]
+        prev = event.attrs.get("previous_start")
+        if prev:
+            try:
+                prev_t = parse_time(prev, field_name="attrs.previous_start")
+            except EventError:
+                return due
+            if prev_t > event.time:
+                return min(due, prev_t)
+        return due
+
+    def is_close(self, event: Event) -> bool:
+        if event.type == "document.sent":
+            return event.attrs.get("kind") == "appointment-letter"
+        return True

@@ -1,0 +1,231 @@
+"""The detector contract: the one module to read before writing a detector.
+
+Two shapes cover the care processes Carewatch watches:
+
+- ``ExpectationDetector``: "B must follow A for the same key within T" (with events that
+  void the expectation). Subclasses only *describe* the rule: which events open, close
+  and void, how the key and the deadline are found. The engine owns the state, the
+  watermark, lateness and amendments, so every expectation rule behaves the same way.
+- ``ViolationDetector``: "this must not happen given that". Subclasses keep their own
+  (serialisable) state and emit ``violation`` / ``met`` outcomes through the ``Context``.
+
+Detectors know nothing of Kafka, faust or files, and never read the wall clock.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, Protocol
+
+from detectors.durations import format_duration
+from detectors.events import Event
+from detectors.records import Outcome, failure_id
+
+__all__ = [
+    "CARRIED_ATTRS",
+    "Context",
+    "Detector",
+    "ExpectationDetector",
+    "Thresholds",
+    "ViolationDetector",
+    "human_time",
+]
+
+#: Attributes of an opening event copied into its outcome's ``attrs`` (for QI slicing).
+CARRIED_ATTRS: tuple[str, ...] = ("site", "specialty", "clinic", "test", "priority")
+
+
+def human_time(seconds: float) -> str:
+    """A short UTC time for summaries, e.g. ``Mon 02 Mar 2026 10:15 UTC``."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%a %d %b %Y %H:%M UTC")
+
+
+class _Names(dict[str, str]):
+    """Refs for summary templates; a missing ref reads as ``?`` instead of failing."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+class Context(Protocol):
+    """What the engine offers a violation detector."""
+
+    @property
+    def watermark(self) -> float:
+        """Event time (epoch seconds, UTC) up to which input is taken as complete."""
+        ...
+
+    def emit(self, outcome: Outcome) -> None:
+        """Hand an outcome record to the engine's output."""
+        ...
+
+
+class Thresholds:
+    """Named durations (seconds) with per-attribute overrides.
+
+    ``defaults`` maps a setting name to seconds. Each override is ``(when, values)``:
+    when every ``attrs[k] == v`` of ``when`` holds for the opening event, ``values``
+    replace the defaults. Later overrides win over earlier ones.
+    """
+
+    __slots__ = ("defaults", "overrides")
+
+    def __init__(
+        self,
+        defaults: Mapping[str, float],
+        overrides: Iterable[tuple[Mapping[str, Any], Mapping[str, float]]] = (),
+    ) -> None:
+        self.defaults = dict(defaults)
+        self.overrides = [(dict(w), dict(v)) for w, v in overrides]
+
+    def for_event(self, event: Event) -> Mapping[str, float]:
+        """The thresholds that apply to ``event`` (seconds)."""
+        if not self.overrides:
+            return self.defaults
+        values = dict(self.defaults)
+        attrs = event.attrs
+        for when, vals in self.overrides:
+            if all(attrs.get(k) == v for k, v in when.items()):
+                values.update(vals)
+        return values
+
+
+class Detector(ABC):
+    """Common base. ``name`` is the detector's stable id (used in records and metrics)."""
+
+    name: ClassVar[str] = ""
+    #: Which id the Kafka runtime must partition this detector's input by: every built-in
+    #: except ``clinic-overbooked`` only relates events of one patient.
+    partition_by: ClassVar[str] = "patient"
+
+    @property
+    @abstractmethod
+    def reads(self) -> frozenset[str]:
+        """Event types this detector needs to see."""
+
+
+class ExpectationDetector(Detector):
+    """Describe an expectation rule; the engine runs it.
+
+    Subclasses set ``key_ref`` and the three type tuples, and implement ``deadline``.
+    The optional hooks below are documented no-ops or simple defaults.
+    """
+
+    #: Which ``refs`` entry relates A to B and Z (e.g. ``"order"``).
+    key_ref: ClassVar[str] = ""
+    opens: ClassVar[tuple[str, ...]] = ()
+    closes: ClassVar[tuple[str, ...]] = ()
+    voids: ClassVar[tuple[str, ...]] = ()
+    #: Words for summaries: what happened at A, and what was expected.
+    opened_words: ClassVar[str] = "the opening event"
+    expected_words: ClassVar[str] = "the expected follow-up"
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return frozenset(self.opens) | frozenset(self.closes) | frozenset(self.voids)
+
+    def key_of(self, event: Event) -> str | None:
+        """The key relating this event to others; ``None`` means the event is not usable."""
+        return event.refs.get(self.key_ref)
+
+    @abstractmethod
+    def deadline(self, event: Event) -> float | None:
+        """For an event of an ``opens`` type: the due time (epoch seconds, UTC), or
+        ``None`` when this event opens no opportunity (e.g. a patient-initiated change)."""
+
+    def is_close(self, event: Event) -> bool:
+        """Whether an event of a ``closes`` type really closes (e.g. the right document kind)."""
+        return True
+
+    def is_void(self, event: Event) -> bool:
+        """Whether an event of a ``voids`` type really voids."""
+        return True
+
+    def carried_attrs(self, event: Event) -> dict[str, Any]:
+        """What of the opening event goes into the outcome's ``attrs``."""
+        a = event.attrs
+        return {k: a[k] for k in CARRIED_ATTRS if k in a}
+
+    def summary(self, o: Outcome) -> str:
+        """One plain sentence for an operations person."""
+        names = _Names({k: str(v) for k, v in o.attrs.items()}, **o.refs, key=o.key)
+        what = self.opened_words.format_map(names)
+        expected = self.expected_words.format_map(names)
+        due = human_time(o.due_at) if o.due_at is not None else "the deadline"
+        if o.outcome == "met":
+            return f"{what} at {human_time(o.opened_at)}; {expected} in time."
+        if o.outcome == "void":
+            return f"{what} at {human_time(o.opened_at)}; no longer expected (voided)."
+        if o.outcome == "late" and o.closed_at is not None and o.due_at is not None:
+            late_by = format_duration(o.closed_at - o.due_at)
+            return f"{what} at {human_time(o.opened_at)}; {expected} came {late_by} after {due}."
+        overdue = o.overdue_seconds or 0.0
+        return (
+            f"{what} at {human_time(o.opened_at)}; {expected} was due by {due} and has not "
+            f"happened ({format_duration(overdue)} overdue)."
+        )
+
+
+class ViolationDetector(Detector):
+    """A detector that keeps its own state and emits outcomes itself.
+
+    Required: ``reads``, ``on_event``, ``snapshot``, ``restore``. Optional hooks are no-ops.
+    State must be plain data (dicts, lists, strings, numbers) so a runtime can checkpoint it.
+    """
+
+    @abstractmethod
+    def on_event(self, event: Event, ctx: Context) -> None:
+        """Handle one (de-duplicated) event of a type in ``reads``."""
+
+    def on_watermark(self, ctx: Context) -> None:
+        """Called when the watermark advanced. Default: nothing to do."""
+
+    def open_count(self) -> int:
+        """How many opportunities are undecided (for the open-expectations metric)."""
+        return 0
+
+    def open_records(self, watermark: float) -> list[Outcome]:
+        """Undecided opportunities as records with outcome ``open`` (end-of-input report)."""
+        return []
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The detector's whole state as plain data."""
+
+    @abstractmethod
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace the state with one produced by ``snapshot``."""
+
+    def make_outcome(
+        self,
+        *,
+        outcome: str,
+        key: str,
+        opening_id: str,
+        event: Event,
+        opened_at: float,
+        due_at: float | None,
+        detected_at: float,
+        evidence: list[str],
+        attrs: dict[str, Any],
+        summary: str,
+    ) -> Outcome:
+        """Build an outcome record with the stable ``failure_id``."""
+        return Outcome(
+            failure_id=failure_id(self.name, key, opening_id),
+            detector=self.name,
+            outcome=outcome,
+            key=key,
+            patient=event.patient,
+            refs=dict(event.refs),
+            opened_at=opened_at,
+            due_at=due_at,
+            closed_at=None,
+            detected_at=detected_at,
+            evidence=evidence,
+            attrs=attrs,
+            summary=summary,
+        )

@@ -1,0 +1,541 @@
+"""The detection engine: keyed state in event time, driven by a watermark.
+
+How it works (the exact rules are in ``docs/detectors.md``):
+
+- Every event is de-duplicated by ``id``, then routed by ``type`` to the detectors that
+  read it. The routing table is built once, so an event costs only what its readers do.
+- The **watermark** is the highest event time seen minus ``allowed_lateness``. Nothing is
+  decided from the wall clock: decisions happen when the watermark passes a time, so the
+  same events give the same outcomes whatever their arrival order (within the lateness)
+  and however they are batched.
+- Expectations (``ExpectationDetector``) are run here: each opportunity remembers the
+  earliest closing and voiding event that count for it and sits in a heap keyed by the
+  next watermark time at which it can be decided. Closing events that arrive before
+  their opening event are kept as *tokens* until the watermark passes them.
+- Violation detectors keep their own state and are told when the watermark moves.
+- ``snapshot()`` / ``Engine.restore()`` turn the whole state into plain data and back,
+  so a runtime can checkpoint it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.contract import Detector, ExpectationDetector, ViolationDetector
+from detectors.errors import ConfigError
+from detectors.events import Event
+from detectors.records import Outcome, failure_id
+
+__all__ = ["Engine", "EngineStats", "OutcomeSink"]
+
+INF = float("inf")
+NEG_INF = float("-inf")
+
+OutcomeSink = Callable[[Outcome], None]
+
+# Routing roles.
+_OPEN, _CLOSE, _VOID, _OTHER = 0, 1, 2, 3
+
+
+@dataclass
+class EngineStats:
+    """Counters the metrics layer reads at scrape time (no cost on the event path)."""
+
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    late_events: int = 0
+    opened: dict[str, int] = field(default_factory=dict)
+    open_now: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+class _Expectation:
+    """One open (or missed-but-still-watched) opportunity of an expectation rule."""
+
+    __slots__ = (
+        "attrs",
+        "b",
+        "b_id",
+        "det",
+        "done",
+        "due",
+        "eid",
+        "key",
+        "missed",
+        "patient",
+        "refs",
+        "t_a",
+        "wake",
+        "z",
+        "z_id",
+    )
+
+    def __init__(
+        self,
+        det: ExpectationDetector,
+        key: str,
+        eid: str,
+        t_a: float,
+        due: float,
+        patient: str | None,
+        refs: dict[str, str],
+        attrs: dict[str, Any],
+    ) -> None:
+        self.det = det
+        self.key = key
+        self.eid = eid
+        self.t_a = t_a
+        self.due = due
+        self.patient = patient
+        self.refs = refs
+        self.attrs = attrs
+        self.b = INF
+        self.b_id = ""
+        self.z = INF
+        self.z_id = ""
+        self.missed = False
+        self.done = False
+        self.wake = INF
+
+
+class Engine:
+    """Runs detectors over canonical events in event time.
+
+    ``allowed_lateness``, ``late_retention`` and ``dedupe_window`` are seconds.
+    ``sink`` receives every outcome record (the latest record per ``failure_id`` wins).
+    ``site_labels``: the only ``attrs.site`` values that may become a metrics label;
+    anything else is counted as ``other`` (labels must stay bounded and never carry data).
+    """
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        *,
+        allowed_lateness: float = 600.0,
+        late_retention: float = 30 * 86400.0,
+        dedupe_window: float = 7 * 86400.0,
+        sink: OutcomeSink | None = None,
+        site_labels: Iterable[str] = (),
+        on_failure: OutcomeSink | None = None,
+    ) -> None:
+        names = [d.name for d in detectors]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"detector names must be unique, got {names}")
+        self.detectors = list(detectors)
+        self.allowed_lateness = float(allowed_lateness)
+        self.late_retention = float(late_retention)
+        self.dedupe_window = float(dedupe_window)
+        self.sink = sink
+        self.on_failure = on_failure
+        self.site_labels = frozenset(site_labels)
+        self.watermark = NEG_INF
+        self.max_time = NEG_INF
+        self.stats = EngineStats()
+
+        self._exp: list[ExpectationDetector] = []
+        self._vio: list[ViolationDetector] = []
+        self._routes: dict[str, list[tuple[int, Detector]]] = {}
+        for d in self.detectors:
+            self.stats.opened[d.name] = 0
+            self.stats.open_now[d.name] = 0
+            if isinstance(d, ExpectationDetector):
+                self._exp.append(d)
+                for role, types in ((_OPEN, d.opens), (_CLOSE, d.closes), (_VOID, d.voids)):
+                    for t in types:
+                        self._routes.setdefault(t, []).append((role, d))
+            elif isinstance(d, ViolationDetector):
+                self._vio.append(d)
+                for t in d.reads:
+                    self._routes.setdefault(t, []).append((_OTHER, d))
+            else:
+                raise ConfigError(f"{d!r} is neither an expectation nor a violation detector")
+        self.known_types = frozenset(self._routes)
+
+        # det name -> key -> opportunities (open or missed-and-watched)
+        self._open: dict[str, dict[str, list[_Expectation]]] = {d.name: {} for d in self._exp}
+        # (det name, role) -> key -> [(time, event id)] closing/voiding events kept for
+        # opening events that may still arrive (until the watermark passes them)
+        self._tokens: dict[tuple[str, int], dict[str, list[tuple[float, str]]]] = {}
+        for d in self._exp:
+            self._tokens[(d.name, _CLOSE)] = {}
+            self._tokens[(d.name, _VOID)] = {}
+        self._heap: list[tuple[float, int, _Expectation]] = []
+        self._token_heap: list[tuple[float, int, str, int, str, str]] = []
+        self._seq = 0
+        self._seen: dict[str, float] = {}
+        self._seen_order: deque[tuple[float, str]] = deque()
+        self._fire_now = False
+
+    # ------------------------------------------------------------------ input
+
+    def process(self, ev: Event) -> None:
+        """Take one event (any arrival order). Outcomes go to the sink as they are decided."""
+        eid = ev.id
+        seen = self._seen
+        if eid in seen:
+            self.stats.duplicates += 1
+            return
+        t = ev.time
+        seen[eid] = t
+        self._seen_order.append((t, eid))
+        counts = self.stats.events_by_type
+        etype = ev.type
+        routes = self._routes.get(etype)
+        label = etype if routes is not None else "other"
+        counts[label] = counts.get(label, 0) + 1
+        if t < self.watermark:
+            self.stats.late_events += 1
+        if routes is not None:
+            for role, det in routes:
+                if role == _OPEN:
+                    self._on_open(det, ev)  # type: ignore[arg-type]
+                elif role == _OTHER:
+                    det.on_event(ev, self)  # type: ignore[attr-defined]
+                else:
+                    self._on_close(det, ev, role)  # type: ignore[arg-type]
+        if t > self.max_time:
+            self.max_time = t
+            wm = t - self.allowed_lateness
+            if wm > self.watermark:
+                self._advance(wm)
+                return
+        if self._fire_now:
+            self._advance(self.watermark)
+
+    def process_many(self, events: Iterable[Event]) -> None:
+        """Process events in the order given."""
+        process = self.process
+        for ev in events:
+            process(ev)
+
+    def advance_to(self, time: float) -> None:
+        """Move the watermark to ``time`` (epoch seconds, UTC) if that is later, deciding
+        everything due by then. Used for ``--as-of`` and by live-mode ticks."""
+        if time > self.watermark:
+            self._advance(time)
+
+    # ----------------------------------------------------------- expectations
+
+    def _on_open(self, det: ExpectationDetector, ev: Event) -> None:
+        due = det.deadline(ev)
+        if due is None:
+            return
+        key = det.key_of(ev)
+        if key is None:
+            return
+        t_a = ev.time
+        exp = _Expectation(det, key, ev.id, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev))
+        toks = self._tokens[(det.name, _CLOSE)].get(key)
+        if toks:
+            for tt, tid in toks:
+                if t_a <= tt < exp.b:
+                    exp.b, exp.b_id = tt, tid
+        toks = self._tokens[(det.name, _VOID)].get(key)
+        if toks:
+            for tt, tid in toks:
+                if t_a <= tt < exp.z:
+                    exp.z, exp.z_id = tt, tid
+        by_key = self._open[det.name]
+        lst = by_key.get(key)
+        if lst is None:
+            by_key[key] = [exp]
+        else:
+            lst.append(exp)
+        name = det.name
+        self.stats.opened[name] += 1
+        self.stats.open_now[name] += 1
+        self._schedule(exp)
+
+    def _on_close(self, det: ExpectationDetector, ev: Event, role: int) -> None:
+        if role == _CLOSE:
+            if not det.is_close(ev):
+                return
+        elif not det.is_void(ev):
+            return
+        key = det.key_of(ev)
+        if key is None:
+            return
+        t = ev.time
+        exps = self._open[det.name].get(key)
+        if exps:
+            for exp in exps:
+                if exp.t_a <= t:
+                    if role == _CLOSE:
+                        if t < exp.b:
+                            exp.b, exp.b_id = t, ev.id
+                            self._schedule(exp)
+                    elif t < exp.z:
+                        exp.z, exp.z_id = t, ev.id
+                        self._schedule(exp)
+        if t >= self.watermark:
+            toks = self._tokens[(det.name, role)]
+            lst = toks.get(key)
+            if lst is None:
+                toks[key] = [(t, ev.id)]
+            else:
+                lst.append((t, ev.id))
+            self._seq += 1
+            heapq.heappush(self._token_heap, (t, self._seq, det.name, role, key, ev.id))
+
+    def _wake_time(self, exp: _Expectation) -> float:
+        first = exp.b if exp.b <= exp.z else exp.z
+        if exp.missed:
+            return min(first, exp.due + self.late_retention)
+        return min(first, exp.due)
+
+    def _schedule(self, exp: _Expectation) -> None:
+        wake = self._wake_time(exp)
+        if wake < exp.wake:
+            exp.wake = wake
+            self._seq += 1
+            heapq.heappush(self._heap, (wake, self._seq, exp))
+            if wake <= self.watermark:
+                self._fire_now = True
+
+    def _advance(self, wm: float) -> None:
+        self._fire_now = False
+        self.watermark = wm
+        heap = self._heap
+        while heap and heap[0][0] <= wm:
+            wake, _, exp = heapq.heappop(heap)
+            if exp.done or exp.wake != wake:
+                continue  # a stale entry: the opportunity was rescheduled or decided
+            exp.wake = INF
+            self._resolve(exp, wm)
+        th = self._token_heap
+        while th and th[0][0] < wm:
+            tt, _, name, role, key, tid = heapq.heappop(th)
+            toks = self._tokens[(name, role)]
+            lst = toks.get(key)
+            if lst is not None:
+                with contextlib.suppress(ValueError):
+                    lst.remove((tt, tid))
+                if not lst:
+                    del toks[key]
+        cutoff = wm - self.dedupe_window
+        order = self._seen_order
+        seen = self._seen
+        while order and order[0][0] < cutoff:
+            tt, eid = order.popleft()
+            if seen.get(eid) == tt:
+                del seen[eid]
+        for det in self._vio:
+            det.on_watermark(self)
+
+    def _resolve(self, exp: _Expectation, wm: float) -> None:
+        by_b = exp.b <= exp.z
+        first = exp.b if by_b else exp.z
+        due = exp.due
+        if not exp.missed:
+            if first <= due:
+                self._finish(exp, "met" if by_b else "void", wm, None)
+                return
+            # the watermark passed the deadline with nothing that counts before it
+            exp.missed = True
+            self.stats.open_now[exp.det.name] -= 1
+            self._emit(self._record(exp, "missed", wm, None, None))
+            if by_b or first == INF:
+                self._schedule(exp)  # watch for a late close (or the retention to end)
+            else:
+                self._drop(exp)  # voided after the deadline: stays missed
+            return
+        if by_b and exp.b <= wm:
+            self._finish(exp, "met" if exp.b <= due else "late", wm, "missed")
+        elif not by_b and exp.z <= wm:
+            if exp.z <= due:
+                self._finish(exp, "void", wm, "missed")
+            else:
+                self._drop(exp)
+        elif wm >= due + self.late_retention:
+            self._drop(exp)
+        else:
+            self._schedule(exp)
+
+    def _finish(self, exp: _Expectation, outcome: str, wm: float, amended_from: str | None) -> None:
+        if amended_from is None:
+            self.stats.open_now[exp.det.name] -= 1
+        closed_at = exp.b if outcome in ("met", "late") else exp.z
+        closer = exp.b_id if outcome in ("met", "late") else exp.z_id
+        self._emit(self._record(exp, outcome, wm, closed_at, closer, amended_from))
+        self._drop(exp)
+
+    def _drop(self, exp: _Expectation) -> None:
+        exp.done = True
+        by_key = self._open[exp.det.name]
+        lst = by_key.get(exp.key)
+        if lst is not None:
+            lst.remove(exp)
+            if not lst:
+                del by_key[exp.key]
+
+    def _record(
+        self,
+        exp: _Expectation,
+        outcome: str,
+        wm: float,
+        closed_at: float | None,
+        closer: str | None,
+        amended_from: str | None = None,
+    ) -> Outcome:
+        det = exp.det
+        o = Outcome(
+            failure_id=failure_id(det.name, exp.key, exp.eid),
+            detector=det.name,
+            outcome=outcome,
+            key=exp.key,
+            patient=exp.patient,
+            refs=exp.refs,
+            opened_at=exp.t_a,
+            due_at=exp.due,
+            closed_at=closed_at,
+            detected_at=wm,
+            evidence=[exp.eid, closer] if closer else [exp.eid],
+            attrs=exp.attrs,
+            summary="",
+            amended_from=amended_from,
+        )
+        o.summary = det.summary(o)
+        return o
+
+    # ---------------------------------------------------------------- output
+
+    def emit(self, outcome: Outcome) -> None:
+        """Record an outcome (also the ``Context.emit`` of violation detectors)."""
+        self._emit(outcome)
+
+    def _emit(self, o: Outcome) -> None:
+        site = o.attrs.get("site")
+        label = site if site in self.site_labels else "other"
+        k = (o.detector, o.outcome, label)
+        outs = self.stats.outcomes
+        outs[k] = outs.get(k, 0) + 1
+        if self.on_failure is not None and o.outcome in ("late", "missed", "violation"):
+            self.on_failure(o)
+        if self.sink is not None:
+            self.sink(o)
+
+    def open_records(self) -> list[Outcome]:
+        """Opportunities not yet decided, as records with outcome ``open`` (sorted)."""
+        out: list[Outcome] = []
+        wm = self.watermark
+        for by_key in self._open.values():
+            for lst in by_key.values():
+                for exp in lst:
+                    if not exp.missed:
+                        out.append(self._record(exp, "open", wm, None, None))
+        for det in self._vio:
+            out.extend(det.open_records(wm))
+        out.sort(key=lambda o: (o.detector, o.failure_id))
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data (JSON-able but for ``inf``, which JSON lacks:
+        infinities are written as ``None``)."""
+
+        def f(x: float) -> float | None:
+            return None if x in (INF, NEG_INF) else x
+
+        exps = []
+        for by_key in self._open.values():
+            for lst in by_key.values():
+                for e in lst:
+                    exps.append(
+                        [
+                            e.det.name,
+                            e.key,
+                            e.eid,
+                            e.t_a,
+                            e.due,
+                            e.patient,
+                            e.refs,
+                            e.attrs,
+                            f(e.b),
+                            e.b_id,
+                            f(e.z),
+                            e.z_id,
+                            e.missed,
+                        ]
+                    )
+        tokens = [
+            [name, role, key, tt, tid]
+            for (name, role), toks in self._tokens.items()
+            for key, lst in toks.items()
+            for tt, tid in lst
+        ]
+        return {
+            "version": 1,
+            "watermark": f(self.watermark),
+            "max_time": f(self.max_time),
+            "expectations": exps,
+            "tokens": tokens,
+            "seen": list(self._seen_order),
+            "stats": {
+                "events_by_type": dict(self.stats.events_by_type),
+                "duplicates": self.stats.duplicates,
+                "late_events": self.stats.late_events,
+                "opened": dict(self.stats.opened),
+                "open_now": dict(self.stats.open_now),
+                "outcomes": [[*k, v] for k, v in self.stats.outcomes.items()],
+            },
+            "detectors": {d.name: d.snapshot() for d in self._vio},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Replace this engine's state with ``state`` from ``snapshot()``. The engine must
+        have been built with the same detectors (by name)."""
+        if state.get("version") != 1:
+            raise ConfigError(
+                "unknown engine snapshot version; was it written by a newer Carewatch?"
+            )
+
+        def g(x: float | None, default: float) -> float:
+            return default if x is None else float(x)
+
+        self.watermark = g(state["watermark"], NEG_INF)
+        self.max_time = g(state["max_time"], NEG_INF)
+        by_name = {d.name: d for d in self._exp}
+        self._open = {d.name: {} for d in self._exp}
+        self._heap = []
+        for name, key, eid, t_a, due, patient, refs, attrs, b, b_id, z, z_id, missed in state[
+            "expectations"
+        ]:
+            det = by_name.get(name)
+            if det is None:
+                continue  # a detector switched off since the snapshot
+            e = _Expectation(det, key, eid, t_a, due, patient, refs, attrs)
+            e.b, e.b_id, e.z, e.z_id, e.missed = g(b, INF), b_id, g(z, INF), z_id, missed
+            self._open[name].setdefault(key, []).append(e)
+            self._schedule(e)
+        for toks in self._tokens.values():
+            toks.clear()
+        self._token_heap = []
+        for name, role, key, tt, tid in state["tokens"]:
+            if (name, role) in self._tokens:
+                self._tokens[(name, role)].setdefault(key, []).append((tt, tid))
+                self._seq += 1
+                heapq.heappush(self._token_heap, (tt, self._seq, name, role, key, tid))
+        self._seen = {}
+        self._seen_order = deque()
+        for tt, eid in state["seen"]:
+            self._seen[eid] = tt
+            self._seen_order.append((tt, eid))
+        st = state["stats"]
+        self.stats = EngineStats(
+            events_by_type=dict(st["events_by_type"]),
+            duplicates=st["duplicates"],
+            late_events=st["late_events"],
+            opened={**self.stats.opened, **st["opened"]},
+            open_now={**self.stats.open_now, **st["open_now"]},
+            outcomes={(a, b, c): v for a, b, c, v in st["outcomes"]},
+        )
+        for d in self._vio:
+            if d.name in state["detectors"]:
+                d.restore(state["detectors"][d.name])
+        self._fire_now = False

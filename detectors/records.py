@@ -1,0 +1,115 @@
+"""Outcome and failure records: what the engine says about each opportunity.
+
+An ``Outcome`` is the ledger entry of one opportunity. The engine may emit the same
+opportunity more than once as it learns more (``missed`` then ``late``); consumers keep
+the latest record per ``failure_id``. The failure view of a record is the subset an
+operations team acts on (status ``late``, ``missed``, ``violation`` or ``withdrawn``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.events import format_time
+
+__all__ = [
+    "FAILURE_OUTCOMES",
+    "OUTCOMES",
+    "Outcome",
+    "failure_id",
+]
+
+#: Every outcome an opportunity can end in.
+OUTCOMES: tuple[str, ...] = ("met", "late", "missed", "void", "violation")
+#: The outcomes that are failures.
+FAILURE_OUTCOMES: frozenset[str] = frozenset({"late", "missed", "violation"})
+
+
+def failure_id(detector: str, key: str, opening_event_id: str) -> str:
+    """Stable id of an opportunity: the same across replays, restarts and machines."""
+    raw = f"{detector}\x1f{key}\x1f{opening_event_id}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _t(value: float | None) -> str | None:
+    return None if value is None else format_time(value)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The outcome of one opportunity. All times are epoch seconds, UTC.
+
+    ``detected_at`` is the watermark when the outcome was decided (for failures: when the
+    failure was noticed). ``amended_from`` is the previous outcome when this record
+    corrects an earlier one (``missed`` -> ``late``, or a withdrawn ``missed``).
+    """
+
+    failure_id: str
+    detector: str
+    outcome: str
+    key: str
+    patient: str | None
+    refs: dict[str, str]
+    opened_at: float
+    due_at: float | None
+    closed_at: float | None
+    detected_at: float
+    evidence: list[str]
+    attrs: dict[str, Any]
+    summary: str
+    amended_from: str | None = None
+
+    @property
+    def is_failure(self) -> bool:
+        """True when this opportunity failed (late, missed or violation)."""
+        return self.outcome in FAILURE_OUTCOMES
+
+    @property
+    def failure_status(self) -> str | None:
+        """Status for the failures feed: the outcome if it is a failure, ``withdrawn`` when
+        an earlier failure turned out not to be one, else ``None``."""
+        if self.outcome in FAILURE_OUTCOMES:
+            return self.outcome
+        if self.amended_from in FAILURE_OUTCOMES:
+            return "withdrawn"
+        return None
+
+    @property
+    def overdue_seconds(self) -> float | None:
+        """How far past the deadline the failure was when decided (seconds), if it has one."""
+        if self.due_at is None:
+            return None
+        end = self.closed_at if self.closed_at is not None else self.detected_at
+        return max(0.0, end - self.due_at)
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "failure_id": self.failure_id,
+            "detector": self.detector,
+            "patient": self.patient,
+            "refs": self.refs,
+            "opened_at": _t(self.opened_at),
+            "due_at": _t(self.due_at),
+            "closed_at": _t(self.closed_at),
+            "detected_at": _t(self.detected_at),
+            "evidence": self.evidence,
+            "attrs": self.attrs,
+            "summary": self.summary,
+        }
+
+    def to_outcome_dict(self) -> dict[str, Any]:
+        """The outcome record (QI ledger form)."""
+        out = self._common()
+        out["outcome"] = self.outcome
+        out["key"] = self.key
+        if self.amended_from is not None:
+            out["amended_from"] = self.amended_from
+        return out
+
+    def to_failure_dict(self) -> dict[str, Any]:
+        """The failure record (operations form). Only meaningful when ``failure_status``."""
+        out = self._common()
+        out["status"] = self.failure_status
+        return out

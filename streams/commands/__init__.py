@@ -1,0 +1,1 @@
+"""One module per ``carewatch`` sub-command (``add_arguments`` + ``main``)."""
