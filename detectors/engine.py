@@ -233,12 +233,12 @@ class Engine:
         toks = self._tokens[(det.name, _CLOSE)].get(key)
         if toks:
             for tt, tid in toks:
-                if t_a <= tt < exp.b:
+                if t_a <= tt and (tt, tid) < (exp.b, exp.b_id):
                     exp.b, exp.b_id = tt, tid
         toks = self._tokens[(det.name, _VOID)].get(key)
         if toks:
             for tt, tid in toks:
-                if t_a <= tt < exp.z:
+                if t_a <= tt and (tt, tid) < (exp.z, exp.z_id):
                     exp.z, exp.z_id = tt, tid
         by_key = self._open[det.name]
         lst = by_key.get(key)
@@ -263,14 +263,17 @@ class Engine:
         t = ev.time
         exps = self._open[det.name].get(key)
         if exps:
+            eid = ev.id
             for exp in exps:
                 if exp.t_a <= t:
+                    # earliest wins; equal times go to the smaller id, so the evidence
+                    # does not depend on arrival order either
                     if role == _CLOSE:
-                        if t < exp.b:
-                            exp.b, exp.b_id = t, ev.id
+                        if t < exp.b or (t == exp.b and eid < exp.b_id):
+                            exp.b, exp.b_id = t, eid
                             self._schedule(exp)
-                    elif t < exp.z:
-                        exp.z, exp.z_id = t, ev.id
+                    elif t < exp.z or (t == exp.z and eid < exp.z_id):
+                        exp.z, exp.z_id = t, eid
                         self._schedule(exp)
         if t >= self.watermark:
             toks = self._tokens[(det.name, role)]

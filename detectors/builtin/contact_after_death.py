@@ -48,8 +48,8 @@ class ContactAfterDeath(ViolationDetector):
             return
         if event.type == "patient.died":
             known = self.deaths.get(patient)
-            if known is not None and known[0] <= event.time:
-                return
+            if known is not None and known <= (event.time, event.id):
+                return  # an earlier (or the same) death is already known
             self.deaths[patient] = (event.time, event.id)
             for t, cid, ctype, refs, attrs in self.recent.get(patient, ()):
                 if t > event.time:

@@ -32,16 +32,47 @@ class Case:
 
 
 CASES = [
-    Case("result-overdue", "order", "order.placed", "result.reported", 4,
-         open_attrs={"priority": "urgent", "test": "CRP"}, voider="order.cancelled"),
-    Case("result-unacknowledged", "order", "result.reported", "result.acknowledged", 1,
-         open_attrs={"critical": True, "abnormal": True}),
-    Case("discharge-summary-overdue", "encounter", "encounter.discharged", "document.sent", 24,
-         close_attrs={"kind": "discharge-summary"}),
-    Case("clinic-letter-overdue", "appointment", "appointment.attended", "document.sent", 24 * 7,
-         close_attrs={"kind": "clinic-letter"}),
-    Case("reschedule-notice", "appointment", "appointment.rescheduled", "patient.notified", 48,
-         open_attrs={"initiated_by": "hospital", "previous_start": at(days=30)}),
+    Case(
+        "result-overdue",
+        "order",
+        "order.placed",
+        "result.reported",
+        4,
+        open_attrs={"priority": "urgent", "test": "CRP"},
+        voider="order.cancelled",
+    ),
+    Case(
+        "result-unacknowledged",
+        "order",
+        "result.reported",
+        "result.acknowledged",
+        1,
+        open_attrs={"critical": True, "abnormal": True},
+    ),
+    Case(
+        "discharge-summary-overdue",
+        "encounter",
+        "encounter.discharged",
+        "document.sent",
+        24,
+        close_attrs={"kind": "discharge-summary"},
+    ),
+    Case(
+        "clinic-letter-overdue",
+        "appointment",
+        "appointment.attended",
+        "document.sent",
+        24 * 7,
+        close_attrs={"kind": "clinic-letter"},
+    ),
+    Case(
+        "reschedule-notice",
+        "appointment",
+        "appointment.rescheduled",
+        "patient.notified",
+        48,
+        open_attrs={"initiated_by": "hospital", "previous_start": at(days=30)},
+    ),
 ]
 IDS = [c.detector for c in CASES]
 

@@ -6,8 +6,14 @@ from tests.detectors.helpers import FAR, at, epoch
 ONLY = "detectors: {result-overdue: off, result-unacknowledged: off, clinic-overbooked: off}\n"
 
 
-def moved(hours: float = 0.0, *, by: str = "hospital", previous_start: str | None = None,
-          kind: str = "appointment.rescheduled", appt: str = "A1") -> object:
+def moved(
+    hours: float = 0.0,
+    *,
+    by: str = "hospital",
+    previous_start: str | None = None,
+    kind: str = "appointment.rescheduled",
+    appt: str = "A1",
+) -> object:
     attrs = {"initiated_by": by, "start": at(days=20)}
     if previous_start is not None:
         attrs["previous_start"] = previous_start
@@ -30,7 +36,8 @@ def test_deadline_is_the_previous_start_when_that_is_sooner() -> None:
     # reach the patient before they travel for the old date.
     out = run_events(
         [moved(previous_start=at(23)), ev("patient.notified", at(30), refs={"appointment": "A1"})],
-        rules=ONLY, as_of=FAR,
+        rules=ONLY,
+        as_of=FAR,
     )
     [o] = out.by_detector("reschedule-notice")
     assert (o.due_at, o.outcome) == (epoch(23), "late")
@@ -42,16 +49,25 @@ def test_previous_start_in_the_past_falls_back_to_48h() -> None:
 
 
 def test_hospital_cancellation_needs_notice_too() -> None:
-    out = run_events([moved(kind="appointment.cancelled", previous_start=at(days=5))],
-                     rules=ONLY, as_of=FAR)
+    out = run_events(
+        [moved(kind="appointment.cancelled", previous_start=at(days=5))], rules=ONLY, as_of=FAR
+    )
     assert out.outcome_of("reschedule-notice", "A1") == "missed"
 
 
 def test_an_appointment_letter_counts_but_a_clinic_letter_does_not() -> None:
-    letter = ev("document.sent", at(3), refs={"appointment": "A1"}, attrs={"kind": "appointment-letter"})
+    letter = ev(
+        "document.sent", at(3), refs={"appointment": "A1"}, attrs={"kind": "appointment-letter"}
+    )
     clinic = ev("document.sent", at(3), refs={"appointment": "A1"}, attrs={"kind": "clinic-letter"})
-    assert run_events([moved(), letter], rules=ONLY, as_of=FAR).outcome_of("reschedule-notice", "A1") == "met"
-    assert run_events([moved(), clinic], rules=ONLY, as_of=FAR).outcome_of("reschedule-notice", "A1") == "missed"
+    assert (
+        run_events([moved(), letter], rules=ONLY, as_of=FAR).outcome_of("reschedule-notice", "A1")
+        == "met"
+    )
+    assert (
+        run_events([moved(), clinic], rules=ONLY, as_of=FAR).outcome_of("reschedule-notice", "A1")
+        == "missed"
+    )
 
 
 def test_one_notice_covers_two_changes_before_it() -> None:
@@ -76,10 +92,18 @@ detectors:
       - when: {site: north}
         notice: 24h
 """
-    north = ev("appointment.rescheduled", at(0), refs={"appointment": "A1"},
-               attrs={"initiated_by": "hospital", "site": "north"})
-    south = ev("appointment.rescheduled", at(0), refs={"appointment": "A2"},
-               attrs={"initiated_by": "hospital", "site": "south"})
+    north = ev(
+        "appointment.rescheduled",
+        at(0),
+        refs={"appointment": "A1"},
+        attrs={"initiated_by": "hospital", "site": "north"},
+    )
+    south = ev(
+        "appointment.rescheduled",
+        at(0),
+        refs={"appointment": "A2"},
+        attrs={"initiated_by": "hospital", "site": "south"},
+    )
     out = run_events([north, south], rules=doc, as_of=FAR)
     due = {o.key: o.due_at for o in out.by_detector("reschedule-notice")}
     assert due == {"A1": epoch(24), "A2": epoch(72)}

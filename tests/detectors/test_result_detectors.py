@@ -31,21 +31,33 @@ detectors:
       - when: {test: TROP}
         stat: 30m
 """
-    out = run_events([order("stat", "O1", "TROP"), order("stat", "O2", "FBC")], rules=rules, as_of=FAR)
+    out = run_events(
+        [order("stat", "O1", "TROP"), order("stat", "O2", "FBC")], rules=rules, as_of=FAR
+    )
     due = {o.key: o.due_at for o in out.by_detector("result-overdue")}
     assert due == {"O1": epoch(0.5), "O2": epoch(2)}
 
 
 def test_carried_attrs_for_qi_slicing() -> None:
-    e = ev("order.placed", at(0), refs={"order": "O1"},
-           attrs={"priority": "stat", "test": "CRP", "site": "north", "ward": "x"})
+    e = ev(
+        "order.placed",
+        at(0),
+        refs={"order": "O1"},
+        attrs={"priority": "stat", "test": "CRP", "site": "north", "ward": "x"},
+    )
     [o] = run_events([e], as_of=FAR).by_detector("result-overdue")
     assert o.attrs == {"priority": "stat", "test": "CRP", "site": "north"}
 
 
-def result(hours: float, *, critical: bool = False, abnormal: bool = False, oid: str = "O1") -> object:
-    return ev("result.reported", at(hours), refs={"order": oid},
-              attrs={"critical": critical, "abnormal": abnormal})
+def result(
+    hours: float, *, critical: bool = False, abnormal: bool = False, oid: str = "O1"
+) -> object:
+    return ev(
+        "result.reported",
+        at(hours),
+        refs={"order": oid},
+        attrs={"critical": critical, "abnormal": abnormal},
+    )
 
 
 def test_normal_results_need_no_acknowledgement() -> None:
@@ -54,7 +66,9 @@ def test_normal_results_need_no_acknowledgement() -> None:
 
 
 def test_critical_within_1h_abnormal_within_7d() -> None:
-    out = run_events([result(0, critical=True, oid="C"), result(0, abnormal=True, oid="A")], as_of=FAR)
+    out = run_events(
+        [result(0, critical=True, oid="C"), result(0, abnormal=True, oid="A")], as_of=FAR
+    )
     due = {o.key: (o.due_at, o.attrs["severity"]) for o in out.by_detector("result-unacknowledged")}
     assert due == {"C": (epoch(1), "critical"), "A": (epoch(days=7), "abnormal")}
 

@@ -12,7 +12,9 @@ def booked(hours: float, appt: str, patient: str = "P1", session: str | None = N
     refs = {"appointment": appt}
     if session:
         refs["session"] = session
-    return ev("appointment.booked", at(hours), patient=patient, refs=refs, attrs={"start": at(days=3)})
+    return ev(
+        "appointment.booked", at(hours), patient=patient, refs=refs, attrs={"start": at(days=3)}
+    )
 
 
 def test_contact_after_death_is_a_violation() -> None:
@@ -47,8 +49,13 @@ def test_contact_after_death_reported_once_despite_duplicates() -> None:
 
 
 def cap(hours: float, session: str, capacity: int, start_h: float = 48) -> object:
-    return ev("session.capacity", at(hours), patient=None, refs={"session": session},
-              attrs={"capacity": capacity, "start": at(start_h), "clinic": "CARD-1", "site": "north"})
+    return ev(
+        "session.capacity",
+        at(hours),
+        patient=None,
+        refs={"session": session},
+        attrs={"capacity": capacity, "start": at(start_h), "clinic": "CARD-1", "site": "north"},
+    )
 
 
 def test_session_over_capacity_is_one_violation() -> None:

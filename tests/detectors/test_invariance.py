@@ -1,0 +1,166 @@
+"""Property tests: outcomes depend on the set of events, not on how they arrive.
+
+Any arrival order in which every event is within the allowed lateness, any split into
+batches, duplicates, and a snapshot/restore between batches (a worker restart) must all
+give the same canonical records.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.engine import Engine
+from detectors.events import Event, event_from_dict
+from detectors.records import Outcome
+from detectors.rules import parse_settings
+from detectors.testing import TestRun, run_events
+from tests.detectors.helpers import FAR, at, epoch
+
+LATENESS = 600.0  # the default allowed lateness, seconds
+
+KEYS = {
+    "appointment": ["A1", "A2"],
+    "order": ["O1", "O2"],
+    "encounter": ["E1", "E2"],
+    "session": ["S1", "S2"],
+}
+PATIENTS = ["P1", "P2"]
+
+
+@st.composite
+def an_event(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    etype = draw(
+        st.sampled_from(
+            [
+                "appointment.booked",
+                "appointment.rescheduled",
+                "appointment.cancelled",
+                "appointment.attended",
+                "patient.notified",
+                "order.placed",
+                "order.cancelled",
+                "result.reported",
+                "result.acknowledged",
+                "document.sent",
+                "encounter.discharged",
+                "patient.died",
+                "session.capacity",
+            ]
+        )
+    )
+    # a few hours on a 5-minute grid: ties in event time are common, and most events
+    # are within the lateness (10 minutes) of others, so arrival orders really differ
+    minute = draw(st.integers(0, 60 * 5)) // 5 * 5
+    refs = {
+        kind: draw(st.sampled_from(ids))
+        for kind, ids in KEYS.items()
+        if draw(st.integers(0, 4))  # present four times out of five
+    }
+    attrs: dict[str, Any] = {
+        "priority": draw(st.sampled_from(["stat", "urgent", "routine"])),
+        "critical": draw(st.booleans()),
+        "abnormal": draw(st.booleans()),
+        "kind": draw(st.sampled_from(["clinic-letter", "discharge-summary", "appointment-letter"])),
+        "initiated_by": draw(st.sampled_from(["hospital", "patient"])),
+        "previous_start": at(minutes=draw(st.integers(0, 60 * 8))),
+        "start": at(minutes=draw(st.integers(0, 60 * 8))),
+        "capacity": draw(st.integers(0, 3)),
+        "site": draw(st.sampled_from(["north", "south"])),
+    }
+    obj: dict[str, Any] = {
+        "id": f"e{n:03d}",
+        "type": etype,
+        "time": at(minutes=minute),
+        "refs": refs,
+        "attrs": attrs,
+    }
+    if etype != "session.capacity":
+        obj["patient"] = draw(st.sampled_from(PATIENTS))
+    return obj
+
+
+@st.composite
+def event_sets(draw: st.DrawFn) -> list[Event]:
+    n = draw(st.integers(1, 40))
+    return [event_from_dict(draw(an_event(i))) for i in range(n)]
+
+
+def arrival_order(events: list[Event], rng: random.Random) -> list[Event]:
+    """A random order in which every event is within the allowed lateness: delivering by
+    time + jitter (jitter <= lateness) guarantees time >= max seen so far - lateness."""
+    keyed = sorted(events, key=lambda e: (e.time + rng.uniform(0, LATENESS), rng.random()))
+    seen = float("-inf")
+    for e in keyed:
+        assert e.time >= seen - LATENESS
+        seen = max(seen, e.time)
+    return keyed
+
+
+def canonical(events: list[Event], *, as_of: str | None = FAR) -> list[tuple[Any, ...]]:
+    return run_events(events, as_of=as_of).canonical()
+
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(events=event_sets(), seed=st.integers(0, 2**32))
+def test_any_arrival_order_within_lateness_gives_the_same_outcomes(
+    events: list[Event], seed: int
+) -> None:
+    rng = random.Random(seed)
+    in_time_order = sorted(events, key=lambda e: (e.time, e.id))
+    shuffled = arrival_order(events, rng)
+    assert canonical(shuffled) == canonical(in_time_order)
+    # and also mid-stream, before everything is decided
+    assert canonical(shuffled, as_of=None) == canonical(in_time_order, as_of=None)
+
+
+@SETTINGS
+@given(events=event_sets(), seed=st.integers(0, 2**32))
+def test_duplicates_anywhere_change_nothing(events: list[Event], seed: int) -> None:
+    rng = random.Random(seed)
+    base = arrival_order(events, rng)
+    with_dups = list(base)
+    for e in rng.sample(base, k=min(len(base), 5)):
+        # re-deliver right after itself or a little later (still within lateness)
+        i = with_dups.index(e)
+        with_dups.insert(min(len(with_dups), i + rng.randint(1, 3)), e)
+    assert canonical(with_dups) == canonical(base)
+
+
+def _run_in_batches_with_restarts(events: list[Event], cuts: list[int]) -> list[tuple[Any, ...]]:
+    """Each batch runs in a fresh engine restored from the previous one's snapshot
+    (through JSON, as a runtime would store it)."""
+    latest: dict[str, Outcome] = {}
+
+    def keep(o: Outcome) -> None:
+        latest[o.failure_id] = o
+
+    bounds = [0, *sorted(cuts), len(events)]
+    state: dict[str, Any] | None = None
+    engine = Engine(parse_settings("").detectors, sink=keep)
+    for lo, hi in itertools.pairwise(bounds):
+        engine = Engine(parse_settings("").detectors, sink=keep)
+        if state is not None:
+            engine.restore(orjson.loads(orjson.dumps(state)))
+        engine.process_many(events[lo:hi])
+        state = engine.snapshot()
+    engine.advance_to(epoch(days=90))
+    return TestRun(latest, [], engine.open_records(), engine).canonical()
+
+
+@SETTINGS
+@given(events=event_sets(), seed=st.integers(0, 2**32), data=st.data())
+def test_batches_with_snapshot_and_restore_give_the_same_outcomes(
+    events: list[Event], seed: int, data: st.DataObject
+) -> None:
+    ordered = arrival_order(events, random.Random(seed))
+    cuts = data.draw(st.lists(st.integers(0, len(ordered)), max_size=4))
+    assert _run_in_batches_with_restarts(ordered, cuts) == canonical(ordered)
