@@ -244,10 +244,10 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
     for name, cls in BUILTINS.items():
         path: Path_ = ("detectors", name)
         raw = dets_conf.get(name)
-        if raw is False or raw == "off":
+        if raw is False or raw == "off":  # YAML 1.1 reads a bare `off` as false
             disabled.append(name)
             continue
-        conf = c.mapping(raw, path, f"detector {name}")
+        conf = c.mapping(None if raw is True or raw == "on" else raw, path, f"detector {name}")
         defaults: dict[str, float] = getattr(cls, "DEFAULTS", {})
         allowed = {"enabled", *defaults, *(["overrides"] if defaults else [])}
         c.keys(conf, allowed, path, f"detector {name}")

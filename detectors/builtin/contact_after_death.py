@@ -3,7 +3,8 @@
 After ``patient.died`` at ``t_d`` (the earliest for the patient), every
 ``appointment.booked``, ``patient.notified`` or ``document.sent`` for that patient with a
 later event time is a violation. Contacts may arrive before the death message (feeds are
-not ordered), so recent contacts are kept until the watermark passes them.
+not ordered), so each contact is judged once the watermark passes its time, when every
+death message with an earlier time is in.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class ContactAfterDeath(ViolationDetector):
     name: ClassVar[str] = "contact-after-death"
 
     def __init__(self) -> None:
-        # patient -> (time of death, death event id)
+        # patient -> (time of death, death event id): the earliest known
         self.deaths: dict[str, tuple[float, str]] = {}
-        # patient -> contacts not yet past the watermark: (time, id, type, refs, attrs)
-        self.recent: dict[str, list[tuple[float, str, str, dict[str, str], dict[str, Any]]]] = {}
-        self._expiry: list[tuple[float, str, str]] = []
+        # contacts waiting for the watermark to pass them, so that every death message
+        # with an earlier time has arrived: (time, id, patient, type, refs, attrs)
+        self._pending: list[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = []
         self.reported: set[str] = set()
 
     @property
@@ -48,32 +49,31 @@ class ContactAfterDeath(ViolationDetector):
             return
         if event.type == "patient.died":
             known = self.deaths.get(patient)
-            if known is not None and known <= (event.time, event.id):
-                return  # an earlier (or the same) death is already known
-            self.deaths[patient] = (event.time, event.id)
-            for t, cid, ctype, refs, attrs in self.recent.get(patient, ()):
-                if t > event.time:
-                    self._violation(patient, t, cid, ctype, refs, attrs, ctx)
+            if known is None or (event.time, event.id) < known:
+                self.deaths[patient] = (event.time, event.id)
             return
-        death = self.deaths.get(patient)
-        if death is not None and event.time > death[0]:
-            self._violation(patient, event.time, event.id, event.type, event.refs, event.attrs, ctx)
-        elif event.time >= ctx.watermark:
-            item = (event.time, event.id, event.type, event.refs, event.attrs)
-            self.recent.setdefault(patient, []).append(item)
-            heapq.heappush(self._expiry, (event.time, patient, event.id))
+        item = (event.time, event.id, patient, event.type, event.refs, event.attrs)
+        if event.time < ctx.watermark:
+            self._check(item, ctx)  # beyond the allowed lateness: decide now
+        else:
+            heapq.heappush(self._pending, item)
 
     def on_watermark(self, ctx: Context) -> None:
+        pending = self._pending
         wm = ctx.watermark
-        exp = self._expiry
-        while exp and exp[0][0] < wm:
-            _, patient, cid = heapq.heappop(exp)
-            lst = self.recent.get(patient)
-            if lst is None:
-                continue
-            lst[:] = [c for c in lst if c[1] != cid]
-            if not lst:
-                del self.recent[patient]
+        while pending and pending[0][0] <= wm:
+            self._check(heapq.heappop(pending), ctx)
+
+    def open_count(self) -> int:
+        return 0  # pending contacts are not opportunities until a death makes them one
+
+    def _check(
+        self, item: tuple[float, str, str, str, dict[str, str], dict[str, Any]], ctx: Context
+    ) -> None:
+        t, cid, patient, ctype, refs, attrs = item
+        death = self.deaths.get(patient)
+        if death is not None and t > death[0]:
+            self._violation(patient, t, cid, ctype, refs, attrs, ctx)
 
     def _violation(
         self,
@@ -116,16 +116,12 @@ class ContactAfterDeath(ViolationDetector):
     def snapshot(self) -> dict[str, Any]:
         return {
             "deaths": {p: list(v) for p, v in self.deaths.items()},
-            "recent": {p: [list(c) for c in lst] for p, lst in self.recent.items()},
+            "pending": [list(c) for c in self._pending],
             "reported": sorted(self.reported),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
-        self.recent = {
-            p: [(float(t), i, ty, r, a) for t, i, ty, r, a in lst]
-            for p, lst in state["recent"].items()
-        }
-        self._expiry = [(c[0], p, c[1]) for p, lst in self.recent.items() for c in lst]
-        heapq.heapify(self._expiry)
+        self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
+        heapq.heapify(self._pending)
         self.reported = set(state["reported"])

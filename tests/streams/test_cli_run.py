@@ -1,0 +1,149 @@
+"""The ``carewatch run`` command end to end, through ``main()`` as the console script
+calls it, on files in a temporary directory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.cli import main
+from tests.detectors.helpers import at
+
+
+def line(**obj: object) -> str:
+    return json.dumps(obj) + "\n"
+
+
+GOOD = [
+    line(id="1", type="order.placed", time=at(0), patient="P1", refs={"order": "O1"},
+         attrs={"priority": "stat", "site": "north"}),
+    line(id="2", type="result.reported", time=at(0.5), patient="P1", refs={"order": "O1"},
+         attrs={"critical": True}),
+    line(id="3", type="order.placed", time=at(0), patient="P2", refs={"order": "O2"},
+         attrs={"priority": "stat"}),
+    line(id="4", type="order.placed", time=at(1), patient="P3", refs={"order": "O3"},
+         attrs={"priority": "routine"}),
+    line(id="5", type="encounter.discharged", time=at(2), patient="P4", refs={"encounter": "E1"}),
+]
+BAD = [
+    "{not json\n",
+    line(id="6", type="order.placed", time="2026-03-02T09:00:00", refs={"order": "O9"}),
+    line(type="order.placed", time=at(0)),
+    "[1, 2]\n",
+]
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_run_writes_the_four_files_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "events.jsonl"
+    src.write_text("".join(GOOD[:2] + BAD[:2] + GOOD[2:] + BAD[2:]))
+    out = tmp_path / "out"
+    code = main(["run", str(src), "--out", str(out), "--as-of", at(3), "--quiet"])
+    assert code == 0
+    failures = read(out / "failures.jsonl")
+    outcomes = read(out / "outcomes.jsonl")
+    still_open = read(out / "open.jsonl")
+    rejected = read(out / "rejected.jsonl")
+
+    assert {(f["detector"], f["refs"].get("order"), f["status"]) for f in failures} == {
+        ("result-overdue", "O2", "missed"),
+        ("result-unacknowledged", "O1", "missed"),
+    }
+    o2 = next(f for f in failures if f["refs"].get("order") == "O2")
+    assert o2["patient"] == "P2"
+    assert o2["due_at"] == "2026-03-02T10:00:00+00:00"
+    # declared when the last event (11:00) moved the watermark to 10:50
+    assert o2["detected_at"] == "2026-03-02T10:50:00+00:00"
+    assert "Order O2" in o2["summary"] and "overdue" in o2["summary"]
+    assert {o["outcome"] for o in outcomes} == {"met", "missed"}
+    assert {(o["detector"], o["key"]) for o in still_open} == {
+        ("result-overdue", "O3"), ("discharge-summary-overdue", "E1"),
+    }
+    assert [(r["origin"], r["location"], r["code"]) for r in rejected] == [
+        (str(src), 3, "not_json"), (str(src), 4, "contract"),
+        (str(src), 8, "contract"), (str(src), 9, "contract"),
+    ]
+    assert "no UTC offset" in rejected[1]["reason"]
+    assert "id is missing" in rejected[2]["reason"]
+
+    printed = capsys.readouterr().out
+    assert "result-overdue" in printed and "failure rate" in printed
+    assert "5 events" in printed and "4 rejected" in printed
+
+
+def test_stdin_and_gzip_inputs_give_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+    import sys
+
+    gz = tmp_path / "events.jsonl.gz"
+    with gzip.open(gz, "wt") as f:
+        f.write("".join(GOOD))
+    assert main(["run", str(gz), "--out", str(tmp_path / "a"), "--as-of", at(3), "--quiet"]) == 0
+    stdin = io.TextIOWrapper(io.BytesIO("".join(GOOD).encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["run", "-", "--out", str(tmp_path / "b"), "--as-of", at(3), "--quiet"]) == 0
+    for name in ("failures.jsonl", "outcomes.jsonl", "open.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert read(tmp_path / "a" / "failures.jsonl")
+
+
+def test_same_input_same_bytes(tmp_path: Path) -> None:
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    for d in ("x", "y"):
+        main(["run", str(src), "--out", str(tmp_path / d), "--as-of", at(3), "--quiet"])
+    assert (tmp_path / "x" / "outcomes.jsonl").read_bytes() == (tmp_path / "y" / "outcomes.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["run", "{missing}"], "does not exist"),
+        (["run", "{src}", "--as-of", "yesterday"], "--as-of"),
+        (["run", "{src}", "--as-of", "2026-03-02T09:00:00"], "no UTC offset"),
+        (["run", "{src}", "--allowed-lateness", "ten minutes"], "not a duration"),
+        (["run", "{src}", "--rules", "{missing}"], "cannot read rules file"),
+    ],
+)
+def test_unusable_arguments_give_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    args = [a.format(src=src, missing=tmp_path / "missing.jsonl") for a in argv]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("carewatch run: error: ") and words in err
+    assert len(err.splitlines()) == 1
+
+
+def test_rules_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text("detectors:\n  clinic-overbooked: off\n")
+    assert main(["rules", "check", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out and "off  clinic-overbooked" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors:\n  result-overdue:\n    stat: whenever\n")
+    assert main(["rules", "check", str(bad)]) == 2
+    assert f"{bad}:3:" in capsys.readouterr().err
+
+
+def test_example_rules_file_in_the_docs_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "rules.example.yaml"
+    assert main(["rules", "check", str(example)]) == 0
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "run" in capsys.readouterr().out
