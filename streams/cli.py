@@ -18,7 +18,12 @@ __all__ = ["main"]
 
 # name -> (module, one-line help). Modules are imported lazily so `carewatch --help`
 # stays fast and a broken optional dependency only affects its own sub-command.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": (
+        "streams.generate",
+        "write synthetic hospital traffic and its exact expected outcomes",
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
