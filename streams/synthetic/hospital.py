@@ -85,7 +85,7 @@ LAB_TESTS: tuple[LabTest, ...] = (
 )
 
 #: Outpatient clinics of a ``medium`` hospital (about 2,000 appointments a weekday).
-MEDIUM_CLINICS = 136
+MEDIUM_CLINICS = 150
 #: Patients known to a ``medium`` hospital.
 MEDIUM_PATIENTS = 300_000
 
