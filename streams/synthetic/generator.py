@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from random import Random
 from typing import Any
 
 from streams.synthetic.appointments import generate_appointments
@@ -43,7 +44,7 @@ def generate(config: GeneratorConfig) -> Generated:
         days=config.days,
         scale=scale,
         rates=config.rates,
-        hospital=build_hospital(scale, _hospital_rng(config.seed)),
+        hospital=build_hospital(scale, Random(f"{config.seed}:hospital")),
     )
     generate_appointments(run)
     generate_deaths(run)  # books into sessions too, so before the sessions are closed
@@ -58,9 +59,3 @@ def generate_events(config: GeneratorConfig) -> tuple[list[dict[str, Any]], list
     expected outcome records. No delivery faults."""
     result = generate(config)
     return result.events, result.truth
-
-
-def _hospital_rng(seed: int) -> Any:
-    from random import Random
-
-    return Random(f"{seed}:hospital")

@@ -60,3 +60,23 @@ def test_opening_events_carry_their_key_and_slicing_attrs(small_week: Generated)
             )
     kinds = Counter(e["type"] for e in small_week.events)
     assert set(kinds) == BUILTIN_TYPES
+
+
+def test_public_api_is_declared() -> None:
+    import streams.synthetic as api
+
+    assert set(api.__all__) == {
+        "DEFAULT_START",
+        "FAILURE_PRESETS",
+        "SCALES",
+        "DeliveryFaults",
+        "FailureRates",
+        "Generated",
+        "GeneratorConfig",
+        "deliver",
+        "failure_id",
+        "generate",
+        "generate_events",
+    }
+    for name in api.__all__:
+        assert getattr(api, name) is not None
