@@ -162,8 +162,9 @@ def main(args: argparse.Namespace) -> int:
     )
     config.validate()
     faults.validate()
-    if args.truth and args.truth == args.out and args.out != "-":
-        raise ConfigError("--truth and --out name the same file")
+    if args.truth and args.truth == (args.out or "-"):
+        where = "stdout" if args.truth == "-" else "the same file"
+        raise ConfigError(f"--truth and --out both go to {where}; give them different paths")
     began = time.perf_counter()
     say = _reporter(args.quiet)
     say(f"{config.days} day(s) from {config.start}, {config.scale} scale, seed {config.seed}")

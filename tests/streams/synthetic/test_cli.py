@@ -144,6 +144,7 @@ def test_help_mentions_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["--days", "0"], "--days"),
         (["--shuffle-within", "soon"], "not a duration"),
+        (["--truth", "-"], "both go to stdout"),
     ],
 )
 def test_bad_settings_are_one_line_errors(
