@@ -21,6 +21,10 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("streams.commands.run", "run the detectors over event files (embedded, no Kafka)"),
     "rules": ("streams.commands.rules", "check a rules file"),
+    "generate": (
+        "streams.commands.generate",
+        "write synthetic hospital traffic and its exact expected outcomes",
+    ),
 }
 
 

@@ -32,8 +32,12 @@ rules:
 def test_defaults_have_every_builtin_on() -> None:
     s = parse_settings("")
     assert [d.name for d in s.detectors] == [
-        "reschedule-notice", "result-overdue", "result-unacknowledged",
-        "discharge-summary-overdue", "clinic-letter-overdue", "clinic-overbooked",
+        "reschedule-notice",
+        "result-overdue",
+        "result-unacknowledged",
+        "discharge-summary-overdue",
+        "clinic-letter-overdue",
+        "clinic-overbooked",
         "contact-after-death",
     ]
     assert (s.allowed_lateness, s.late_retention) == (600.0, 30 * 86400.0)
@@ -51,24 +55,31 @@ def test_custom_rule_switches_and_engine_settings() -> None:
 
 def test_custom_rule_runs_like_a_builtin() -> None:
     def triage(enc: str, site: str, suspected: bool = True) -> object:
-        return ev("triage.completed", at(0), refs={"encounter": enc},
-                  attrs={"sepsis_suspected": suspected, "site": site})
+        return ev(
+            "triage.completed",
+            at(0),
+            refs={"encounter": enc},
+            attrs={"sepsis_suspected": suspected, "site": site},
+        )
 
     def abx(enc: str, hours: float, cls: str = "antibiotic") -> object:
         return ev("medication.given", at(hours), refs={"encounter": enc}, attrs={"class": cls})
 
     events = [
-        triage("E1", "south"), abx("E1", 0.9),          # met (1h)
-        triage("E2", "north"), abx("E2", 0.9),          # late (45m at north)
-        triage("E3", "south"), abx("E3", 0.5, "fluids"),  # missed: not an antibiotic
-        triage("E4", "south", suspected=False),          # not an opportunity
+        triage("E1", "south"),
+        abx("E1", 0.9),  # met (1h)
+        triage("E2", "north"),
+        abx("E2", 0.9),  # late (45m at north)
+        triage("E3", "south"),
+        abx("E3", 0.5, "fluids"),  # missed: not an antibiotic
+        triage("E4", "south", suspected=False),  # not an opportunity
         triage("E5", "south"),
         ev("encounter.discharged", at(0.5), refs={"encounter": "E5"}),  # void
     ]
     out = run_events(events, rules=SEPSIS, as_of=FAR)
     got = {o.key: o.outcome for o in out.by_detector("sepsis-antibiotics")}
     assert got == {"E1": "met", "E2": "late", "E3": "missed", "E5": "void"}
-    e3 = [o for o in out.by_detector("sepsis-antibiotics") if o.key == "E3"][0]
+    e3 = next(o for o in out.by_detector("sepsis-antibiotics") if o.key == "E3")
     assert e3.due_at == epoch(1)
     assert e3.summary.startswith("Sepsis suspected at triage in encounter E3")
 
@@ -81,10 +92,16 @@ def test_custom_rule_runs_like_a_builtin() -> None:
         ("engine:\n  lateness: 5m\n", 2, "unknown key 'lateness'"),
         ("detectors:\n  result-overdue:\n    statt: 1h\n", 3, "unknown key 'statt'"),
         ("rules:\n  - name: x\n    key: order\n    when: a\n    expect: b\n", 2, "needs 'within'"),
-        ("rules:\n  - name: result-overdue\n    key: o\n    when: a\n    expect: b\n    within: 1h\n",
-         2, "already used"),
-        ("rules:\n  - name: x\n    key: o\n    when: [3]\n    expect: b\n    within: 1h\n", 4,
-         "event type"),
+        (
+            "rules:\n  - name: result-overdue\n    key: o\n    when: a\n    expect: b\n    within: 1h\n",
+            2,
+            "already used",
+        ),
+        (
+            "rules:\n  - name: x\n    key: o\n    when: [3]\n    expect: b\n    within: 1h\n",
+            4,
+            "event type",
+        ),
         ("detectors:\n  result-overdue:\n    overrides:\n      - stat: 1h\n", 4, "needs 'when"),
         ("detectors: [1, 2\n", 2, "not valid YAML"),
         ("a: 1\na: 2\n", 2, "given twice"),

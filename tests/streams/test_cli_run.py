@@ -18,14 +18,38 @@ def line(**obj: object) -> str:
 
 
 GOOD = [
-    line(id="1", type="order.placed", time=at(0), patient="P1", refs={"order": "O1"},
-         attrs={"priority": "stat", "site": "north"}),
-    line(id="2", type="result.reported", time=at(0.5), patient="P1", refs={"order": "O1"},
-         attrs={"critical": True}),
-    line(id="3", type="order.placed", time=at(0), patient="P2", refs={"order": "O2"},
-         attrs={"priority": "stat"}),
-    line(id="4", type="order.placed", time=at(1), patient="P3", refs={"order": "O3"},
-         attrs={"priority": "routine"}),
+    line(
+        id="1",
+        type="order.placed",
+        time=at(0),
+        patient="P1",
+        refs={"order": "O1"},
+        attrs={"priority": "stat", "site": "north"},
+    ),
+    line(
+        id="2",
+        type="result.reported",
+        time=at(0.5),
+        patient="P1",
+        refs={"order": "O1"},
+        attrs={"critical": True},
+    ),
+    line(
+        id="3",
+        type="order.placed",
+        time=at(0),
+        patient="P2",
+        refs={"order": "O2"},
+        attrs={"priority": "stat"},
+    ),
+    line(
+        id="4",
+        type="order.placed",
+        time=at(1),
+        patient="P3",
+        refs={"order": "O3"},
+        attrs={"priority": "routine"},
+    ),
     line(id="5", type="encounter.discharged", time=at(2), patient="P4", refs={"encounter": "E1"}),
 ]
 BAD = [
@@ -40,7 +64,9 @@ def read(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
-def test_run_writes_the_four_files_and_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_writes_the_four_files_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "events.jsonl"
     src.write_text("".join(GOOD[:2] + BAD[:2] + GOOD[2:] + BAD[2:]))
     out = tmp_path / "out"
@@ -63,11 +89,14 @@ def test_run_writes_the_four_files_and_a_summary(tmp_path: Path, capsys: pytest.
     assert "Order O2" in o2["summary"] and "overdue" in o2["summary"]
     assert {o["outcome"] for o in outcomes} == {"met", "missed"}
     assert {(o["detector"], o["key"]) for o in still_open} == {
-        ("result-overdue", "O3"), ("discharge-summary-overdue", "E1"),
+        ("result-overdue", "O3"),
+        ("discharge-summary-overdue", "E1"),
     }
     assert [(r["origin"], r["location"], r["code"]) for r in rejected] == [
-        (str(src), 3, "not_json"), (str(src), 4, "contract"),
-        (str(src), 8, "contract"), (str(src), 9, "contract"),
+        (str(src), 3, "not_json"),
+        (str(src), 4, "contract"),
+        (str(src), 8, "contract"),
+        (str(src), 9, "contract"),
     ]
     assert "no UTC offset" in rejected[1]["reason"]
     assert "id is missing" in rejected[2]["reason"]
@@ -100,7 +129,9 @@ def test_same_input_same_bytes(tmp_path: Path) -> None:
     src.write_text("".join(GOOD))
     for d in ("x", "y"):
         main(["run", str(src), "--out", str(tmp_path / d), "--as-of", at(3), "--quiet"])
-    assert (tmp_path / "x" / "outcomes.jsonl").read_bytes() == (tmp_path / "y" / "outcomes.jsonl").read_bytes()
+    assert (tmp_path / "x" / "outcomes.jsonl").read_bytes() == (
+        tmp_path / "y" / "outcomes.jsonl"
+    ).read_bytes()
 
 
 @pytest.mark.parametrize(
