@@ -43,11 +43,22 @@ def human_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%a %d %b %Y %H:%M UTC")
 
 
-class _Names(dict[str, str]):
-    """Refs for summary templates; a missing ref reads as ``?`` instead of failing."""
+class _Names:
+    """What summary templates may name: the refs, the key, then the attrs; anything
+    missing reads as ``?`` instead of failing."""
 
-    def __missing__(self, key: str) -> str:
-        return "?"
+    __slots__ = ("o",)
+
+    def __init__(self, o: Outcome) -> None:
+        self.o = o
+
+    def __getitem__(self, name: str) -> str:
+        o = self.o
+        if name in o.refs:
+            return o.refs[name]
+        if name == "key":
+            return o.key
+        return str(o.attrs.get(name, "?"))
 
 
 class Context(Protocol):
@@ -151,14 +162,15 @@ class ExpectationDetector(Detector):
 
     def summary(self, o: Outcome) -> str:
         """One plain sentence for an operations person."""
-        names = _Names({k: str(v) for k, v in o.attrs.items()}, **o.refs, key=o.key)
+        names = _Names(o)
         what = self.opened_words.format_map(names)
         expected = self.expected_words.format_map(names)
-        due = human_time(o.due_at) if o.due_at is not None else "the deadline"
+        # met and void are most records and rarely read: keep them short and cheap
         if o.outcome == "met":
-            return f"{what} at {human_time(o.opened_at)}; {expected} in time."
+            return f"{what}; {expected} in time."
         if o.outcome == "void":
-            return f"{what} at {human_time(o.opened_at)}; no longer expected (voided)."
+            return f"{what}; no longer expected (voided)."
+        due = human_time(o.due_at) if o.due_at is not None else "the deadline"
         if o.outcome == "late" and o.closed_at is not None and o.due_at is not None:
             late_by = format_duration(o.closed_at - o.due_at)
             return f"{what} at {human_time(o.opened_at)}; {expected} came {late_by} after {due}."

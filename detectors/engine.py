@@ -38,6 +38,9 @@ NEG_INF = float("-inf")
 
 OutcomeSink = Callable[[Outcome], None]
 
+#: Watermark progress (seconds) between housekeeping rounds (see ``Engine._housekeeping``).
+HOUSEKEEPING_STEP = 30.0
+
 # Routing roles.
 _OPEN, _CLOSE, _VOID, _OTHER = 0, 1, 2, 3
 
@@ -165,11 +168,16 @@ class Engine:
             self._tokens[(d.name, _CLOSE)] = {}
             self._tokens[(d.name, _VOID)] = {}
         self._heap: list[tuple[float, int, _Expectation]] = []
-        self._token_heap: list[tuple[float, int, str, int, str, str]] = []
+        # tokens in arrival order, for pruning: arrival order is time order up to the
+        # allowed lateness, so a token may outlive the watermark a little (harmless)
+        self._token_order: deque[tuple[float, dict[str, list[tuple[float, str]]], str, str]] = (
+            deque()
+        )
         self._seq = 0
         self._seen: dict[str, float] = {}
         self._seen_order: deque[tuple[float, str]] = deque()
         self._fire_now = False
+        self._next_housekeeping = NEG_INF
 
     # ------------------------------------------------------------------ input
 
@@ -218,6 +226,7 @@ class Engine:
         everything due by then. Used for ``--as-of`` and by live-mode ticks."""
         if time > self.watermark:
             self._advance(time)
+        self._housekeeping(self.watermark)
 
     # ----------------------------------------------------------- expectations
 
@@ -282,8 +291,7 @@ class Engine:
                 toks[key] = [(t, ev.id)]
             else:
                 lst.append((t, ev.id))
-            self._seq += 1
-            heapq.heappush(self._token_heap, (t, self._seq, det.name, role, key, ev.id))
+            self._token_order.append((t, toks, key, ev.id))
 
     def _wake_time(self, exp: _Expectation) -> float:
         first = exp.b if exp.b <= exp.z else exp.z
@@ -310,10 +318,17 @@ class Engine:
                 continue  # a stale entry: the opportunity was rescheduled or decided
             exp.wake = INF
             self._resolve(exp, wm)
-        th = self._token_heap
-        while th and th[0][0] < wm:
-            tt, _, name, role, key, tid = heapq.heappop(th)
-            toks = self._tokens[(name, role)]
+        if wm >= self._next_housekeeping:
+            self._housekeeping(wm)
+
+    def _housekeeping(self, wm: float) -> None:
+        """Forget tokens and event ids the watermark has passed, and let the violation
+        detectors catch up. Done in steps of ``HOUSEKEEPING_STEP`` seconds of watermark,
+        not per event: it only decides *when* those things happen, never *what*."""
+        self._next_housekeeping = wm + HOUSEKEEPING_STEP
+        order = self._token_order
+        while order and order[0][0] < wm:
+            tt, toks, key, tid = order.popleft()
             lst = toks.get(key)
             if lst is not None:
                 with contextlib.suppress(ValueError):
@@ -321,10 +336,10 @@ class Engine:
                 if not lst:
                     del toks[key]
         cutoff = wm - self.dedupe_window
-        order = self._seen_order
+        seen_order = self._seen_order
         seen = self._seen
-        while order and order[0][0] < cutoff:
-            tt, eid = order.popleft()
+        while seen_order and seen_order[0][0] < cutoff:
+            tt, eid = seen_order.popleft()
             if seen.get(eid) == tt:
                 del seen[eid]
         for det in self._vio:
@@ -426,6 +441,7 @@ class Engine:
         """Opportunities not yet decided, as records with outcome ``open`` (sorted)."""
         out: list[Outcome] = []
         wm = self.watermark
+        self._housekeeping(wm)  # let violation detectors decide what the watermark passed
         for by_key in self._open.values():
             for lst in by_key.values():
                 for exp in lst:
@@ -518,12 +534,13 @@ class Engine:
             self._schedule(e)
         for toks in self._tokens.values():
             toks.clear()
-        self._token_heap = []
-        for name, role, key, tt, tid in state["tokens"]:
-            if (name, role) in self._tokens:
-                self._tokens[(name, role)].setdefault(key, []).append((tt, tid))
-                self._seq += 1
-                heapq.heappush(self._token_heap, (tt, self._seq, name, role, key, tid))
+        self._token_order = deque()
+        for name, role, key, tt, tid in sorted(state["tokens"], key=lambda x: x[3]):
+            found = self._tokens.get((name, role))
+            if found is not None:
+                toks = found
+                toks.setdefault(key, []).append((tt, tid))
+                self._token_order.append((tt, toks, key, tid))
         self._seen = {}
         self._seen_order = deque()
         for tt, eid in state["seen"]:

@@ -60,6 +60,7 @@ class ClinicOverbooked(ViolationDetector):
         self.where: dict[str, str] = {}  # appointment -> session it is booked in
         self.decided: dict[str, float] = {}  # session -> start, for sessions already decided
         self._pending: list[tuple[float, int, str, Any]] = []
+        self._forget: list[tuple[float, str]] = []  # (start, session) of decided sessions
 
     @property
     def reads(self) -> frozenset[str]:
@@ -89,10 +90,11 @@ class ClinicOverbooked(ViolationDetector):
                 self._apply(payload, ctx)
             else:
                 self._decide(ident, payload, ctx)
-        if self.decided:
-            cutoff = wm - self.retention
-            for sid in [s for s, start in self.decided.items() if start < cutoff]:
-                del self.decided[sid]
+        forget = self._forget
+        cutoff = wm - self.retention
+        while forget and forget[0][0] < cutoff:
+            _, sid = heapq.heappop(forget)
+            self.decided.pop(sid, None)
 
     # -- applying events in event-time order
 
@@ -187,6 +189,7 @@ class ClinicOverbooked(ViolationDetector):
             if self.where.get(appt) == sid:
                 del self.where[appt]
         self.decided[sid] = start
+        heapq.heappush(self._forget, (start, sid))
         if s.over or s.capacity is None:
             return
         ctx.emit(self._met(s, ctx.watermark))
@@ -248,6 +251,8 @@ class ClinicOverbooked(ViolationDetector):
             self.sessions[sid] = s
         self.where = dict(state["where"])
         self.decided = {k: float(v) for k, v in state["decided"].items()}
+        self._forget = [(start, sid) for sid, start in self.decided.items()]
+        heapq.heapify(self._forget)
         self._pending = [
             (t, kind, ident, event_from_dict(p) if kind == _EVENT else p)
             for t, kind, ident, p in state["pending"]

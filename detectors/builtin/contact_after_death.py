@@ -9,7 +9,7 @@ death message with an earlier time is in.
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -35,8 +35,10 @@ class ContactAfterDeath(ViolationDetector):
         # patient -> (time of death, death event id): the earliest known
         self.deaths: dict[str, tuple[float, str]] = {}
         # contacts waiting for the watermark to pass them, so that every death message
-        # with an earlier time has arrived: (time, id, patient, type, refs, attrs)
-        self._pending: list[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = []
+        # with an earlier time has arrived: (time, id, patient, type, refs, attrs), in
+        # arrival order (time order up to the lateness: judging one a little later than
+        # strictly needed changes nothing but when it is reported)
+        self._pending: deque[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = deque()
         self.reported: set[str] = set()
 
     @property
@@ -56,13 +58,13 @@ class ContactAfterDeath(ViolationDetector):
         if event.time < ctx.watermark:
             self._check(item, ctx)  # beyond the allowed lateness: decide now
         else:
-            heapq.heappush(self._pending, item)
+            self._pending.append(item)
 
     def on_watermark(self, ctx: Context) -> None:
         pending = self._pending
         wm = ctx.watermark
         while pending and pending[0][0] <= wm:
-            self._check(heapq.heappop(pending), ctx)
+            self._check(pending.popleft(), ctx)
 
     def open_count(self) -> int:
         return 0  # pending contacts are not opportunities until a death makes them one
@@ -122,6 +124,5 @@ class ContactAfterDeath(ViolationDetector):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
-        self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
-        heapq.heapify(self._pending)
+        self._pending = deque((float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"])
         self.reported = set(state["reported"])
