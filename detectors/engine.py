@@ -57,6 +57,24 @@ class EngineStats:
     outcomes: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
+class _DetState:
+    """An expectation detector's state, reached straight from the routing table."""
+
+    __slots__ = ("close_tokens", "det", "open", "void_tokens")
+
+    def __init__(
+        self,
+        det: ExpectationDetector,
+        open_: dict[str, list[_Expectation]],
+        close_tokens: dict[str, list[tuple[float, str]]],
+        void_tokens: dict[str, list[tuple[float, str]]],
+    ) -> None:
+        self.det = det
+        self.open = open_
+        self.close_tokens = close_tokens
+        self.void_tokens = void_tokens
+
+
 class _Expectation:
     """One open (or missed-but-still-watched) opportunity of an expectation rule."""
 
@@ -142,23 +160,16 @@ class Engine:
 
         self._exp: list[ExpectationDetector] = []
         self._vio: list[ViolationDetector] = []
-        self._routes: dict[str, list[tuple[int, Detector]]] = {}
+        self._routes: dict[str, list[tuple[int, Any, _DetState | None]]] = {}
         for d in self.detectors:
             self.stats.opened[d.name] = 0
             self.stats.open_now[d.name] = 0
             if isinstance(d, ExpectationDetector):
                 self._exp.append(d)
-                for role, types in ((_OPEN, d.opens), (_CLOSE, d.closes), (_VOID, d.voids)):
-                    for t in types:
-                        self._routes.setdefault(t, []).append((role, d))
             elif isinstance(d, ViolationDetector):
                 self._vio.append(d)
-                for t in d.reads:
-                    self._routes.setdefault(t, []).append((_OTHER, d))
             else:
                 raise ConfigError(f"{d!r} is neither an expectation nor a violation detector")
-        self.known_types = frozenset(self._routes)
-
         # det name -> key -> opportunities (open or missed-and-watched)
         self._open: dict[str, dict[str, list[_Expectation]]] = {d.name: {} for d in self._exp}
         # (det name, role) -> key -> [(time, event id)] closing/voiding events kept for
@@ -167,6 +178,23 @@ class Engine:
         for d in self._exp:
             self._tokens[(d.name, _CLOSE)] = {}
             self._tokens[(d.name, _VOID)] = {}
+        # The routing table: event type -> (role, detector, its state). Built once, so an
+        # event costs only what its readers do. State dicts are shared, never replaced.
+        for d in self.detectors:
+            if isinstance(d, ExpectationDetector):
+                st = _DetState(
+                    d,
+                    self._open[d.name],
+                    self._tokens[(d.name, _CLOSE)],
+                    self._tokens[(d.name, _VOID)],
+                )
+                for role, types in ((_OPEN, d.opens), (_CLOSE, d.closes), (_VOID, d.voids)):
+                    for t in types:
+                        self._routes.setdefault(t, []).append((role, d, st))
+            else:
+                for t in d.reads:
+                    self._routes.setdefault(t, []).append((_OTHER, d, None))
+        self.known_types = frozenset(self._routes)
         self._heap: list[tuple[float, int, _Expectation]] = []
         # tokens in arrival order, for pruning: arrival order is time order up to the
         # allowed lateness, so a token may outlive the watermark a little (harmless)
@@ -178,6 +206,7 @@ class Engine:
         self._seen_order: deque[tuple[float, str]] = deque()
         self._fire_now = False
         self._next_housekeeping = NEG_INF
+        self._stale = 0  # heap entries known to be stale
 
     # ------------------------------------------------------------------ input
 
@@ -199,13 +228,13 @@ class Engine:
         if t < self.watermark:
             self.stats.late_events += 1
         if routes is not None:
-            for role, det in routes:
+            for role, det, st in routes:
                 if role == _OPEN:
-                    self._on_open(det, ev)  # type: ignore[arg-type]
+                    self._on_open(det, st, ev)  # type: ignore[arg-type]
                 elif role == _OTHER:
-                    det.on_event(ev, self)  # type: ignore[attr-defined]
+                    det.on_event(ev, self)
                 else:
-                    self._on_close(det, ev, role)  # type: ignore[arg-type]
+                    self._on_close(det, st, ev, role)  # type: ignore[arg-type]
         if t > self.max_time:
             self.max_time = t
             wm = t - self.allowed_lateness
@@ -230,7 +259,7 @@ class Engine:
 
     # ----------------------------------------------------------- expectations
 
-    def _on_open(self, det: ExpectationDetector, ev: Event) -> None:
+    def _on_open(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
         due = det.deadline(ev)
         if due is None:
             return
@@ -239,17 +268,17 @@ class Engine:
             return
         t_a = ev.time
         exp = _Expectation(det, key, ev.id, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev))
-        toks = self._tokens[(det.name, _CLOSE)].get(key)
+        toks = st.close_tokens.get(key)
         if toks:
             for tt, tid in toks:
                 if t_a <= tt and (tt, tid) < (exp.b, exp.b_id):
                     exp.b, exp.b_id = tt, tid
-        toks = self._tokens[(det.name, _VOID)].get(key)
+        toks = st.void_tokens.get(key)
         if toks:
             for tt, tid in toks:
                 if t_a <= tt and (tt, tid) < (exp.z, exp.z_id):
                     exp.z, exp.z_id = tt, tid
-        by_key = self._open[det.name]
+        by_key = st.open
         lst = by_key.get(key)
         if lst is None:
             by_key[key] = [exp]
@@ -260,7 +289,7 @@ class Engine:
         self.stats.open_now[name] += 1
         self._schedule(exp)
 
-    def _on_close(self, det: ExpectationDetector, ev: Event, role: int) -> None:
+    def _on_close(self, det: ExpectationDetector, st: _DetState, ev: Event, role: int) -> None:
         if role == _CLOSE:
             if not det.is_close(ev):
                 return
@@ -270,7 +299,7 @@ class Engine:
         if key is None:
             return
         t = ev.time
-        exps = self._open[det.name].get(key)
+        exps = st.open.get(key)
         if exps:
             eid = ev.id
             for exp in exps:
@@ -285,7 +314,7 @@ class Engine:
                         exp.z, exp.z_id = t, eid
                         self._schedule(exp)
         if t >= self.watermark:
-            toks = self._tokens[(det.name, role)]
+            toks = st.close_tokens if role == _CLOSE else st.void_tokens
             lst = toks.get(key)
             if lst is None:
                 toks[key] = [(t, ev.id)]
@@ -302,6 +331,8 @@ class Engine:
     def _schedule(self, exp: _Expectation) -> None:
         wake = self._wake_time(exp)
         if wake < exp.wake:
+            if exp.wake != INF:
+                self._stale += 1  # its earlier heap entry is now stale
             exp.wake = wake
             self._seq += 1
             heapq.heappush(self._heap, (wake, self._seq, exp))
@@ -315,6 +346,7 @@ class Engine:
         while heap and heap[0][0] <= wm:
             wake, _, exp = heapq.heappop(heap)
             if exp.done or exp.wake != wake:
+                self._stale -= 1
                 continue  # a stale entry: the opportunity was rescheduled or decided
             exp.wake = INF
             self._resolve(exp, wm)
@@ -326,6 +358,12 @@ class Engine:
         detectors catch up. Done in steps of ``HOUSEKEEPING_STEP`` seconds of watermark,
         not per event: it only decides *when* those things happen, never *what*."""
         self._next_housekeeping = wm + HOUSEKEEPING_STEP
+        if self._stale > 4096 and 2 * self._stale > len(self._heap):
+            # Stale entries keep decided opportunities (and their refs) alive until their
+            # old wake time, weeks away for long deadlines: rebuild the heap without them.
+            self._heap = [e for e in self._heap if not e[2].done and e[2].wake == e[0]]
+            heapq.heapify(self._heap)
+            self._stale = 0
         order = self._token_order
         while order and order[0][0] < wm:
             tt, toks, key, tid = order.popleft()
@@ -383,6 +421,8 @@ class Engine:
         self._drop(exp)
 
     def _drop(self, exp: _Expectation) -> None:
+        if exp.wake != INF:
+            self._stale += 1
         exp.done = True
         by_key = self._open[exp.det.name]
         lst = by_key.get(exp.key)
@@ -520,8 +560,10 @@ class Engine:
         self.watermark = g(state["watermark"], NEG_INF)
         self.max_time = g(state["max_time"], NEG_INF)
         by_name = {d.name: d for d in self._exp}
-        self._open = {d.name: {} for d in self._exp}
+        for by_key in self._open.values():
+            by_key.clear()  # cleared in place: the routing table holds these dicts
         self._heap = []
+        self._stale = 0
         for name, key, eid, t_a, due, patient, refs, attrs, b, b_id, z, z_id, missed in state[
             "expectations"
         ]:

@@ -1,20 +1,26 @@
-"""The embedded runner: events in, outcome files out, no broker.
+"""The embedded runner: events in, outcome records out, no broker.
 
-Reads inputs in order, feeds the engine, and at the end writes (into ``out_dir``):
-``failures.jsonl`` (the latest record of every failure, including withdrawn ones),
-``outcomes.jsonl`` (every decided opportunity), ``open.jsonl`` (undecided ones) and
-``rejected.jsonl`` (the dead letter). Records are sorted by (detector, failure_id), so
-the same events always give the same files.
+``Runner`` feeds events to an engine and hands every record to a sink:
+
+- ``FileSink`` streams into a directory: ``outcomes.jsonl`` (every decided opportunity,
+  in the order decided), ``failures.jsonl`` (every failure, including withdrawn ones),
+  ``open.jsonl`` (undecided at the end) and ``rejected.jsonl`` (the dead letter). Only
+  ``missed`` records wait in memory (one may still turn ``late``): memory stays flat
+  however long the input.
+- ``MemorySink`` keeps the latest record per ``failure_id``, for tests, the batch oracle
+  and anyone embedding Carewatch in Python.
+
+The same input in the same order always gives the same bytes.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -24,50 +30,158 @@ from detectors.records import FAILURE_OUTCOMES, Outcome
 from detectors.rules import Settings
 from streams.deadletter import Rejected
 
-__all__ = ["RunResult", "Runner", "format_summary", "summary_rows"]
+__all__ = [
+    "FileSink",
+    "MemorySink",
+    "RunSummary",
+    "Runner",
+    "Sink",
+    "format_summary",
+    "stderr_progress",
+]
 
 ProgressFn = Callable[[str], None]
+_COLUMNS = ("met", "late", "missed", "void", "violation")
 
 
 @dataclass
-class RunResult:
-    """What a run produced. ``outcomes`` holds the latest record per opportunity."""
+class RunSummary:
+    """Counts of a finished run. ``tally`` maps (detector, outcome) to latest records."""
 
-    outcomes: dict[str, Outcome]
-    open: list[Outcome]
-    rejected: list[Rejected]
+    detectors: list[str]
+    tally: dict[tuple[str, str], int]
+    open: dict[str, int]
     events: int
     duplicates: int
+    rejected: int
     watermark: float
-    detectors: list[str]
     files: dict[str, Path] = field(default_factory=dict)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Per detector: each outcome, decided opportunities, open, failures, failure rate."""
+        names = list(self.detectors)
+        names += sorted({d for d, _ in self.tally if d not in names})
+        out = []
+        for det in names:
+            row: dict[str, Any] = {k: self.tally.get((det, k), 0) for k in _COLUMNS}
+            row["opportunities"] = sum(row[k] for k in _COLUMNS)
+            row["open"] = self.open.get(det, 0)
+            failures = sum(row[k] for k in FAILURE_OUTCOMES)
+            row["failures"] = failures
+            row["failure_rate"] = failures / row["opportunities"] if row["opportunities"] else None
+            out.append({"detector": det, **row})
+        return out
+
+
+class Sink(Protocol):
+    """Where a runner's records go."""
+
+    def add(self, o: Outcome) -> None:
+        """Take a record; a later record with the same ``failure_id`` supersedes it."""
+
+    def reject(self, r: Rejected) -> None:
+        """Take a rejected input."""
+
+    def close(self, open_records: list[Outcome]) -> dict[tuple[str, str], int]:
+        """Flush; return the tally of latest records by (detector, outcome)."""
+
+
+class MemorySink:
+    """Keeps the latest record per ``failure_id`` and every reject, in memory."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Outcome] = {}
+        self.rejected: list[Rejected] = []
+        self.open: list[Outcome] = []
+
+    def add(self, o: Outcome) -> None:
+        self.latest[o.failure_id] = o
+
+    def reject(self, r: Rejected) -> None:
+        self.rejected.append(r)
+
+    def close(self, open_records: list[Outcome]) -> dict[tuple[str, str], int]:
+        self.open = open_records
+        tally: dict[tuple[str, str], int] = {}
+        for o in self.latest.values():
+            k = (o.detector, o.outcome)
+            tally[k] = tally.get(k, 0) + 1
+        return tally
+
     def failures(self) -> list[Outcome]:
-        """Records that are, or were, failures (latest version), canonically sorted."""
-        return sorted(
-            (o for o in self.outcomes.values() if o.failure_status is not None),
-            key=_canon,
-        )
+        """Records that are or were failures, sorted by (detector, failure_id)."""
+        found = [o for o in self.latest.values() if o.failure_status is not None]
+        return sorted(found, key=lambda o: (o.detector, o.failure_id))
 
 
-def _canon(o: Outcome) -> tuple[str, str]:
-    return (o.detector, o.failure_id)
+class FileSink:
+    """Streams records into ``out_dir`` (created if needed); see the module docstring."""
+
+    NAMES = ("failures", "outcomes", "open", "rejected")
+
+    def __init__(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.files = {name: out_dir / f"{name}.jsonl" for name in self.NAMES}
+        self._f = {name: path.open("wb") for name, path in self.files.items()}
+        self._missed: dict[str, Outcome] = {}
+        self._tally: dict[tuple[str, str], int] = {}
+        self._dumps = orjson.dumps
+
+    def add(self, o: Outcome) -> None:
+        if o.outcome == "missed" and o.amended_from is None:
+            self._missed[o.failure_id] = o  # may still turn late: written at the end
+            return
+        self._missed.pop(o.failure_id, None)
+        self._write(o)
+
+    def _write(self, o: Outcome) -> None:
+        k = (o.detector, o.outcome)
+        self._tally[k] = self._tally.get(k, 0) + 1
+        self._f["outcomes"].write(self._dumps(o.to_outcome_dict()) + b"\n")
+        if o.failure_status is not None:
+            self._f["failures"].write(self._dumps(o.to_failure_dict()) + b"\n")
+
+    def reject(self, r: Rejected) -> None:
+        self._f["rejected"].write(self._dumps(r.to_dict()) + b"\n")
+
+    def settle(self, before: float) -> None:
+        """Write the missed records whose deadline is before ``before`` (epoch seconds):
+        the engine no longer watches them, so they can no longer turn late."""
+        done = [o for o in self._missed.values() if o.due_at is not None and o.due_at < before]
+        for o in sorted(done, key=lambda o: (o.detected_at, o.failure_id)):
+            del self._missed[o.failure_id]
+            self._write(o)
+
+    def close(self, open_records: list[Outcome]) -> dict[tuple[str, str], int]:
+        for o in sorted(self._missed.values(), key=lambda o: (o.detected_at, o.failure_id)):
+            self._write(o)
+        self._missed.clear()
+        for o in open_records:
+            self._f["open"].write(self._dumps(o.to_outcome_dict()) + b"\n")
+        for f in self._f.values():
+            f.close()
+        return self._tally
 
 
 class Runner:
-    """Feeds events to an engine built from ``settings`` and collects what it says."""
+    """Feeds events to an engine built from ``settings``; records go to ``sink``.
+
+    ``allowed_lateness`` (seconds) overrides the rules file's setting.
+    """
 
     def __init__(
         self,
         settings: Settings,
+        sink: Sink | None = None,
         *,
         allowed_lateness: float | None = None,
         on_reject: Callable[[Rejected], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.outcomes: dict[str, Outcome] = {}
-        self.rejected: list[Rejected] = []
-        self._on_reject = on_reject
+        self.sink: Sink = sink if sink is not None else MemorySink()
+        self.on_reject = on_reject
+        self.rejected = 0
+        self.events = 0
         self.engine = Engine(
             settings.detectors,
             allowed_lateness=(
@@ -75,13 +189,9 @@ class Runner:
             ),
             late_retention=settings.late_retention,
             dedupe_window=settings.dedupe_window,
-            sink=self._keep,
+            sink=self.sink.add,
             site_labels=settings.site_labels,
         )
-        self.events = 0
-
-    def _keep(self, o: Outcome) -> None:
-        self.outcomes[o.failure_id] = o
 
     def feed(
         self,
@@ -89,94 +199,65 @@ class Runner:
         progress: ProgressFn | None = None,
         every: float = 2.0,
     ) -> None:
-        """Process events and collect rejects. ``progress`` gets a line every ``every`` s."""
+        """Process events and pass rejects on. ``progress`` gets a line every ``every`` s."""
         process = self.engine.process
         n = self.events
-        next_report = time.monotonic() + every if progress else float("inf")
+        start_n = n
         started = time.monotonic()
+        next_report = started + every if progress else float("inf")
         for rec in records:
             if type(rec) is Event:
                 process(rec)
                 n += 1
+                if n & 0xFFFF == 0:
+                    self._settle()
                 if n & 0xFFF == 0 and time.monotonic() >= next_report:
                     assert progress is not None
-                    rate = (n - self.events) / max(1e-9, time.monotonic() - started)
+                    rate = (n - start_n) / max(1e-9, time.monotonic() - started)
                     wm = self.engine.watermark
                     progress(
-                        f"{n:,} events ({rate:,.0f}/s), {len(self.rejected):,} rejected, "
+                        f"{n:,} events ({rate:,.0f}/s), {self.rejected:,} rejected, "
                         f"watermark {format_time(wm) if wm > float('-inf') else '-'}"
                     )
                     next_report = time.monotonic() + every
             else:
                 assert isinstance(rec, Rejected)
-                self.rejected.append(rec)
-                if self._on_reject is not None:
-                    self._on_reject(rec)
+                self.rejected += 1
+                self.sink.reject(rec)
+                if self.on_reject is not None:
+                    self.on_reject(rec)
         self.events = n
 
-    def finish(self, as_of: float | None = None) -> RunResult:
-        """Apply ``as_of`` (epoch seconds) to the watermark and gather the result."""
+    def _settle(self) -> None:
+        settle = getattr(self.sink, "settle", None)
+        if settle is not None:
+            settle(self.engine.watermark - self.engine.late_retention)
+
+    def finish(self, as_of: float | None = None) -> RunSummary:
+        """Move the watermark to ``as_of`` (epoch seconds, UTC) if given, report what is
+        still open, and close the sink."""
+        engine = self.engine
         if as_of is not None:
-            self.engine.advance_to(as_of)
-        return RunResult(
-            outcomes=self.outcomes,
-            open=self.engine.open_records(),
-            rejected=self.rejected,
+            engine.advance_to(as_of)
+        open_records = engine.open_records()
+        open_counts: dict[str, int] = {}
+        for o in open_records:
+            open_counts[o.detector] = open_counts.get(o.detector, 0) + 1
+        tally = self.sink.close(open_records)
+        return RunSummary(
+            detectors=[d.name for d in engine.detectors],
+            tally=tally,
+            open=open_counts,
             events=self.events,
-            duplicates=self.engine.stats.duplicates,
-            watermark=self.engine.watermark,
-            detectors=[d.name for d in self.engine.detectors],
+            duplicates=engine.stats.duplicates,
+            rejected=self.rejected,
+            watermark=engine.watermark,
+            files=dict(getattr(self.sink, "files", {})),
         )
 
 
-def write_result(result: RunResult, out_dir: Path) -> dict[str, Path]:
-    """Write the four output files; returns their paths by name."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    decided = sorted(result.outcomes.values(), key=_canon)
-    files = {
-        "failures": out_dir / "failures.jsonl",
-        "outcomes": out_dir / "outcomes.jsonl",
-        "open": out_dir / "open.jsonl",
-        "rejected": out_dir / "rejected.jsonl",
-    }
-    _write(files["failures"], (o.to_failure_dict() for o in result.failures()))
-    _write(files["outcomes"], (o.to_outcome_dict() for o in decided))
-    _write(files["open"], (o.to_outcome_dict() for o in result.open))
-    _write(files["rejected"], (r.to_dict() for r in result.rejected))
-    result.files = files
-    return files
-
-
-def _write(path: Path, rows: Iterator[dict[str, Any]]) -> None:
-    dumps = orjson.dumps
-    with path.open("wb") as f:
-        for row in rows:
-            f.write(dumps(row))
-            f.write(b"\n")
-
-
-_COLUMNS = ("opportunities", "met", "late", "missed", "void", "violation", "open")
-
-
-def summary_rows(result: RunResult) -> list[dict[str, Any]]:
-    """Per detector: decided opportunities, each outcome, open, and the failure rate."""
-    rows: dict[str, dict[str, Any]] = {d: dict.fromkeys(_COLUMNS, 0) for d in result.detectors}
-    for o in result.outcomes.values():
-        r = rows.setdefault(o.detector, dict.fromkeys(_COLUMNS, 0))
-        r[o.outcome] += 1
-        r["opportunities"] += 1
-    for o in result.open:
-        rows.setdefault(o.detector, dict.fromkeys(_COLUMNS, 0))["open"] += 1
-    out = []
-    for det, r in rows.items():
-        failures = sum(r[k] for k in FAILURE_OUTCOMES)
-        rate = failures / r["opportunities"] if r["opportunities"] else None
-        out.append({"detector": det, **r, "failures": failures, "failure_rate": rate})
-    return out
-
-
-def format_summary(result: RunResult) -> str:
-    """The summary table people read at the end of a run."""
+def format_summary(summary: RunSummary) -> str:
+    """The table people read at the end of a run."""
     head = (
         "detector",
         "opportunities",
@@ -189,28 +270,18 @@ def format_summary(result: RunResult) -> str:
         "failure rate",
     )
     lines = [head]
-    for r in summary_rows(result):
+    for r in summary.rows():
         rate = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%"
-        lines.append(
-            (
-                r["detector"],
-                f"{r['opportunities']:,}",
-                f"{r['met']:,}",
-                f"{r['late']:,}",
-                f"{r['missed']:,}",
-                f"{r['void']:,}",
-                f"{r['violation']:,}",
-                f"{r['open']:,}",
-                rate,
-            )
-        )
+        cells = [
+            r[k] for k in ("opportunities", "met", "late", "missed", "void", "violation", "open")
+        ]
+        lines.append((r["detector"], *(f"{c:,}" for c in cells), rate))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = []
     for j, row in enumerate(lines):
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        text.append("  ".join(cells))
+        cells_out = [row[0].ljust(widths[0])]
+        cells_out += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        text.append("  ".join(cells_out))
         if j == 0:
             text.append("  ".join("-" * w for w in widths))
     return "\n".join(text)

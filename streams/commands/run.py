@@ -15,7 +15,7 @@ from detectors.durations import parse_duration
 from detectors.errors import ConfigError
 from detectors.events import parse_time
 from detectors.rules import load_settings
-from streams.runner import Runner, format_summary, stderr_progress, write_result
+from streams.runner import FileSink, Runner, format_summary, stderr_progress
 
 __all__ = ["add_arguments", "main"]
 
@@ -68,28 +68,27 @@ def main(args: argparse.Namespace) -> int:
         if path != "-" and not Path(path).is_file():
             raise ConfigError(f"input {path} does not exist or is not a file")
 
-    runner = Runner(settings, allowed_lateness=lateness)
-    metrics = None
+    out_dir = Path(args.out)
+    runner = Runner(settings, FileSink(out_dir), allowed_lateness=lateness)
     if args.metrics_port is not None:
         metrics = _serve_metrics(runner, args.metrics_port)
-        runner._on_reject = lambda r: metrics.count_rejected(r.code)
+        runner.on_reject = lambda r: metrics.count_rejected(r.code)
     progress = None if args.quiet else stderr_progress
 
     from streams.jsonl import read_jsonl
 
     for path in args.inputs:
         runner.feed(read_jsonl(path), progress=progress)
-    result = runner.finish(as_of)
-    files = write_result(result, Path(args.out))
-    print(format_summary(result))
+    summary = runner.finish(as_of)
+    print(format_summary(summary))
     print(
-        f"\n{result.events:,} events, {result.duplicates:,} duplicates ignored, "
-        f"{len(result.rejected):,} rejected. Files in {args.out}/: "
-        + ", ".join(p.name for p in files.values())
+        f"\n{summary.events:,} events, {summary.duplicates:,} duplicates ignored, "
+        f"{summary.rejected:,} rejected. Files in {out_dir}/: "
+        + ", ".join(p.name for p in summary.files.values())
     )
-    if result.rejected and not args.quiet:
+    if summary.rejected and not args.quiet:
         print(
-            f"carewatch: {len(result.rejected):,} input records rejected; see {files['rejected']}",
+            f"carewatch: {summary.rejected:,} input records rejected; see {summary.files['rejected']}",
             file=sys.stderr,
         )
     return 0

@@ -12,7 +12,7 @@ import pytest
 from detectors.rules import parse_settings
 from streams.deadletter import Rejected
 from streams.jsonl import read_jsonl
-from streams.runner import Runner
+from streams.runner import MemorySink, Runner
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
 
 FAR_AFTER = 120 * 86400.0  # as-of: well past every deadline and the late retention
@@ -44,10 +44,11 @@ def project_engine(rec: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def run_lines(lines: list[bytes]) -> Runner:
-    runner = Runner(parse_settings(""))
+def run_lines(lines: list[bytes]) -> tuple[Runner, MemorySink]:
+    sink = MemorySink()
+    runner = Runner(parse_settings(""), sink)
     runner.feed(read_jsonl("generated", io.BytesIO(b"".join(lines))))
-    return runner
+    return runner, sink
 
 
 @pytest.mark.parametrize(
@@ -63,38 +64,37 @@ def test_engine_outcomes_equal_the_generator_truth(
 ) -> None:
     gen = generate(GeneratorConfig(days=days, seed=seed, scale="small"))
     lines = list(deliver(gen.records, faults, seed=seed))
-    runner = run_lines(lines)
+    runner, sink = run_lines(lines)
     last = max(t for t, _, _ in gen.records)
-    result = runner.finish(as_of=last + FAR_AFTER)
+    summary = runner.finish(as_of=last + FAR_AFTER)
 
-    assert result.open == []
+    assert sink.open == []
     expected = sorted(project_truth(t) for t in gen.truth)
-    got = sorted(project_engine(o.to_outcome_dict()) for o in result.outcomes.values())
+    got = sorted(project_engine(o.to_outcome_dict()) for o in sink.latest.values())
     assert len(got) == len(expected)
     assert got == expected
     # every failure kind the generator injected is found
     kinds = {(d, o) for d, _, _, o, *_ in expected if o in ("late", "missed", "violation")}
     assert len(kinds) >= 12, kinds
     # the rejected lines are exactly the malformed ones
-    assert all(isinstance(r, Rejected) for r in result.rejected)
-    assert len(result.rejected) == round(faults.malformed * len(gen.records))
-    assert result.duplicates == round(faults.duplicates * len(gen.records))
+    assert all(isinstance(r, Rejected) for r in sink.rejected)
+    assert len(sink.rejected) == summary.rejected == round(faults.malformed * len(gen.records))
+    assert summary.duplicates == round(faults.duplicates * len(gen.records))
 
 
 def test_mid_stream_nothing_is_declared_before_its_deadline() -> None:
     gen = generate(GeneratorConfig(days=7, seed=4, scale="small"))
     cut = len(gen.records) // 2
-    runner = run_lines(list(deliver(gen.records[:cut], DeliveryFaults(), seed=4)))
-    result = runner.finish()
-    wm = result.watermark
+    runner, sink = run_lines(list(deliver(gen.records[:cut], DeliveryFaults(), seed=4)))
+    wm = runner.finish().watermark
     truth = {t["failure_id"]: t for t in gen.truth}
-    for o in result.outcomes.values():
+    for o in sink.latest.values():
         if o.outcome in ("missed", "late"):
             assert o.due_at is not None and o.due_at <= wm
         # whatever is decided already agrees with the final truth, except a missed that
         # may still become late
         final = truth[o.failure_id]["outcome"]
         assert o.outcome == final or (o.outcome, final) == ("missed", "late")
-    for o in result.open:
+    for o in sink.open:
         assert o.due_at is not None and o.due_at > wm
-    assert result.open and result.outcomes
+    assert sink.open and sink.latest
