@@ -92,8 +92,8 @@ def parse_field_path(text: str) -> FieldPath:
 def split_messages(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """Split a byte stream of HL7 v2 messages into ``(message_number, raw_bytes)``.
 
-    A message starts at ``MSH`` at the start of the data or after a CR, LF or MLLP
-    framing byte, so files with several messages, MLLP-framed captures, BOMs and any
+    A message starts at ``MSH`` at the start of the data or after a CR, LF, MLLP
+    framing byte or BOM, so files with several messages, MLLP-framed captures, BOMs and any
     segment terminator work. Messages are numbered from 1. Data before the first ``MSH``
     that is not just framing or a batch envelope comes out as number 0, for the caller
     to reject.
@@ -131,7 +131,8 @@ def _message_starts(buffer: bytes) -> list[int]:
     starts = []
     index = buffer.find(b"MSH")
     while index != -1:
-        if index == 0 or buffer[index - 1] in b"\r\n\x0b\x1c":
+        # After a segment terminator, MLLP framing, or a BOM (files concatenated as is).
+        if index == 0 or buffer[index - 1] in b"\r\n\x0b\x1c" or buffer[index - 3 : index] == _BOM:
             starts.append(index)
         index = buffer.find(b"MSH", index + 3)
     return starts
@@ -156,15 +157,15 @@ def decode_message(raw: bytes | str) -> str:
     LF inside a field (a wrapped phone number, say) stays part of the field.
     """
     if isinstance(raw, bytes):
-        raw = raw.translate(None, _MLLP)
-        if raw.startswith(_BOM):
-            raw = raw[len(_BOM) :]
+        # A BOM can only be file debris (a file's start, or the next file's when files
+        # were concatenated): drop it wherever it is.
+        raw = raw.translate(None, _MLLP).replace(_BOM, b"")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")
     else:
-        text = raw.replace("\x0b", "").replace("\x1c", "").removeprefix("\ufeff")
+        text = raw.replace("\x0b", "").replace("\x1c", "").replace("\ufeff", "")
     if "\n" in text:
         text = text.replace("\r\n", "\r")
         if "\n" in text:
