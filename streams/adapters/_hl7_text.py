@@ -93,10 +93,11 @@ def split_messages(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     """Split a byte stream of HL7 v2 messages into ``(message_number, raw_bytes)``.
 
     A message starts at ``MSH`` at the start of the data or after a CR, LF, MLLP
-    framing byte or BOM, so files with several messages, MLLP-framed captures, BOMs and any
-    segment terminator work. Messages are numbered from 1. Data before the first ``MSH``
-    that is not just framing or a batch envelope comes out as number 0, for the caller
-    to reject.
+    framing byte or BOM, or wherever a whole MSH header (``MSH|^~\\&|``) appears, so
+    files with several messages, MLLP-framed captures, BOMs, any segment terminator and
+    files concatenated without one all work. Messages are numbered from 1. Data before
+    the first ``MSH`` that is not just framing or a batch envelope comes out as number
+    0, for the caller to reject.
     """
     buffer = b""
     number = 0
@@ -127,15 +128,21 @@ def split_messages(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
         yield 0, buffer
 
 
+# An MSH header (field separator, 2-5 encoding characters, field separator again) can
+# only be the start of a message, even glued to the end of the previous one.
+_MSH_HEADER = re.compile(rb"MSH([^A-Za-z0-9\s])[^A-Za-z0-9\s]{2,5}\1")
+
+
 def _message_starts(buffer: bytes) -> list[int]:
-    starts = []
+    starts = set()
     index = buffer.find(b"MSH")
     while index != -1:
         # After a segment terminator, MLLP framing, or a BOM (files concatenated as is).
-        if index == 0 or buffer[index - 1] in b"\r\n\x0b\x1c" or buffer[index - 3 : index] == _BOM:
-            starts.append(index)
+        after_boundary = index == 0 or buffer[index - 1] in b"\r\n\x0b\x1c"
+        if after_boundary or buffer[index - 3 : index] == _BOM or _MSH_HEADER.match(buffer, index):
+            starts.add(index)
         index = buffer.find(b"MSH", index + 3)
-    return starts
+    return sorted(starts)
 
 
 def _is_noise(data: bytes) -> bool:
