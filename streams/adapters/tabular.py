@@ -115,6 +115,25 @@ class _Columns:
 def _csv_rows(
     source: Source, settings: TabularSettings
 ) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
+    done = 0
+    try:
+        for header, rows in _csv_chunks(source, settings, _CHUNK_ROWS):
+            yield header, rows
+            done += len(rows)
+    except Exception:
+        # A broken file fails a whole chunk; read it again row by row so that every row
+        # before the break still counts, then fail where it breaks.
+        seen = 0
+        for header, rows in _csv_chunks(source, settings, 1):
+            seen += len(rows)
+            if seen > done:
+                yield header, rows
+        raise
+
+
+def _csv_chunks(
+    source: Source, settings: TabularSettings, chunk_rows: int
+) -> Iterator[tuple[list[str], list[dict[str, Any]]]]:
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     width: list[int] = [0]
 
@@ -137,7 +156,7 @@ def _csv_rows(
         engine="python",
         index_col=False,
         on_bad_lines=bad_line,
-        chunksize=_CHUNK_ROWS,
+        chunksize=chunk_rows,
     )
     header: list[str] | None = None
     with reader:
