@@ -213,6 +213,8 @@ def _gunzip_stream(chunks: Iterator[bytes] | list[bytes]) -> Iterator[bytes]:
             yield from _gunzip_stream([rest])
             return
     yield decompressor.flush()
+    if not decompressor.eof:
+        raise EOFError("the gzip data ends early (truncated file?)")
 
 
 def _is_gzip(source: Source) -> bool:

@@ -13,7 +13,7 @@ from streams.adapters.mapping import SiteMapping
 from streams.adapters.memory import AdapterMemory
 from streams.adapters.records import NO_EVENT, EventIds, Record, Rejected, excerpt
 
-__all__ = ["BundleIndex", "ResourceContext", "codings", "reference_id"]
+__all__ = ["BundleIndex", "ResourceContext", "as_list", "codings", "reference_id"]
 
 #: Resources of one Bundle by ``Type/id`` and by ``fullUrl``, for resolving references.
 BundleIndex = dict[str, dict[str, Any]]
@@ -42,6 +42,11 @@ def reference_id(ref: Any, resource_type: str, index: BundleIndex | None = None)
         if parts[i] == resource_type and parts[i + 1]:
             return parts[i + 1]
     return None
+
+
+def as_list(value: Any) -> list[Any]:
+    """An element that should be a list; anything else (a wrong type) reads as empty."""
+    return value if isinstance(value, list) else []
 
 
 def codings(concept: Any) -> list[dict[str, Any]]:

@@ -6,7 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._fhir_context import ResourceContext, patient_identifier, reference_id
+from streams.adapters._fhir_context import (
+    ResourceContext,
+    as_list,
+    patient_identifier,
+    reference_id,
+)
 from streams.adapters.memory import AppointmentState
 from streams.adapters.times import format_time
 
@@ -40,7 +45,7 @@ def appointment(ctx: ResourceContext) -> None:
         raise InputError(f"unknown Appointment.status {status!r}")
     start = ctx.time_of("start")
     before = ctx.memory.appointments.observe(appointment_id, ctx.version, start, state)
-    participants = [p.get("actor") for p in res.get("participant") or [] if isinstance(p, dict)]
+    participants = [p.get("actor") for p in as_list(res.get("participant")) if isinstance(p, dict)]
     patient = ctx.patient(*participants)
     refs = {"appointment": appointment_id}
     attrs = _appointment_attrs(ctx, participants)
@@ -127,14 +132,14 @@ def communication(ctx: ResourceContext) -> None:
     if status not in ctx.settings.communication_statuses:
         ctx.no_event(f"status {status!r} is not a notification that went out")
         return
-    recipients = [r for r in res.get("recipient") or [] if isinstance(r, dict)]
+    recipients = [r for r in as_list(res.get("recipient")) if isinstance(r, dict)]
     to_patient = [r for r in recipients if _is_patient_side(r, ctx)]
     if recipients and not to_patient and ctx.settings.communication_requires_patient_recipient:
         ctx.no_event("no recipient is the patient (or a related person)")
         return
     time = ctx.required_time("sent", "received", "meta.lastUpdated")
     refs: dict[str, str] = {}
-    for ref in [*(res.get("about") or []), *(res.get("basedOn") or [])]:
+    for ref in [*as_list(res.get("about")), *as_list(res.get("basedOn"))]:
         found = reference_id(ref, "Appointment", ctx.index)
         if found:
             refs["appointment"] = found
@@ -194,7 +199,7 @@ def diagnostic_report(ctx: ResourceContext) -> None:
     status = ctx.text("status")
     orders = [
         o
-        for o in (reference_id(r, "ServiceRequest", ctx.index) for r in res.get("basedOn") or [])
+        for o in (reference_id(r, "ServiceRequest", ctx.index) for r in as_list(res.get("basedOn")))
         if o
     ]
     for order in orders:
@@ -231,11 +236,11 @@ def _interpretations(ctx: ResourceContext) -> list[str]:
     res = ctx.resource
     contained = {
         f"#{c.get('id')}": c
-        for c in res.get("contained") or []
+        for c in as_list(res.get("contained"))
         if isinstance(c, dict) and c.get("id")
     }
     flags: list[str] = []
-    for ref in res.get("result") or []:
+    for ref in as_list(res.get("result")):
         target = ref.get("reference") if isinstance(ref, dict) else None
         if not isinstance(target, str):
             continue
@@ -259,7 +264,7 @@ def task(ctx: ResourceContext) -> None:
         return
     order = _order_of_report(ctx, report)
     if order is None:
-        for ref in res.get("basedOn") or []:
+        for ref in as_list(res.get("basedOn")):
             order = reference_id(ref, "ServiceRequest", ctx.index)
             if order:
                 break
@@ -278,7 +283,7 @@ def _order_of_report(ctx: ResourceContext, report: str) -> str | None:
     if found or ctx.index is None:
         return found
     resource = ctx.index.get(f"DiagnosticReport/{report}")
-    for ref in _object(resource).get("basedOn") or []:
+    for ref in as_list(_object(resource).get("basedOn")):
         order = reference_id(ref, "ServiceRequest", ctx.index)
         if order:
             return order
@@ -318,12 +323,12 @@ def document_reference(ctx: ResourceContext) -> None:
     if ctx.id:
         refs["document"] = ctx.id
     context = _object(res.get("context"))
-    for ref in context.get("encounter") or []:
+    for ref in as_list(context.get("encounter")):
         found = reference_id(ref, "Encounter", ctx.index)
         if found:
             refs["encounter"] = found
             break
-    for ref in context.get("related") or []:
+    for ref in as_list(context.get("related")):
         found = reference_id(ref, "Appointment", ctx.index)
         if found:
             refs["appointment"] = found
