@@ -94,7 +94,7 @@ def _bundle(
     bundle: dict[str, Any], mapping: SiteMapping, memory: AdapterMemory, origin: str, location: str
 ) -> Iterator[Record]:
     entries = bundle.get("entry")
-    if entries is None:
+    if entries is None or entries == []:
         yield Rejected(origin, location, "Bundle has no entries", excerpt(_dump(bundle)), NO_EVENT)
         return
     if not isinstance(entries, list):
