@@ -187,11 +187,25 @@ class Segment:
     characters, so MSH-9 is ``fields[9]`` as everywhere else.
     """
 
-    __slots__ = ("fields", "id")
+    __slots__ = ("_fields", "_header", "_raw", "_separator", "id")
 
-    def __init__(self, segment_id: str, fields: list[str]) -> None:
+    def __init__(self, segment_id: str, raw: str, separator: str, header: bool = False) -> None:
         self.id = segment_id
-        self.fields = fields
+        self._raw = raw
+        self._separator = separator
+        self._header = header
+        self._fields: list[str] | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields, split on first use: most segments of a message are never read."""
+        if self._fields is None:
+            fields = self._raw.split(self._separator)
+            fields[0] = self.id
+            if self._header:
+                fields.insert(1, self._separator)
+            self._fields = fields
+        return self._fields
 
     def __repr__(self) -> str:
         return f"Segment({self.id!r}, {len(self.fields) - 1} fields)"
@@ -243,19 +257,21 @@ class Hl7Message:
         self.segments: list[Segment] = []
         self._by_id: dict[str, list[Segment]] = {}
         for line in text.split("\r"):
-            if not line.strip():
+            end = line.find(fs)
+            seg_id = (line if end == -1 else line[:end]).strip()
+            if not seg_id and not line.strip():
                 continue
-            parts = line.split(fs)
-            seg_id = parts[0].strip()
             if seg_id in _ENVELOPE:
                 continue
             if not _SEGMENT_ID.match(seg_id):
                 raise InputError(f"segment {len(self.segments) + 1} has no valid id: {line[:20]!r}")
-            if seg_id == "MSH" and not self.segments:
-                parts.insert(1, fs)
-            segment = Segment(seg_id, parts)
+            segment = Segment(seg_id, line, fs, header=not self.segments)
             self.segments.append(segment)
-            self._by_id.setdefault(seg_id, []).append(segment)
+            by_id = self._by_id.get(seg_id)
+            if by_id is None:
+                self._by_id[seg_id] = [segment]
+            else:
+                by_id.append(segment)
 
     def first(self, segment_id: str) -> Segment | None:
         """The first segment with this id, or ``None``."""
