@@ -117,7 +117,8 @@ def iter_records(
     the packaged defaults. ``memory`` carries appointment starts and report orders
     across inputs (pass the same object to keep them between files, or a restored
     checkpoint); ``origin`` names the input in rejections (default: the path).
-    Gzip-compressed input is read transparently.
+    Gzip-compressed input is read transparently. Event times are UTC epoch seconds;
+    input times without an offset are read in ``mapping.timezone``.
 
     Raises ``ConfigError`` for an unknown ``fmt`` and ``InputError`` when a path cannot
     be opened; after that, bad content only ever yields ``Rejected`` records.

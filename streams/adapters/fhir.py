@@ -46,8 +46,9 @@ def convert_resource(
     """Convert one decoded FHIR resource (a Bundle gives all its entries' records).
 
     ``index`` resolves references inside a Bundle (filled in for Bundles). ``memory``
-    carries appointment starts and report orders between resources. Never raises for
-    bad input.
+    carries appointment starts and report orders between resources. Event times are
+    UTC epoch seconds; dateTimes without an offset are read in ``mapping.timezone``.
+    Never raises for bad input.
     """
     mapping = mapping or default_mapping()
     memory = memory if memory is not None else AdapterMemory()

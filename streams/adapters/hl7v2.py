@@ -68,8 +68,9 @@ def convert_message(
     terminator accepted) into its events and rejections.
 
     ``memory`` carries appointment starts between messages (pass the same object for a
-    whole stream); without one, an S13 knows only what the message itself says. Never
-    raises for bad input.
+    whole stream); without one, an S13 knows only what the message itself says. Event
+    times are UTC epoch seconds; HL7 times without an offset are read in
+    ``mapping.timezone``. Never raises for bad input.
     """
     mapping = mapping or default_mapping()
     memory = memory if memory is not None else AdapterMemory()
@@ -110,7 +111,8 @@ def iter_hl7(
     origin: str = "<hl7v2>",
 ) -> Iterator[Record]:
     """Events and rejections from a byte stream holding any number of messages
-    (``location`` is ``"message N"``, counted from 1). Never raises for bad input."""
+    (``location`` is ``"message N"``, counted from 1). Times as for ``convert_message``.
+    Never raises for bad input."""
     mapping = mapping or default_mapping()
     memory = memory if memory is not None else AdapterMemory()
     for number, raw in split_messages(chunks):

@@ -51,7 +51,9 @@ def iter_table(
 ) -> Iterator[Record]:
     """Events and rejections from a CSV or Parquet event log (``fmt`` ``"csv"`` or
     ``"parquet"``). Never raises for bad content: a file that cannot be read at all
-    (missing columns, not Parquet) is one ``Rejected`` at location ``"file"``."""
+    (missing columns, not Parquet) is one ``Rejected`` at location ``"file"``. Event
+    times are UTC epoch seconds; times without an offset are read in
+    ``mapping.timezone``."""
     mapping = mapping or default_mapping()
     rows = _csv_rows(source, mapping.tabular) if fmt == "csv" else _parquet_rows(source)
     columns: _Columns | None = None
