@@ -12,7 +12,6 @@ rule of ``extract_field``, its escape-sequence decoding and its accessor keys
 from __future__ import annotations
 
 import contextlib
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -33,6 +32,10 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
+#: Bytes searched twice between chunks: "MSH" plus the longest header we match.
+_OVERLAP = 16
+#: Bytes of leading non-HL7 data kept for the rejection's excerpt.
+_LEAD_KEEP = 4096
 _MLLP = b"\x0b\x1c"
 #: Segments of the batch/file envelope, dropped wherever they appear.
 _ENVELOPE = frozenset({"FHS", "FTS", "BHS", "BTS"})
@@ -99,33 +102,51 @@ def split_messages(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
     the first ``MSH`` that is not just framing or a batch envelope comes out as number
     0, for the caller to reject.
     """
-    buffer = b""
     number = 0
     started = False
+    # The message being collected (before the first MSH: a short tail). A bytearray so
+    # that a huge message (a PDF in OBX-5) grows in place instead of being re-copied.
+    current = bytearray()
+    scanned = 0  # bytes of `current` already searched for message starts
+    lead = b""  # the first bytes before the first MSH, for the rejection's excerpt
+    lead_is_noise = True
     for chunk in chunks:
         if not chunk:
             continue
-        buffer += chunk
-        if not started and buffer.startswith(_BOM):
-            buffer = buffer[len(_BOM) :]
-        starts = _message_starts(buffer)
-        if not starts:
-            continue
+        if not started and not current and not lead:
+            chunk = bytes(chunk).removeprefix(_BOM)
+        current += chunk
+        # Search only what is new, with an overlap for an MSH header cut by the chunking.
+        starts = _message_starts(current, max(0, scanned - _OVERLAP))
+        scanned = len(current)
         if not started:
-            started = True
-            if not _is_noise(buffer[: starts[0]]):
-                yield 0, buffer[: starts[0]]
-        # The last message may continue in the next chunk: keep it in the buffer.
-        for begin, end in itertools.pairwise(starts):
-            number += 1
-            yield number, buffer[begin:end]
-        buffer = buffer[starts[-1] :]
-    if not buffer:
-        return
-    if started:
-        yield number + 1, buffer
-    elif not _is_noise(buffer):
-        yield 0, buffer
+            if not starts:
+                # Keep only a tail (an MSH may be cut in two) so a huge input without
+                # any message cannot fill memory.
+                head, current = bytes(current[:-_OVERLAP]), current[-_OVERLAP:]
+                lead_is_noise = lead_is_noise and _is_noise(head)
+                lead = (lead + head)[:_LEAD_KEEP]
+                scanned = len(current)
+                continue
+            first = starts.pop(0)
+            head = bytes(current[:first])
+            lead_is_noise = lead_is_noise and _is_noise(head)
+            if not lead_is_noise:
+                yield 0, (lead + head)[:_LEAD_KEEP]
+            current, scanned, started = current[first:], scanned - first, True
+            starts = [at - first for at in starts]
+        begin = 0
+        for at in starts:
+            if at > begin:
+                number += 1
+                yield number, bytes(current[begin:at])
+                begin = at
+        if begin:
+            current, scanned = current[begin:], scanned - begin
+    if started and current:
+        yield number + 1, bytes(current)
+    elif not started and not (lead_is_noise and _is_noise(bytes(current))):
+        yield 0, (lead + bytes(current))[:_LEAD_KEEP]
 
 
 # An MSH header (field separator, 2-5 encoding characters, field separator again) can
@@ -133,9 +154,9 @@ def split_messages(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
 _MSH_HEADER = re.compile(rb"MSH([^A-Za-z0-9\s])[^A-Za-z0-9\s]{2,5}\1")
 
 
-def _message_starts(buffer: bytes) -> list[int]:
+def _message_starts(buffer: bytes | bytearray, begin: int = 0) -> list[int]:
     starts = set()
-    index = buffer.find(b"MSH")
+    index = buffer.find(b"MSH", begin)
     while index != -1:
         # After a segment terminator, MLLP framing, or a BOM (files concatenated as is).
         after_boundary = index == 0 or buffer[index - 1] in b"\r\n\x0b\x1c"

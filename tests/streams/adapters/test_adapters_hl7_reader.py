@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import hl7
 import pytest
 from adapters_support import HL7_SAMPLES, convert, iso, sample
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.errors import InputError
 from streams.adapters._hl7_text import Hl7Message, decode_message, parse_field_path, split_messages
@@ -84,6 +87,36 @@ def test_split_handles_framing_and_envelopes() -> None:
     # The same stream fed in tiny chunks splits the same way.
     chunks = [mllp[i : i + 7] for i in range(0, len(mllp), 7)]
     assert list(split_messages(chunks)) == list(split_messages([mllp]))
+
+
+STREAM = (
+    b"junk\r"
+    + b"".join(HL7_SAMPLES[i].read_bytes() for i in (3, 4, 10, 11))
+    + b"\x0bMSH|^~\\&|X\x1c\r"
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 600), max_size=40))
+def test_split_is_the_same_for_any_chunking(cuts: list[int]) -> None:
+    chunks, at = [], 0
+    for size in cuts:
+        chunks.append(STREAM[at : at + size])
+        at += size
+    chunks.append(STREAM[at:])
+    assert list(split_messages(chunks)) == list(split_messages([STREAM]))
+
+
+def test_split_is_linear_in_the_input() -> None:
+    # 64 MiB without any message, and one message of 64 MiB (a PDF in OBX-5, say), in
+    # 1 MiB chunks: neither may be re-scanned or re-copied per chunk.
+    block = b"x" * (1 << 20)
+    started = time.perf_counter()
+    ((number, lead),) = list(split_messages([block] * 64))
+    assert (number, len(lead)) == (0, 4096)
+    ((number, whole),) = list(split_messages([sample("hl7v2/SIU-S12-01.hl7"), *[block] * 64]))
+    assert number == 1 and len(whole) > 64 << 20
+    assert time.perf_counter() - started < 10
 
 
 def test_split_reports_leading_garbage() -> None:
