@@ -139,7 +139,8 @@ def iter_records(
         if origin is not None
         else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
     )
-    return _records(source, fmt, mapping or default_mapping(), memory or AdapterMemory(), name)
+    memory = memory if memory is not None else AdapterMemory()
+    return _records(source, fmt, mapping or default_mapping(), memory, name)
 
 
 def _records(
