@@ -251,6 +251,19 @@ def _escape_container(seps: _Separators) -> hl7.Message:
     )
 
 
+#: Segment ids already seen to be valid (at most 26 x 36 x 36 exist), to skip the regex.
+_KNOWN_IDS: set[str] = set()
+
+
+def _segment_id(line: str, fs: str) -> str | None:
+    """The id of a segment line (``None`` for a blank line)."""
+    end = line.find(fs)
+    seg_id = (line if end == -1 else line[:end]).strip()
+    if not seg_id and not line.strip():
+        return None
+    return seg_id
+
+
 class Hl7Message:
     """A decoded message split into segments, with field access by ``FieldPath``."""
 
@@ -275,24 +288,27 @@ class Hl7Message:
             raise InputError(f"MSH-2 encoding characters {encoding!r} are not usable")
         padded = encoding + "^~\\&"[len(encoding) :] if len(encoding) < 4 else encoding
         self._seps = _Separators(fs, padded[0], padded[1], padded[2], padded[3])
-        self.segments: list[Segment] = []
-        self._by_id: dict[str, list[Segment]] = {}
+        segments: list[Segment] = []
+        by_id: dict[str, list[Segment]] = {}
         for line in text.split("\r"):
-            end = line.find(fs)
-            seg_id = (line if end == -1 else line[:end]).strip()
-            if not seg_id and not line.strip():
-                continue
+            # Fast path: a well-formed segment starts with its id and the separator.
+            seg_id = line[:3]
+            if line[3:4] != fs or seg_id not in _KNOWN_IDS:
+                found = _segment_id(line, fs)
+                if found is None:
+                    continue
+                seg_id = found
+                if not _SEGMENT_ID.match(seg_id):
+                    raise InputError(f"segment {len(segments) + 1} has no valid id: {line[:20]!r}")
+                if len(_KNOWN_IDS) < 50_000:
+                    _KNOWN_IDS.add(seg_id)
             if seg_id in _ENVELOPE:
                 continue
-            if not _SEGMENT_ID.match(seg_id):
-                raise InputError(f"segment {len(self.segments) + 1} has no valid id: {line[:20]!r}")
-            segment = Segment(seg_id, line, fs, header=not self.segments)
-            self.segments.append(segment)
-            by_id = self._by_id.get(seg_id)
-            if by_id is None:
-                self._by_id[seg_id] = [segment]
-            else:
-                by_id.append(segment)
+            segment = Segment(seg_id, line, fs, not segments)
+            segments.append(segment)
+            by_id.setdefault(seg_id, []).append(segment)
+        self.segments = segments
+        self._by_id = by_id
 
     def first(self, segment_id: str) -> Segment | None:
         """The first segment with this id, or ``None``."""
