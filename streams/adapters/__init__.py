@@ -1,0 +1,291 @@
+"""Input adapters: HL7 v2, FHIR R4, CSV/Parquet event logs and canonical JSON Lines in,
+canonical ``detectors.events.Event``s out.
+
+The one entry point most callers need::
+
+    mapping = load_mapping("site-mapping.yaml")      # or None for the defaults
+    for record in iter_records("feed.hl7", None, mapping):
+        if isinstance(record, Rejected):
+            ...  # dead letter: record.origin, record.location, record.reason
+        else:
+            ...  # an Event
+
+``iter_records`` never raises for bad content: every input record comes out as an
+``Event`` or a ``Rejected``. It raises ``InputError`` at call time only when the input
+cannot be opened at all, and ``ConfigError`` for an unknown format name. Times without a
+UTC offset are read in the site mapping's timezone (default Europe/London).
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from detectors.errors import ConfigError, EventError, InputError
+from detectors.events import event_from_dict
+from streams.adapters.fhir import convert_json, convert_resource, iter_fhir
+from streams.adapters.hl7v2 import convert_message, iter_hl7
+from streams.adapters.mapping import SiteMapping, default_mapping, load_mapping, mapping_from_text
+from streams.adapters.memory import AdapterMemory, AppointmentMemory, ReportOrderMemory
+from streams.adapters.records import INVALID, NO_EVENT, UNSUPPORTED, Record, Rejected, excerpt
+from streams.adapters.tabular import iter_table
+
+__all__ = [
+    "FORMATS",
+    "INVALID",
+    "NO_EVENT",
+    "UNSUPPORTED",
+    "AdapterMemory",
+    "AppointmentMemory",
+    "Record",
+    "Rejected",
+    "ReportOrderMemory",
+    "SiteMapping",
+    "convert_json",
+    "convert_message",
+    "convert_resource",
+    "default_mapping",
+    "detect_format",
+    "iter_records",
+    "load_mapping",
+    "mapping_from_text",
+]
+
+#: Format names ``detect_format`` returns and ``iter_records`` accepts.
+FORMATS: tuple[str, ...] = ("hl7", "fhir", "csv", "parquet", "jsonl")
+_ALIASES = {"hl7v2": "hl7", "fhir-r4": "fhir", "ndjson": "fhir", "json": "fhir"}
+_EXTENSIONS = {
+    ".hl7": "hl7",
+    ".er7": "hl7",
+    ".hl7v2": "hl7",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".ndjson": "fhir",
+}
+_SNIFF_BYTES = 65536
+_CHUNK_BYTES = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+
+#: A file path, or the input's bytes (a Kafka message value, an upload).
+Source = str | os.PathLike[str] | bytes
+
+
+def detect_format(path_or_bytes: Source) -> str:
+    """Tell ``hl7``, ``fhir``, ``csv``, ``parquet`` or ``jsonl`` (canonical events) from
+    the content (gzip-compressed content is looked into) and, where the content is not
+    decisive, from the file extension.
+
+    Raises ``InputError`` saying what to do when the format cannot be told or the file
+    cannot be read.
+    """
+    name = "" if isinstance(path_or_bytes, bytes) else os.fspath(path_or_bytes)
+    head = path_or_bytes[:_SNIFF_BYTES] if isinstance(path_or_bytes, bytes) else _read_head(name)
+    if head.startswith(_GZIP_MAGIC):
+        head = _gunzip_head(head)
+        name = name.removesuffix(".gz")
+    found = _sniff(head)
+    if found:
+        return found
+    by_extension = _EXTENSIONS.get(Path(name).suffix.lower()) if name else None
+    if by_extension:
+        return by_extension
+    first_line = head.lstrip(_BOM).split(b"\n", 1)[0]
+    if any(sep in first_line for sep in (b",", b";", b"\t", b"|")):
+        return "csv"
+    what = name or "the input"
+    raise InputError(f"cannot tell the format of {what}; name it as one of {', '.join(FORMATS)}")
+
+
+def iter_records(
+    source: Source,
+    fmt: str | None = None,
+    mapping: SiteMapping | None = None,
+    *,
+    memory: AdapterMemory | None = None,
+    origin: str | None = None,
+) -> Iterator[Record]:
+    """Every record of ``source`` (a path or bytes) as an ``Event`` or a ``Rejected``.
+
+    ``fmt`` is one of ``FORMATS`` (``None``: ``detect_format``). ``mapping`` defaults to
+    the packaged defaults. ``memory`` carries appointment starts and report orders
+    across inputs (pass the same object to keep them between files, or a restored
+    checkpoint); ``origin`` names the input in rejections (default: the path).
+    Gzip-compressed input is read transparently. Event times are UTC epoch seconds;
+    input times without an offset are read in ``mapping.timezone``.
+
+    Raises ``ConfigError`` for an unknown ``fmt`` and ``InputError`` when a path cannot
+    be opened; after that, bad content only ever yields ``Rejected`` records.
+    """
+    if fmt is not None:
+        fmt = _ALIASES.get(fmt.lower(), fmt.lower())
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if not isinstance(source, bytes):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise InputError(f"cannot open {path}: {exc.strerror or exc}") from None
+    name = (
+        origin
+        if origin is not None
+        else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
+    )
+    memory = memory if memory is not None else AdapterMemory()
+    return _records(source, fmt, mapping or default_mapping(), memory, name)
+
+
+def _records(
+    source: Source, fmt: str | None, mapping: SiteMapping, memory: AdapterMemory, origin: str
+) -> Iterator[Record]:
+    if fmt is None:
+        try:
+            fmt = detect_format(source)
+        except InputError as exc:
+            yield Rejected(origin, "file", str(exc), "", INVALID)
+            return
+    chunks = _Chunks(source)
+    if fmt == "hl7":
+        yield from iter_hl7(chunks, mapping, memory, origin=origin)
+    elif fmt == "fhir":
+        yield from iter_fhir(chunks, mapping, memory, origin=origin)
+    elif fmt == "jsonl":
+        yield from _iter_jsonl(chunks, origin)
+    else:
+        table: Source = source
+        if _is_gzip(source):
+            table = b"".join(chunks)
+        yield from iter_table(table, fmt, mapping, origin=origin)
+    if chunks.error:
+        yield Rejected(origin, "file", f"reading stopped: {chunks.error}", "", INVALID)
+
+
+class _Chunks:
+    """The bytes of a source in 1 MiB chunks, gunzipped if need be. An I/O or gzip
+    error ends the chunks and is kept in ``error`` (to become a rejection)."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.error = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            if isinstance(self.source, bytes):
+                if self.source.startswith(_GZIP_MAGIC):
+                    yield from _gunzip_stream([self.source])
+                else:
+                    yield self.source
+                return
+            with open(self.source, "rb") as handle:
+                raw = iter(lambda: handle.read(_CHUNK_BYTES), b"")
+                first = next(raw, b"")
+                if first.startswith(_GZIP_MAGIC):
+                    yield from _gunzip_stream(_chain(first, raw))
+                else:
+                    yield first
+                    yield from raw
+        except (OSError, EOFError, zlib.error) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _gunzip_stream(chunks: Iterator[bytes] | list[bytes]) -> Iterator[bytes]:
+    decompressor = zlib.decompressobj(wbits=31)
+    for chunk in chunks:
+        data = chunk
+        while data:
+            yield decompressor.decompress(data, _CHUNK_BYTES)
+            data = decompressor.unconsumed_tail
+        if decompressor.eof and decompressor.unused_data:
+            # Concatenated gzip members (as `cat a.gz b.gz` makes): start the next one.
+            rest = decompressor.unused_data
+            decompressor = zlib.decompressobj(wbits=31)
+            yield from _gunzip_stream([rest])
+            return
+    yield decompressor.flush()
+    if not decompressor.eof:
+        raise EOFError("the gzip data ends early (truncated file?)")
+
+
+def _is_gzip(source: Source) -> bool:
+    if isinstance(source, bytes):
+        return source.startswith(_GZIP_MAGIC)
+    return _read_head(os.fspath(source), 2) == _GZIP_MAGIC
+
+
+def _read_head(path: str, size: int = _SNIFF_BYTES) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _gunzip_head(head: bytes) -> bytes:
+    try:
+        return zlib.decompressobj(wbits=31).decompress(head, _SNIFF_BYTES)
+    except zlib.error:
+        return head
+
+
+def _sniff(head: bytes) -> str | None:
+    text = head.lstrip(_BOM + b"\x0b \t\r\n")
+    if text.startswith(b"PAR1"):
+        return "parquet"
+    if text[:3] in (b"MSH", b"FHS", b"BHS"):
+        return "hl7"
+    if text[:1] in (b"{", b"["):
+        first_line = text.split(b"\n", 1)[0]
+        try:
+            value = orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            return "fhir" if b'"resourceType"' in text else "jsonl"
+        if isinstance(value, list):
+            value = value[0] if value else {}
+        if isinstance(value, dict) and "resourceType" in value:
+            return "fhir"
+        return "jsonl"
+    return None
+
+
+def _iter_jsonl(chunks: _Chunks, origin: str) -> Iterator[Record]:
+    """Canonical events, one JSON object per line, validated by ``event_from_dict``."""
+    number = 0
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            number += 1
+            record = _jsonl_record(line, number, origin)
+            if record is not None:
+                yield record
+    if pending:
+        record = _jsonl_record(pending, number + 1, origin)
+        if record is not None:
+            yield record
+
+
+def _jsonl_record(line: bytes, number: int, origin: str) -> Record | None:
+    if number == 1:
+        line = line.removeprefix(_BOM)
+    if not line.strip():
+        return None
+    try:
+        return event_from_dict(orjson.loads(line))
+    except orjson.JSONDecodeError as exc:
+        return Rejected(origin, f"line {number}", f"not valid JSON: {exc}", excerpt(line))
+    except EventError as exc:
+        return Rejected(origin, f"line {number}", str(exc), excerpt(line))
