@@ -55,35 +55,33 @@ def child_parse(path: str) -> dict[str, float]:
     }
 
 
-def child_engine(path: str, rules: str | None) -> dict[str, float]:
-    """Reading, parsing and detection, as the embedded runner does it."""
-    from detectors.events import Event
+def child_engine(path: str, rules: str | None, out_dir: str) -> dict[str, float]:
+    """Reading, parsing, detection and writing the output files: what `carewatch run` does."""
     from detectors.rules import load_settings
-    from streams.jsonl import read_jsonl
-    from streams.runner import Runner
+    from streams.adapters import iter_records
+    from streams.runner import FileSink, Runner
 
-    runner = Runner(load_settings(rules))
-    engine = runner.engine
-    process = engine.process
-    open_now = engine.stats.open_now
-    peak_open = 0
-    n = 0
+    runner = Runner(load_settings(rules), FileSink(Path(out_dir)))
+    open_now = runner.engine.stats.open_now
+    peak = [0]
+
+    def sampled(records):  # type: ignore[no-untyped-def]
+        for i, rec in enumerate(records):
+            if i & 0x3FFF == 0:
+                peak[0] = max(peak[0], sum(open_now.values()))
+            yield rec
+
     t0, c0 = time.perf_counter(), time.process_time()
-    for rec in read_jsonl(path):
-        if type(rec) is Event:
-            process(rec)
-            n += 1
-            if n & 0x3FFF == 0:
-                peak_open = max(peak_open, sum(open_now.values()))
+    runner.feed(sampled(iter_records(path, "jsonl")))
     summary = runner.finish()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = summary.rows()
     return {
-        "events": n,
+        "events": summary.events,
         "wall": wall,
         "cpu": cpu,
         "rss_mb": _rss_mb(),
-        "peak_open": peak_open,
+        "peak_open": peak[0],
         "outcomes": sum(r["opportunities"] for r in rows),
         "failures": sum(r["failures"] for r in rows),
         "open_at_end": sum(r["open"] for r in rows),

@@ -22,15 +22,9 @@ from detectors.records import Outcome
 
 __all__ = ["REJECT_CODES", "EngineMetrics"]
 
-#: The only values the ``reason`` label of rejected inputs may take.
-REJECT_CODES: tuple[str, ...] = (
-    "not_json",
-    "contract",
-    "unsupported",
-    "parse_error",
-    "too_large",
-    "other",
-)
+#: The only values the ``reason`` label of rejected inputs may take (the dead-letter
+#: kinds of ``streams.deadletter``; anything else is counted as ``other``).
+REJECT_CODES: tuple[str, ...] = ("invalid", "unsupported", "no-event", "too-large", "other")
 
 _OVERDUE_BUCKETS = (
     60,

@@ -55,6 +55,7 @@ class RunSummary:
     duplicates: int
     rejected: int
     watermark: float
+    rejected_kinds: dict[str, int] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -181,6 +182,7 @@ class Runner:
         self.sink: Sink = sink if sink is not None else MemorySink()
         self.on_reject = on_reject
         self.rejected = 0
+        self.rejected_kinds: dict[str, int] = {}
         self.events = 0
         self.engine = Engine(
             settings.detectors,
@@ -223,6 +225,7 @@ class Runner:
             else:
                 assert isinstance(rec, Rejected)
                 self.rejected += 1
+                self.rejected_kinds[rec.kind] = self.rejected_kinds.get(rec.kind, 0) + 1
                 self.sink.reject(rec)
                 if self.on_reject is not None:
                     self.on_reject(rec)
@@ -252,6 +255,7 @@ class Runner:
             duplicates=engine.stats.duplicates,
             rejected=self.rejected,
             watermark=engine.watermark,
+            rejected_kinds=dict(self.rejected_kinds),
             files=dict(getattr(self.sink, "files", {})),
         )
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -51,6 +52,7 @@ __all__ = [
     "default_mapping",
     "detect_format",
     "iter_records",
+    "iter_stream",
     "load_mapping",
     "mapping_from_text",
 ]
@@ -141,6 +143,61 @@ def iter_records(
     )
     memory = memory if memory is not None else AdapterMemory()
     return _records(source, fmt, mapping or default_mapping(), memory, name)
+
+
+def iter_stream(
+    stream: BinaryIO,
+    fmt: str | None = None,
+    mapping: SiteMapping | None = None,
+    *,
+    memory: AdapterMemory | None = None,
+    origin: str = "-",
+) -> Iterator[Record]:
+    """Like ``iter_records`` for an open binary stream (standard input, a socket file),
+    read in chunks as it arrives; CSV and Parquet are read whole. With ``fmt=None`` the
+    format is told from the first 64 KiB."""
+    if fmt is not None:
+        fmt = _ALIASES.get(fmt.lower(), fmt.lower())
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
+    mapping = mapping or default_mapping()
+    memory = memory if memory is not None else AdapterMemory()
+    head = stream.read(_SNIFF_BYTES)
+    if head.startswith(_GZIP_MAGIC) or fmt in ("csv", "parquet"):
+        yield from _records(head + stream.read(), fmt, mapping, memory, origin)
+        return
+    if fmt is None:
+        try:
+            fmt = detect_format(head) if head else "jsonl"
+        except InputError as exc:
+            yield Rejected(origin, "stream", str(exc), excerpt(head), INVALID)
+            return
+    chunks = _StreamChunks(head, stream)
+    if fmt == "hl7":
+        yield from iter_hl7(chunks, mapping, memory, origin=origin)
+    elif fmt == "fhir":
+        yield from iter_fhir(chunks, mapping, memory, origin=origin)
+    else:
+        yield from _iter_jsonl(chunks, origin)
+    if chunks.error:
+        yield Rejected(origin, "stream", f"reading stopped: {chunks.error}", "", INVALID)
+
+
+class _StreamChunks:
+    """An open stream's bytes in chunks, after the ``head`` already read from it."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head = head
+        self.stream = stream
+        self.error = ""
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        try:
+            while chunk := self.stream.read(_CHUNK_BYTES):
+                yield chunk
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
 
 
 def _records(
@@ -260,7 +317,7 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _iter_jsonl(chunks: _Chunks, origin: str) -> Iterator[Record]:
+def _iter_jsonl(chunks: Iterable[bytes], origin: str) -> Iterator[Record]:
     """Canonical events, one JSON object per line, validated by ``event_from_dict``."""
     number = 0
     pending = b""

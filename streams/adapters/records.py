@@ -6,10 +6,8 @@ where it came from and why, never an exception out of the reading loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from detectors.events import Event
+from streams.deadletter import INVALID, NO_EVENT, UNSUPPORTED, Rejected, excerpt
 
 __all__ = [
     "INVALID",
@@ -21,55 +19,8 @@ __all__ = [
     "excerpt",
 ]
 
-#: The input is broken (unparseable, a required value missing or malformed).
-INVALID = "invalid"
-#: The input is fine but of a kind the adapters do not translate (ACK, Observation...).
-UNSUPPORTED = "unsupported"
-#: Understood, and carries no care event under the site mapping (a proposed
-#: appointment, an S14 that only changed the room). Counted, usually not alarming.
-NO_EVENT = "no-event"
-
-_EXCERPT_CHARS = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """An input record that did not become an event.
-
-    ``origin`` names the input (a file path, a topic); ``location`` the record in it
-    ("message 3", "line 12", "row 7", "line 2 entry 5"); ``reason`` says what is wrong
-    in words a user can act on; ``excerpt`` is the start of the raw record (at most
-    1,000 characters); ``kind`` is ``invalid``, ``unsupported`` or ``no-event``.
-    """
-
-    origin: str
-    location: str
-    reason: str
-    excerpt: str = ""
-    kind: str = INVALID
-
-    def to_dict(self) -> dict[str, Any]:
-        """The dead-letter form (JSON-ready dict) of this record."""
-        return {
-            "origin": self.origin,
-            "location": self.location,
-            "reason": self.reason,
-            "kind": self.kind,
-            "excerpt": self.excerpt,
-        }
-
-
 #: One output of an adapter.
 Record = Event | Rejected
-
-
-def excerpt(raw: bytes | str | None) -> str:
-    """The first 1,000 characters of a raw record, as text (undecodable bytes replaced)."""
-    if raw is None:
-        return ""
-    if isinstance(raw, bytes):
-        raw = raw[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return raw[:_EXCERPT_CHARS]
 
 
 class EventIds:

@@ -1,8 +1,9 @@
-"""Run the detectors over event files with the embedded runner (no Kafka needed).
+"""Run the detectors over input files with the embedded runner (no Kafka needed).
 
-Reads canonical JSON Lines (files, '-' for stdin, .gz), writes failures.jsonl,
-outcomes.jsonl, open.jsonl and rejected.jsonl into --out, and prints a summary table.
-Malformed lines go to rejected.jsonl with file, line and reason; the run goes on.
+Reads canonical JSON Lines, HL7 v2, FHIR R4 (resources, Bundles, NDJSON) or CSV/Parquet
+event logs (files, '-' for stdin, .gz), writes failures.jsonl, outcomes.jsonl, open.jsonl
+and rejected.jsonl into --out, and prints a summary table. Input that cannot be used goes
+to rejected.jsonl with its origin, place and reason; the run goes on.
 """
 
 from __future__ import annotations
@@ -21,8 +22,18 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.gz ok) or - for stdin")
     p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="event files (JSONL, .gz) or - for stdin"
+        "--format",
+        choices=("auto", "jsonl", "hl7", "fhir", "csv", "parquet"),
+        default="auto",
+        help="input format (default: told from each file's content and name)",
+    )
+    p.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="site mapping YAML for HL7/FHIR/CSV input (codes, identifiers, timezone); "
+        "see docs/adapters.md",
     )
     p.add_argument(
         "--rules",
@@ -72,18 +83,26 @@ def main(args: argparse.Namespace) -> int:
     runner = Runner(settings, FileSink(out_dir), allowed_lateness=lateness)
     if args.metrics_port is not None:
         metrics = _serve_metrics(runner, args.metrics_port)
-        runner.on_reject = lambda r: metrics.count_rejected(r.code)
+        runner.on_reject = lambda r: metrics.count_rejected(r.kind)
     progress = None if args.quiet else stderr_progress
 
-    from streams.jsonl import read_jsonl
+    from streams.adapters import AdapterMemory, iter_records, iter_stream, load_mapping
 
+    mapping = load_mapping(args.mapping) if args.mapping else None
+    memory = AdapterMemory()  # appointment starts etc. carried from one input to the next
+    fmt = None if args.format == "auto" else args.format
     for path in args.inputs:
-        runner.feed(read_jsonl(path), progress=progress)
+        if path == "-":
+            records = iter_stream(sys.stdin.buffer, fmt, mapping, memory=memory, origin="-")
+        else:
+            records = iter_records(path, fmt, mapping, memory=memory)
+        runner.feed(records, progress=progress)
     summary = runner.finish(as_of)
     print(format_summary(summary))
+    kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(summary.rejected_kinds.items()))
     print(
         f"\n{summary.events:,} events, {summary.duplicates:,} duplicates ignored, "
-        f"{summary.rejected:,} rejected. Files in {out_dir}/: "
+        f"{summary.rejected:,} rejected{f' ({kinds})' if kinds else ''}. Files in {out_dir}/: "
         + ", ".join(p.name for p in summary.files.values())
     )
     if summary.rejected and not args.quiet:

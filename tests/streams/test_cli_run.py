@@ -92,12 +92,13 @@ def test_run_writes_the_four_files_and_a_summary(
         ("result-overdue", "O3"),
         ("discharge-summary-overdue", "E1"),
     }
-    assert [(r["origin"], r["location"], r["code"]) for r in rejected] == [
-        (str(src), 3, "not_json"),
-        (str(src), 4, "contract"),
-        (str(src), 8, "contract"),
-        (str(src), 9, "contract"),
+    assert [(r["origin"], r["location"], r["kind"]) for r in rejected] == [
+        (str(src), "line 3", "invalid"),
+        (str(src), "line 4", "invalid"),
+        (str(src), "line 8", "invalid"),
+        (str(src), "line 9", "invalid"),
     ]
+    assert "not valid JSON" in rejected[0]["reason"]
     assert "no UTC offset" in rejected[1]["reason"]
     assert "id is missing" in rejected[2]["reason"]
 
@@ -178,3 +179,34 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert info.value.code == 0
     assert "run" in capsys.readouterr().out
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
+
+
+def test_run_reads_hl7_and_fhir_samples_by_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = sorted(str(p) for p in (SAMPLES / "hl7v2").glob("*.hl7"))
+    inputs += [str(SAMPLES / "fhir-r4" / "Appointment-example.json")]
+    out = tmp_path / "out"
+    assert main(["run", *inputs, "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    events = int(printed.split(" events,")[0].split()[-1].replace(",", ""))
+    assert events >= 15  # the samples carry bookings, orders, results, letters, discharges
+    outcomes = read(out / "outcomes.jsonl") + read(out / "open.jsonl")
+    assert {"result-overdue", "discharge-summary-overdue"} <= {o["detector"] for o in outcomes}
+    for r in read(out / "rejected.jsonl"):
+        assert r["kind"] in ("invalid", "unsupported", "no-event") and r["reason"]
+
+
+def test_run_reads_hl7_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    raw = (SAMPLES / "hl7v2" / "ORM-O01-01.hl7").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(raw)))
+    out = tmp_path / "out"
+    assert main(["run", "-", "--format", "hl7", "--out", str(out), "--quiet"]) == 0
+    [opened] = read(out / "open.jsonl")
+    assert opened["detector"] == "result-overdue"

@@ -4,14 +4,13 @@ equal the truth exactly."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
 
 from detectors.rules import parse_settings
+from streams.adapters import iter_records
 from streams.deadletter import Rejected
-from streams.jsonl import read_jsonl
 from streams.runner import MemorySink, Runner
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
 
@@ -47,7 +46,7 @@ def project_engine(rec: dict[str, Any]) -> tuple[Any, ...]:
 def run_lines(lines: list[bytes]) -> tuple[Runner, MemorySink]:
     sink = MemorySink()
     runner = Runner(parse_settings(""), sink)
-    runner.feed(read_jsonl("generated", io.BytesIO(b"".join(lines))))
+    runner.feed(iter_records(b"".join(lines), "jsonl", origin="generated"))
     return runner, sink
 
 

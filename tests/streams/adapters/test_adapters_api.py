@@ -32,6 +32,7 @@ PUBLIC = {
         "default_mapping",
         "detect_format",
         "iter_records",
+        "iter_stream",
         "load_mapping",
         "mapping_from_text",
     },
