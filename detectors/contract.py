@@ -177,7 +177,7 @@ class ExpectationDetector(Detector):
         overdue = o.overdue_seconds or 0.0
         return (
             f"{what} at {human_time(o.opened_at)}; {expected} was due by {due} and has not "
-            f"happened ({format_duration(overdue)} overdue)."
+            f"happened ({format_duration(overdue)} overdue when detected)."
         )
 
 

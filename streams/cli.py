@@ -19,6 +19,7 @@ __all__ = ["main"]
 # name -> (module, one-line help). Modules are imported lazily so `carewatch --help`
 # stays fast and a broken optional dependency only affects its own sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("streams.commands.demo", "generate a synthetic week and run every detector on it"),
     "run": ("streams.commands.run", "run the detectors over event files (embedded, no Kafka)"),
     "rules": ("streams.commands.rules", "check a rules file"),
     "generate": (

@@ -22,7 +22,7 @@ class ResultUnacknowledged(ExpectationDetector):
     key_ref = "order"
     opens = ("result.reported",)
     closes = ("result.acknowledged",)
-    opened_words = "A {severity} result for order {order} was reported"
+    opened_words = "The {severity} result for order {order} was reported"
     expected_words = "its acknowledgement"
     DEFAULTS: ClassVar[dict[str, float]] = {"critical": 3600.0, "abnormal": 7 * 86400.0}
 
