@@ -211,7 +211,7 @@ class _Checker:
         return Thresholds(values, overrides)
 
 
-_TOP = {"engine", "metrics", "detectors", "rules"}
+_TOP = {"engine", "metrics", "detectors", "rules", "plugins"}
 _ENGINE = {"allowed_lateness", "late_retention", "dedupe_window"}
 _RULE = {"name", "key", "when", "expect", "within", "void_on", "overrides", "opened", "expected"}
 
@@ -302,6 +302,15 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
                 expected_words=str(rule.get("expected") or "the expected event"),
             )
         )
+    plugins = doc.get("plugins") or []
+    if not isinstance(plugins, list):
+        raise c.fail(("plugins",), "plugins must be a list of 'package.module:ClassName'")
+    for i, spec in enumerate(plugins):
+        det = _load_plugin(spec, c, ("plugins", i))
+        if det.name in names:
+            raise c.fail(("plugins", i), f"the name {det.name!r} is already used")
+        names.add(det.name)
+        detectors.append(det)
     return Settings(
         detectors=tuple(detectors),
         allowed_lateness=timing.get("allowed_lateness", 600.0),
@@ -311,6 +320,27 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
         source=source,
         disabled=tuple(disabled),
     )
+
+
+def _load_plugin(spec: Any, c: _Checker, path: Path_) -> Detector:
+    """Import ``package.module:ClassName`` and build the detector with no arguments."""
+    import importlib
+
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise c.fail(path, "a plugin is written 'package.module:ClassName'")
+    module_name, _, class_name = spec.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise c.fail(path, f"cannot load plugin {spec!r}: {exc}") from None
+    det = cls() if isinstance(cls, type) else None
+    if not isinstance(det, Detector) or not det.name:
+        raise c.fail(
+            path,
+            f"{spec!r} is not a detector class (subclass ExpectationDetector "
+            "or ViolationDetector and set a name)",
+        )
+    return det
 
 
 def load_settings(path: str | Path | None) -> Settings:
