@@ -138,9 +138,9 @@ class FileSink:
     def _write(self, o: Outcome) -> None:
         k = (o.detector, o.outcome)
         self._tally[k] = self._tally.get(k, 0) + 1
-        self._f["outcomes"].write(self._dumps(o.to_outcome_dict()) + b"\n")
+        self._f["outcomes"].write(o.outcome_json() + b"\n")
         if o.failure_status is not None:
-            self._f["failures"].write(self._dumps(o.to_failure_dict()) + b"\n")
+            self._f["failures"].write(o.failure_json() + b"\n")
 
     def reject(self, r: Rejected) -> None:
         self._f["rejected"].write(self._dumps(r.to_dict()) + b"\n")
@@ -158,7 +158,7 @@ class FileSink:
             self._write(o)
         self._missed.clear()
         for o in open_records:
-            self._f["open"].write(self._dumps(o.to_outcome_dict()) + b"\n")
+            self._f["open"].write(o.outcome_json() + b"\n")
         for f in self._f.values():
             f.close()
         return self._tally
