@@ -1,0 +1,198 @@
+"""The expectation shape ("B must follow A for the same key within T"), over whole columns.
+
+For every opening row, the earliest counting closing and voiding rows come from an
+as-of join (``merge_asof``, forward, by key): the first at or after ``t_a``, ties going to
+the smaller event id. The outcome then follows from ``docs/detectors.md`` with the
+watermark of ``Clock``. A detector family only has to say which rows open (with their
+deadline), close and void: its ``Sides``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from detectors.contract import ExpectationDetector
+from detectors.oracle.clock import Clock
+from detectors.oracle.frame import ColumnPlan, EventFrame
+from detectors.records import Outcome, failure_id
+
+__all__ = [
+    "ExpectationForm",
+    "Sides",
+    "events_of",
+    "expectation_records",
+    "of_types",
+    "openers",
+    "resolve",
+]
+
+INF = np.inf
+
+
+@dataclass(frozen=True)
+class Sides:
+    """The rows of one expectation rule.
+
+    ``opens``: ``row`` (into the frame), ``key``, ``time``, ``due`` (epoch s UTC), only
+    rows that open an opportunity. ``closes`` and ``voids``: ``key``, ``time``, ``id``, only
+    rows that count.
+    """
+
+    opens: pd.DataFrame
+    closes: pd.DataFrame
+    voids: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class ExpectationForm:
+    """How the oracle reads one expectation detector: the frame columns it needs and its
+    sides."""
+
+    needs: Callable[[ExpectationDetector], ColumnPlan]
+    sides: Callable[[ExpectationDetector, pd.DataFrame], Sides]
+
+
+def of_types(table: pd.DataFrame, types: tuple[str, ...]) -> pd.DataFrame:
+    """The rows of ``table`` of these event types (keeping their row numbers)."""
+    return table[table["type"].isin(types)]
+
+
+def events_of(rows: pd.DataFrame, mask: np.ndarray, key: str) -> pd.DataFrame:
+    """``key``, ``time``, ``id`` of the ``rows`` in ``mask`` that carry the key column
+    ``key``."""
+    picked = rows.loc[mask, [key, "time", "id"]]
+    return picked[picked[key].notna()].rename(columns={key: "key"})
+
+
+def openers(rows: pd.DataFrame, key: str, due: np.ndarray) -> pd.DataFrame:
+    """Opening rows: those of ``rows`` with the key column ``key`` and a deadline (``due``,
+    epoch s UTC, one per row, ``NaN`` where the row opens nothing)."""
+    mask = rows[key].notna().to_numpy() & ~np.isnan(due)
+    return pd.DataFrame(
+        {
+            "row": rows.index.to_numpy()[mask],
+            "key": pd.Series(rows[key].to_numpy()[mask], dtype=object),
+            "time": rows["time"].to_numpy()[mask],
+            "due": due[mask],
+        }
+    )
+
+
+def _first_at_or_after(opens: pd.DataFrame, events: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Adds ``name`` (time) and ``name_id`` of the earliest event of the key at or after each
+    opening row; ``inf`` and ``None`` where there is none."""
+    if events.empty or opens.empty:
+        return opens.assign(**{name: INF, f"{name}_id": None})
+    # keys as integer codes shared by both sides: a faster and dtype-proof join
+    codes, _ = pd.factorize(
+        np.concatenate([opens["key"].to_numpy(dtype=object), events["key"].to_numpy(dtype=object)])
+    )
+    left = opens.assign(code=codes[: len(opens)])
+    right = pd.DataFrame(
+        {"code": codes[len(opens) :], "time": events["time"].to_numpy(), "id": events["id"]}
+    )
+    # one row per (key, time): the smallest id, so the as-of join's pick is the tie rule's
+    first = right.groupby(["code", "time"], sort=False, as_index=False)["id"].min()
+    first = first.sort_values("time", kind="stable").rename(
+        columns={"time": name, "id": f"{name}_id"}
+    )
+    joined = pd.merge_asof(
+        left,
+        first,
+        left_on="time",
+        right_on=name,
+        by="code",
+        direction="forward",
+        allow_exact_matches=True,
+    ).drop(columns="code")
+    joined[name] = joined[name].fillna(INF)
+    return joined
+
+
+def resolve(sides: Sides, clock: Clock, late_retention: float) -> pd.DataFrame:
+    """Every opportunity of ``sides`` with its ``outcome`` at the clock's watermark
+    (``open`` when undecided), ``closed_at``, ``closer`` (event id), ``decided_at`` (the
+    time whose passing decided it, epoch s UTC) and ``amended`` (a late that was first
+    declared missed). ``late_retention`` is in seconds."""
+    opens = sides.opens.sort_values("time", kind="stable")
+    opens = _first_at_or_after(opens, sides.closes, "b")
+    opens = _first_at_or_after(opens, sides.voids, "z")
+    b = opens["b"].to_numpy(dtype=np.float64)
+    z = opens["z"].to_numpy(dtype=np.float64)
+    due = opens["due"].to_numpy(dtype=np.float64)
+    wm = clock.watermark
+    by_b = b <= z  # a tie goes to the closing event
+    first = np.where(by_b, b, z)
+    in_time = first <= due
+    met = in_time & by_b & (first <= wm)
+    void = in_time & ~by_b & (first <= wm)
+    overdue = ~in_time & (due <= wm)
+    # a missed turns late once the watermark passes b, if b came within the retention
+    late = overdue & by_b & (b <= due + late_retention) & (b <= wm)
+    missed = overdue & ~late
+    outcome = np.select([met, void, late, missed], ["met", "void", "late", "missed"], "open")
+    closer = np.where(met | late, opens["b_id"], np.where(void, opens["z_id"], None))
+    # object dtype, or pandas would read the missing closers as NaN strings
+    closer = pd.Series(closer, index=opens.index, dtype=object)
+    return opens.assign(
+        outcome=outcome,
+        closed_at=np.where(met | late, b, np.where(void, z, np.nan)),
+        closer=closer,
+        decided_at=np.select([met | void, late, missed], [first, b, due], wm),
+        amended=late,
+    )
+
+
+def expectation_records(
+    det: ExpectationDetector, resolved: pd.DataFrame, frame: EventFrame, clock: Clock
+) -> tuple[list[Outcome], list[Outcome]]:
+    """The outcome records of ``resolved`` opportunities: ``(decided, open)``. Refs, patient
+    and carried attrs come from each opening event; the summary from ``det.summary``."""
+    decided: list[Outcome] = []
+    still_open: list[Outcome] = []
+    if resolved.empty:
+        return decided, still_open
+    detected = clock.detected_at(resolved["decided_at"].to_numpy())
+    events = frame.events
+    name = det.name
+    carried = det.carried_attrs
+    summary = det.summary
+    closed_at_ = resolved["closed_at"].to_numpy()
+    closed = closed_at_.astype(object)
+    closed[np.isnan(closed_at_)] = None
+    for row, key, t_a, due, outcome, closed_at, closer, detected_at, amended in zip(
+        resolved["row"].tolist(),
+        resolved["key"].tolist(),
+        resolved["time"].tolist(),
+        resolved["due"].tolist(),
+        resolved["outcome"].tolist(),
+        closed.tolist(),
+        resolved["closer"].tolist(),
+        detected.tolist(),
+        resolved["amended"].tolist(),
+        strict=True,
+    ):
+        ev = events[row]
+        o = Outcome(
+            failure_id=failure_id(name, key, ev.id),
+            detector=name,
+            outcome=outcome,
+            key=key,
+            patient=ev.patient,
+            refs=ev.refs,
+            opened_at=t_a,
+            due_at=due,
+            closed_at=closed_at,
+            detected_at=detected_at,
+            evidence=[ev.id, closer] if closer else [ev.id],
+            attrs=carried(ev),
+            summary="",
+            amended_from="missed" if amended else None,
+        )
+        o.summary = summary(o)
+        (still_open if outcome == "open" else decided).append(o)
+    return decided, still_open
