@@ -36,12 +36,13 @@ def _needs(det: ExpectationDetector) -> ColumnPlan:
 
 def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     d = cast(RuleDetector, det)
+    columns = list(_needs(det))
     key = f"refs.{d.key_ref}"
-    rows = of_types(table, d.opens)
+    rows = of_types(table, d.opens, *columns)
     due = rows["time"].to_numpy() + per_row(d.thresholds, rows)["within"]
     due[~pattern_mask(rows, d.when)] = np.nan
-    closing = of_types(table, d.closes)
-    voiding = of_types(table, d.voids)
+    closing = of_types(table, d.closes, *columns)
+    voiding = of_types(table, d.voids, *columns)
     return Sides(
         openers(rows, key, due),
         events_of(closing, pattern_mask(closing, d.expect), key),

@@ -18,6 +18,7 @@ import pandas as pd
 from detectors.contract import ExpectationDetector
 from detectors.oracle.clock import Clock
 from detectors.oracle.frame import ColumnPlan, EventFrame
+from detectors.oracle.summaries import TextCache, expectation_summaries, uses_base_summary
 from detectors.records import Outcome, failure_id
 
 __all__ = [
@@ -56,9 +57,10 @@ class ExpectationForm:
     sides: Callable[[ExpectationDetector, pd.DataFrame], Sides]
 
 
-def of_types(table: pd.DataFrame, types: tuple[str, ...]) -> pd.DataFrame:
-    """The rows of ``table`` of these event types (keeping their row numbers)."""
-    return table[table["type"].isin(types)]
+def of_types(table: pd.DataFrame, types: tuple[str, ...], *columns: str) -> pd.DataFrame:
+    """``type``, ``time``, ``id`` and ``columns`` of the rows of ``table`` of these event
+    types, keeping their row numbers."""
+    return table.loc[table["type"].isin(types).to_numpy(), ["type", "time", "id", *columns]]
 
 
 def events_of(rows: pd.DataFrame, mask: np.ndarray, key: str) -> pd.DataFrame:
@@ -82,6 +84,16 @@ def openers(rows: pd.DataFrame, key: str, due: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _smallest_id_per_time(events: pd.DataFrame, time: str) -> pd.DataFrame:
+    """One row per (``code``, ``time``): the one with the smallest id, so that the as-of
+    join's pick follows the tie rule. Ties are rare, so only they are sorted by id."""
+    tied = events.duplicated(["code", time], keep=False).to_numpy()
+    if not tied.any():
+        return events
+    ties = events[tied].sort_values(["code", time, f"{time}_id"])
+    return pd.concat([events[~tied], ties.drop_duplicates(["code", time])])
+
+
 def _first_at_or_after(opens: pd.DataFrame, events: pd.DataFrame, name: str) -> pd.DataFrame:
     """Adds ``name`` (time) and ``name_id`` of the earliest event of the key at or after each
     opening row; ``inf`` and ``None`` where there is none."""
@@ -93,16 +105,16 @@ def _first_at_or_after(opens: pd.DataFrame, events: pd.DataFrame, name: str) -> 
     )
     left = opens.assign(code=codes[: len(opens)])
     right = pd.DataFrame(
-        {"code": codes[len(opens) :], "time": events["time"].to_numpy(), "id": events["id"]}
+        {
+            "code": codes[len(opens) :],
+            name: events["time"].to_numpy(),
+            f"{name}_id": pd.Series(events["id"].to_numpy(), dtype=object),
+        }
     )
-    # one row per (key, time): the smallest id, so the as-of join's pick is the tie rule's
-    first = right.groupby(["code", "time"], sort=False, as_index=False)["id"].min()
-    first = first.sort_values("time", kind="stable").rename(
-        columns={"time": name, "id": f"{name}_id"}
-    )
+    right = _smallest_id_per_time(right, name).sort_values(name, kind="stable")
     joined = pd.merge_asof(
         left,
-        first,
+        right,
         left_on="time",
         right_on=name,
         by="code",
@@ -148,35 +160,55 @@ def resolve(sides: Sides, clock: Clock, late_retention: float) -> pd.DataFrame:
 
 
 def expectation_records(
-    det: ExpectationDetector, resolved: pd.DataFrame, frame: EventFrame, clock: Clock
+    det: ExpectationDetector,
+    resolved: pd.DataFrame,
+    frame: EventFrame,
+    clock: Clock,
+    texts: TextCache,
 ) -> tuple[list[Outcome], list[Outcome]]:
     """The outcome records of ``resolved`` opportunities: ``(decided, open)``. Refs, patient
-    and carried attrs come from each opening event; the summary from ``det.summary``."""
+    and carried attrs come from each opening event; the summary is ``det.summary``'s."""
     decided: list[Outcome] = []
     still_open: list[Outcome] = []
     if resolved.empty:
         return decided, still_open
-    detected = clock.detected_at(resolved["decided_at"].to_numpy())
     events = frame.events
+    openings = [events[row] for row in resolved["row"].tolist()]
+    keys = resolved["key"].tolist()
+    outcomes = resolved["outcome"].tolist()
+    carried = [det.carried_attrs(ev) for ev in openings]
+    detected = clock.detected_at(resolved["decided_at"].to_numpy())
+    closed = resolved["closed_at"].to_numpy(dtype=np.float64)
+    summaries: list[str] | None = None
+    if uses_base_summary(det):
+        summaries = expectation_summaries(
+            det,
+            texts,
+            outcomes,
+            keys,
+            [ev.refs for ev in openings],
+            carried,
+            resolved["time"].to_numpy(),
+            resolved["due"].to_numpy(),
+            closed,
+            detected,
+        )
+    closed_at = closed.astype(object)
+    closed_at[np.isnan(closed)] = None
     name = det.name
-    carried = det.carried_attrs
-    summary = det.summary
-    closed_at_ = resolved["closed_at"].to_numpy()
-    closed = closed_at_.astype(object)
-    closed[np.isnan(closed_at_)] = None
-    for row, key, t_a, due, outcome, closed_at, closer, detected_at, amended in zip(
-        resolved["row"].tolist(),
-        resolved["key"].tolist(),
-        resolved["time"].tolist(),
-        resolved["due"].tolist(),
-        resolved["outcome"].tolist(),
-        closed.tolist(),
-        resolved["closer"].tolist(),
-        detected.tolist(),
-        resolved["amended"].tolist(),
-        strict=True,
+    for i, (ev, key, outcome, attrs, t_a, due, closer, amended) in enumerate(
+        zip(
+            openings,
+            keys,
+            outcomes,
+            carried,
+            resolved["time"].tolist(),
+            resolved["due"].tolist(),
+            resolved["closer"].tolist(),
+            resolved["amended"].tolist(),
+            strict=True,
+        )
     ):
-        ev = events[row]
         o = Outcome(
             failure_id=failure_id(name, key, ev.id),
             detector=name,
@@ -186,13 +218,14 @@ def expectation_records(
             refs=ev.refs,
             opened_at=t_a,
             due_at=due,
-            closed_at=closed_at,
-            detected_at=detected_at,
+            closed_at=closed_at[i],
+            detected_at=float(detected[i]),
             evidence=[ev.id, closer] if closer else [ev.id],
-            attrs=carried(ev),
-            summary="",
+            attrs=attrs,
+            summary="" if summaries is None else summaries[i],
             amended_from="missed" if amended else None,
         )
-        o.summary = summary(o)
+        if summaries is None:
+            o.summary = det.summary(o)
         (still_open if outcome == "open" else decided).append(o)
     return decided, still_open

@@ -29,10 +29,11 @@ def _needs(det: ExpectationDetector) -> ColumnPlan:
 
 def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     d = cast(Any, det)
+    columns = list(_needs(det))
     key = f"refs.{d.key_ref}"
-    rows = of_types(table, d.opens)
+    rows = of_types(table, d.opens, *columns)
     due = rows["time"].to_numpy() + per_row(d.thresholds, rows)["within"]
-    closing = of_types(table, d.closes)
+    closing = of_types(table, d.closes, *columns)
     return Sides(
         openers(rows, key, due),
         events_of(closing, attr_equals(closing, "kind", d.kind), key),

@@ -31,14 +31,15 @@ def _needs(det: ExpectationDetector) -> ColumnPlan:
 
 def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     d = cast(RescheduleNotice, det)
-    rows = of_types(table, d.opens)
+    columns = list(_needs(det))
+    rows = of_types(table, d.opens, *columns)
     t = rows["time"].to_numpy()
     due = t + per_row(d.thresholds, rows)["notice"]
     previous = epoch_of(rows["attrs.previous_start"])
     # the previous start caps the deadline only when it is after the change
     due = np.where(previous > t, np.minimum(due, previous), due)
     due[~attr_equals(rows, "initiated_by", "hospital")] = np.nan
-    closing = of_types(table, d.closes)
+    closing = of_types(table, d.closes, *columns)
     counts = (closing["type"] == "patient.notified").to_numpy() | attr_equals(
         closing, "kind", "appointment-letter"
     )

@@ -33,13 +33,14 @@ def _overdue_needs(det: ExpectationDetector) -> ColumnPlan:
 
 def _overdue_sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     d = cast(ResultOverdue, det)
-    rows = of_types(table, d.opens)
+    columns = list(_overdue_needs(det))
+    rows = of_types(table, d.opens, *columns)
     values = per_row(d.thresholds, rows)
     turnaround = values["routine"].copy()  # an unknown priority is routine
     for priority, seconds in values.items():
         turnaround = np.where(attr_equals(rows, "priority", priority), seconds, turnaround)
-    closing = of_types(table, d.closes)
-    voiding = of_types(table, d.voids)
+    closing = of_types(table, d.closes, *columns)
+    voiding = of_types(table, d.voids, *columns)
     return Sides(
         openers(rows, "refs.order", rows["time"].to_numpy() + turnaround),
         events_of(closing, _all_rows(closing), "refs.order"),
@@ -59,12 +60,13 @@ def _unacknowledged_needs(det: ExpectationDetector) -> ColumnPlan:
 
 def _unacknowledged_sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     d = cast(ResultUnacknowledged, det)
-    rows = of_types(table, d.opens)
+    columns = list(_unacknowledged_needs(det))
+    rows = of_types(table, d.opens, *columns)
     values = per_row(d.thresholds, rows)
     critical = is_true(rows["attrs.critical"])
     abnormal = is_true(rows["attrs.abnormal"])
     within = np.select([critical, abnormal], [values["critical"], values["abnormal"]], np.nan)
-    closing = of_types(table, d.closes)
+    closing = of_types(table, d.closes, *columns)
     return Sides(
         openers(rows, "refs.order", rows["time"].to_numpy() + within),
         events_of(closing, _all_rows(closing), "refs.order"),

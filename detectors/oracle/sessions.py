@@ -15,6 +15,7 @@ timers are followed for every session at once, one round per re-set (rarely more
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,12 +54,16 @@ def _valid_capacity(values: pd.Series) -> np.ndarray:
     return out
 
 
-def _session_rows(table: pd.DataFrame, watermark: float) -> pd.DataFrame:
-    """One row per (session, event) that changes the session: ``sid``, ``pos`` (place in
-    event-time order), ``time``, ``id``, ``row``, ``delta`` (+1/-1/0 live bookings),
-    ``adds`` (the event books into it), ``places`` and ``start`` (capacity rows),
-    ``booking_start`` (bookings); sorted by session and position. Only events at or before
-    the watermark count: the streaming detector has not applied later ones."""
+def _session_rows(table: pd.DataFrame, watermark: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """One row per (session, event) that changes the session, and the session ids.
+
+    Rows: ``sid`` (a code into the session ids), ``pos`` (place in event-time order),
+    ``time``, ``id``, ``row``, ``delta`` (+1/-1/0 live bookings), ``adds`` (the event books
+    into it), ``places`` and ``start`` (capacity rows), ``booking_start`` (bookings), then
+    the state after the row: ``booked``, ``capacity``, ``start_now``, ``over``; sorted by
+    session and position. Only events at or before the watermark count: the streaming
+    detector has not applied later ones.
+    """
     reads = table[table["type"].isin((_CAPACITY, *_MOVES)) & (table["time"] <= watermark)]
     is_cap = (reads["type"] == _CAPACITY).to_numpy()
     sid = reads["refs.session"]
@@ -69,41 +74,37 @@ def _session_rows(table: pd.DataFrame, watermark: float) -> pd.DataFrame:
     reads = reads.reset_index(names="row").sort_values(["time", "id"], kind="stable")
     reads["pos"] = np.arange(len(reads))
     is_cap = (reads["type"] == _CAPACITY).to_numpy()
+    # the session each event puts its appointment (or capacity) into, as integer codes
+    names = reads["refs.session"].where(
+        has_sid[keep][reads.index.to_numpy()] & (reads["type"] != "appointment.cancelled")
+    )
+    codes, sessions = pd.factorize(names.to_numpy(dtype=object))
+    reads["into"] = codes  # -1: none
 
     moves = reads[~is_cap]
-    into = moves["refs.session"].where(
-        (moves["type"] != "appointment.cancelled") & moves["refs.session"].notna()
-    )
-    into = into.where(into != "")
-    came_from = into.groupby(moves["refs.appointment"], sort=False).shift(1)
+    came_from = moves.groupby("refs.appointment", sort=False)["into"].shift(1, fill_value=-1)
+    into = moves["into"]
     cols = ["pos", "time", "id", "row"]
-    adds = moves.loc[into.notna(), cols].assign(
-        sid=into[into.notna()], delta=1, adds=True, booking_start=moves["start"][into.notna()]
+    # a reschedule within one session takes the appointment out and back in: one row, 0
+    adds = moves.loc[into >= 0, cols].assign(
+        sid=into[into >= 0],
+        delta=np.where(came_from == into, 0, 1)[(into >= 0).to_numpy()],
+        adds=True,
+        booking_start=moves.loc[into >= 0, "start"],
     )
-    leaves = moves.loc[came_from.notna(), cols].assign(
-        sid=came_from[came_from.notna()], delta=-1, adds=False
-    )
+    out = (came_from >= 0) & (came_from != into)
+    leaves = moves.loc[out, cols].assign(sid=came_from[out], delta=-1, adds=False)
     caps = reads.loc[is_cap, [*cols, "places", "start"]].assign(
-        sid=reads.loc[is_cap, "refs.session"], delta=0, adds=False
+        sid=reads.loc[is_cap, "into"], delta=0, adds=False
     )
     rows = pd.concat([caps, adds, leaves], ignore_index=True)
-    # a reschedule within one session is a -1 and a +1 on the same event: one row
-    rows = rows.groupby(["sid", "pos"], sort=True, as_index=False).agg(
-        time=("time", "first"),
-        id=("id", "first"),
-        row=("row", "first"),
-        delta=("delta", "sum"),
-        adds=("adds", "any"),
-        places=("places", "first"),
-        start=("start", "first"),
-        booking_start=("booking_start", "first"),
-    )
+    rows = rows.sort_values(["sid", "pos"], kind="stable", ignore_index=True)
     by_sid = rows.groupby("sid", sort=False)
     rows["booked"] = by_sid["delta"].cumsum()
     rows["capacity"] = by_sid["places"].ffill()
     rows["start_now"] = by_sid["start"].ffill()
     rows["over"] = rows["capacity"].notna() & (rows["booked"] > rows["capacity"])
-    return rows
+    return rows, np.asarray(sessions, dtype=object)
 
 
 def _state_at(rows: pd.DataFrame, sid: pd.Series, cutoff: np.ndarray) -> pd.DataFrame:
@@ -200,89 +201,77 @@ def clinic_overbooked(frame: EventFrame, clock: Clock) -> tuple[list[Outcome], l
     """``(decided, open)`` records: one per session with a known capacity. A violation at
     the first row that takes its live bookings over capacity; met once the watermark
     passes its start; open before that."""
-    rows = _session_rows(frame.table, clock.watermark)
+    rows, names = _session_rows(frame.table, clock.watermark)
     if rows.empty:
         return [], []
     sessions = pd.DataFrame({"sid": rows["sid"].unique()})
-    decided = _decisions(rows, clock.watermark)
-    sessions = sessions.merge(decided, on="sid", how="left")
+    sessions = sessions.merge(_decisions(rows, clock.watermark), on="sid", how="left")
     sessions["is_decided"] = sessions["cutoff"].notna()
+    # an undecided session holds every row applied so far
     last = rows.groupby("sid", sort=False)["pos"].max()
     sessions["cutoff"] = sessions["cutoff"].fillna(sessions["sid"].map(last)).astype(np.int64)
     sessions["fired"] = sessions["fired"].fillna(clock.watermark)
-
-    over = rows[rows["over"]].groupby("sid", sort=False).head(1).set_index("sid")
-    tip = sessions["sid"].map(over["pos"])
+    over = rows[rows["over"]].groupby("sid", sort=False)["pos"].first()
+    tip = sessions["sid"].map(over)
     sessions["tip"] = tip.where(tip <= sessions["cutoff"])
-    end = _state_at(rows, sessions["sid"], sessions["cutoff"].to_numpy())
-    for column in ("booked", "capacity", "start_now"):
-        sessions[column] = end[column].to_numpy()
     first_at = rows[rows["places"].notna()].groupby("sid", sort=False)["time"].first()
     sessions["first_at"] = sessions["sid"].map(first_at)
-    sessions = sessions[sessions["tip"].notna() | sessions["capacity"].notna()]
 
-    capacity_rows: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    caps = rows[rows["places"].notna()]
-    for sid, pos, row in zip(caps["sid"], caps["pos"], caps["row"], strict=True):
-        capacity_rows[sid].append((pos, row))
-    builder = _Records(frame, clock, capacity_rows)
-
+    records = _Records(frame, clock, names, rows)
     tipped = sessions[sessions["tip"].notna()]
-    at_tip = rows.set_index(["sid", "pos"]).loc[
-        list(zip(tipped["sid"], tipped["tip"].astype(np.int64), strict=True))
-    ]
-    out = [
-        builder.violation(sid, int(pos), float(t), eid, int(booked), start)
-        for sid, (pos, t, eid, booked, start) in zip(
-            tipped["sid"],
-            zip(
-                tipped["tip"].astype(np.int64),
-                at_tip["time"],
-                at_tip["id"],
-                at_tip["booked"],
-                at_tip["start_now"],
-                strict=True,
-            ),
+    at_tip = _state_at(rows, tipped["sid"], tipped["tip"].to_numpy())
+    decided = [
+        records.violation(sid, pos, t, eid, booked, start)
+        for sid, pos, t, eid, booked, start in zip(
+            at_tip["sid"].tolist(),
+            at_tip["pos"].tolist(),
+            at_tip["time"].tolist(),
+            at_tip["id"].tolist(),
+            at_tip["booked"].tolist(),
+            at_tip["start_now"].tolist(),
             strict=True,
         )
     ]
     calm = sessions[sessions["tip"].isna()]
+    end = _state_at(rows, calm["sid"], calm["cutoff"].to_numpy())
+    with_capacity = end["capacity"].notna().to_numpy()
+    calm, end = calm[with_capacity], end[with_capacity]
     still_open = []
     for sid, is_decided, cutoff, fired, booked, start, first in zip(
-        calm["sid"],
-        calm["is_decided"],
-        calm["cutoff"],
-        calm["fired"],
-        calm["booked"],
-        calm["start_now"],
-        calm["first_at"],
+        calm["sid"].tolist(),
+        calm["is_decided"].tolist(),
+        calm["cutoff"].tolist(),
+        calm["fired"].tolist(),
+        end["booked"].tolist(),
+        end["start_now"].tolist(),
+        calm["first_at"].tolist(),
         strict=True,
     ):
-        o = builder.within(sid, int(cutoff), float(fired), int(booked), start, float(first))
         if is_decided:
-            out.append(o)
+            decided.append(records.met(sid, cutoff, fired, booked, start, first))
         else:
-            o.outcome = "open"
-            o.detected_at = clock.watermark
-            o.summary = f"Clinic session {sid} has not started yet."
-            still_open.append(o)
-    return out, still_open
+            still_open.append(records.still_open(sid, cutoff, booked, start, first))
+    return decided, still_open
 
 
 class _Records:
-    """Outcome records of sessions, with the capacity and session attrs taken from the
-    session's own ``session.capacity`` events (a handful per session, walked in order:
-    the latest event that carries an attribute sets it)."""
+    """Outcome records of sessions. The capacity and the session attrs come from the
+    session's own ``session.capacity`` events up to the decision (a handful per session,
+    walked in order: the latest event that carries an attribute sets it)."""
 
     def __init__(
-        self, frame: EventFrame, clock: Clock, capacity_rows: dict[str, list[tuple[int, int]]]
+        self, frame: EventFrame, clock: Clock, names: np.ndarray, rows: pd.DataFrame
     ) -> None:
         self.events = frame.events
         self.clock = clock
-        self.capacity_rows = capacity_rows
+        self.names = names
+        self.capacity_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        caps = rows[rows["places"].notna()]
+        for sid, pos, row in zip(caps["sid"], caps["pos"], caps["row"], strict=True):
+            self.capacity_rows[sid].append((pos, row))
 
-    def _attrs(self, sid: str, cutoff: int, booked: int) -> tuple[dict[str, object], int]:
-        attrs: dict[str, object] = {}
+    def _attrs(self, sid: int, cutoff: int, booked: int) -> tuple[dict[str, Any], int]:
+        attrs: dict[str, Any] = {}
         capacity = 0
         for pos, row in self.capacity_rows[sid]:
             if pos > cutoff:
@@ -294,48 +283,70 @@ class _Records:
                     attrs[k] = a[k]
         return dict(attrs, capacity=capacity, booked=booked), capacity
 
-    def _detected(self, t: float) -> float:
-        return float(self.clock.detected_at(np.array([t]))[0])
+    def _outcome(self, sid: int, outcome: str, **fields: Any) -> Outcome:
+        session = str(self.names[sid])
+        return Outcome(
+            failure_id=failure_id(NAME, session, session),
+            detector=NAME,
+            outcome=outcome,
+            key=session,
+            patient=None,
+            refs={"session": session},
+            closed_at=None,
+            **fields,
+        )
 
     def violation(
-        self, sid: str, pos: int, t: float, eid: str, booked: int, start: float
+        self, sid: int, pos: int, t: float, eid: str, booked: int, start: float
     ) -> Outcome:
+        """The session went over capacity at position ``pos`` (event ``eid`` at ``t``)."""
         attrs, capacity = self._attrs(sid, pos, booked)
-        return Outcome(
-            failure_id=failure_id(NAME, sid, sid),
-            detector=NAME,
-            outcome="violation",
-            key=sid,
-            patient=None,
-            refs={"session": sid},
+        return self._outcome(
+            sid,
+            "violation",
             opened_at=t,
-            due_at=None if np.isnan(start) else start,
-            closed_at=None,
-            detected_at=self._detected(t),
+            due_at=_or_none(start),
+            detected_at=float(self.clock.detected_at(np.array([t]))[0]),
             evidence=[eid],
             attrs=attrs,
             summary=(
-                f"Clinic session {sid} now has {booked} live bookings for "
+                f"Clinic session {self.names[sid]} now has {booked} live bookings for "
                 f"{capacity} places (at {human_time(t)})."
             ),
         )
 
-    def within(
-        self, sid: str, cutoff: int, fired: float, booked: int, start: float, first_at: float
+    def met(
+        self, sid: int, cutoff: int, fired: float, booked: int, start: float, first_at: float
     ) -> Outcome:
+        """The session stayed within capacity until its start (decided at ``fired``)."""
         attrs, capacity = self._attrs(sid, cutoff, booked)
-        return Outcome(
-            failure_id=failure_id(NAME, sid, sid),
-            detector=NAME,
-            outcome="met",
-            key=sid,
-            patient=None,
-            refs={"session": sid},
+        return self._outcome(
+            sid,
+            "met",
             opened_at=first_at,
-            due_at=None if np.isnan(start) else start,
-            closed_at=None,
-            detected_at=self._detected(fired),
+            due_at=_or_none(start),
+            detected_at=float(self.clock.detected_at(np.array([fired]))[0]),
             evidence=[],
             attrs=attrs,
-            summary=f"Clinic session {sid} stayed within its {capacity} places.",
+            summary=f"Clinic session {self.names[sid]} stayed within its {capacity} places.",
         )
+
+    def still_open(
+        self, sid: int, cutoff: int, booked: int, start: float, first_at: float
+    ) -> Outcome:
+        """The session has not started by the watermark."""
+        attrs, _ = self._attrs(sid, cutoff, booked)
+        return self._outcome(
+            sid,
+            "open",
+            opened_at=first_at,
+            due_at=_or_none(start),
+            detected_at=self.clock.watermark,
+            evidence=[],
+            attrs=attrs,
+            summary=f"Clinic session {self.names[sid]} has not started yet.",
+        )
+
+
+def _or_none(t: float) -> float | None:
+    return None if np.isnan(t) else t
