@@ -168,10 +168,8 @@ def expectation_records(
 ) -> tuple[list[Outcome], list[Outcome]]:
     """The outcome records of ``resolved`` opportunities: ``(decided, open)``. Refs, patient
     and carried attrs come from each opening event; the summary is ``det.summary``'s."""
-    decided: list[Outcome] = []
-    still_open: list[Outcome] = []
     if resolved.empty:
-        return decided, still_open
+        return [], []
     events = frame.events
     openings = [events[row] for row in resolved["row"].tolist()]
     keys = resolved["key"].tolist()
@@ -196,36 +194,49 @@ def expectation_records(
     closed_at = closed.astype(object)
     closed_at[np.isnan(closed)] = None
     name = det.name
-    for i, (ev, key, outcome, attrs, t_a, due, closer, amended) in enumerate(
-        zip(
+    ids = [ev.id for ev in openings]
+    evidence = [
+        [i, closer] if closer else [i]
+        for i, closer in zip(ids, resolved["closer"].tolist(), strict=True)
+    ]
+    records = [
+        Outcome(
+            failure_id(name, key, i),
+            name,
+            outcome,
+            key,
+            ev.patient,
+            ev.refs,
+            t_a,
+            due,
+            closed,
+            detected_at,
+            proof,
+            attrs,
+            text,
+            "missed" if amended else None,
+        )
+        for ev, i, key, outcome, t_a, due, closed, detected_at, proof, attrs, text, amended in zip(
             openings,
+            ids,
             keys,
             outcomes,
-            carried,
             resolved["time"].tolist(),
             resolved["due"].tolist(),
-            resolved["closer"].tolist(),
+            closed_at.tolist(),
+            detected.tolist(),
+            evidence,
+            carried,
+            summaries or [""] * len(ids),
             resolved["amended"].tolist(),
             strict=True,
         )
-    ):
-        o = Outcome(
-            failure_id=failure_id(name, key, ev.id),
-            detector=name,
-            outcome=outcome,
-            key=key,
-            patient=ev.patient,
-            refs=ev.refs,
-            opened_at=t_a,
-            due_at=due,
-            closed_at=closed_at[i],
-            detected_at=float(detected[i]),
-            evidence=[ev.id, closer] if closer else [ev.id],
-            attrs=attrs,
-            summary="" if summaries is None else summaries[i],
-            amended_from="missed" if amended else None,
-        )
-        if summaries is None:
+    ]
+    if summaries is None:
+        for o in records:
             o.summary = det.summary(o)
-        (still_open if outcome == "open" else decided).append(o)
-    return decided, still_open
+    is_open = [o.outcome == "open" for o in records]
+    return (
+        [o for o, pending in zip(records, is_open, strict=True) if not pending],
+        [o for o, pending in zip(records, is_open, strict=True) if pending],
+    )

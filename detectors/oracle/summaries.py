@@ -10,7 +10,8 @@ Detectors that override ``summary`` are asked one record at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
 from string import Formatter
 from typing import Any
 
@@ -25,13 +26,6 @@ __all__ = ["TextCache", "expectation_summaries", "uses_base_summary"]
 # human_time shows minutes; times this close below a minute's end may round up into the
 # next one when datetime takes them to microseconds, so they are formatted one by one
 _EDGE = 1e-6
-
-
-class _Names(dict[str, str]):
-    """Refs for summary templates; a missing ref reads as ``?`` (as in the contract)."""
-
-    def __missing__(self, key: str) -> str:
-        return "?"
 
 
 def uses_base_summary(det: ExpectationDetector) -> bool:
@@ -69,12 +63,43 @@ class TextCache:
         return np.array(texts, dtype=object)[codes].tolist()
 
 
-def _renderer(template: str) -> Callable[[_Names], str] | str:
-    """The template itself when it names no field (it reads the same for every record),
-    else its ``format_map``."""
-    if all(field is None for _, field, _, _ in Formatter().parse(template)):
+def _roots(template: str) -> tuple[str, ...] | None:
+    """The names a template looks up (``{order}``, ``{attr.x}`` -> ``attr``), or ``None``
+    when it looks up nothing."""
+    roots = [
+        re.match(r"[^.\[]*", field).group()  # type: ignore[union-attr]
+        for _, field, _, _ in Formatter().parse(template)
+        if field is not None
+    ]
+    return tuple(dict.fromkeys(roots)) if roots else None
+
+
+def _rendered(
+    template: str,
+    key: Sequence[str],
+    refs: Sequence[dict[str, str]],
+    attrs: Sequence[dict[str, Any]],
+) -> list[str] | str:
+    """``template`` filled in for every record as ``summary`` fills it: a name is the key,
+    else a ref, else an attribute as text, else ``?``. One string when it names nothing."""
+    roots = _roots(template)
+    if roots is None:
         return template.format_map({})
-    return template.format_map
+    fill = template.format_map
+    out = []
+    for k, r, a in zip(key, refs, attrs, strict=True):
+        names = {}
+        for root in roots:
+            if root == "key":
+                names[root] = k
+            elif root in r:
+                names[root] = r[root]
+            elif root in a:
+                names[root] = str(a[root])
+            else:
+                names[root] = "?"
+        out.append(fill(names))
+    return out
 
 
 def expectation_summaries(
@@ -91,32 +116,33 @@ def expectation_summaries(
 ) -> list[str]:
     """``det.summary`` of each outcome given column-wise (times in epoch s UTC,
     ``closed_at`` NaN when not closed), for a detector that ``uses_base_summary``."""
+    n = len(outcome)
     opened_text = cache.human_times(opened_at)
     due_text = cache.human_times(due_at)
     late = np.asarray(outcome) == "late"
     # how far past the deadline: the closing time when late, else the detection time
     end = np.where(late & ~np.isnan(closed_at), closed_at, detected_at)
     duration = cache.durations(np.where(late, end - due_at, np.maximum(0.0, end - due_at)))
-    what_of = _renderer(det.opened_words)
-    expected_of = _renderer(det.expected_words)
+    what = _rendered(det.opened_words, key, refs, attrs)
+    expected = _rendered(det.expected_words, key, refs, attrs)
     out = []
-    for i, result in enumerate(outcome):
-        if isinstance(what_of, str) and isinstance(expected_of, str):
-            what, expected = what_of, expected_of
-        else:
-            names = _Names({k: str(v) for k, v in attrs[i].items()}, **refs[i], key=key[i])
-            what = what_of if isinstance(what_of, str) else what_of(names)
-            expected = expected_of if isinstance(expected_of, str) else expected_of(names)
-        head = f"{what} at {opened_text[i]}; "
+    for result, w, e, opened, due, took in zip(
+        outcome,
+        [what] * n if isinstance(what, str) else what,
+        [expected] * n if isinstance(expected, str) else expected,
+        opened_text,
+        due_text,
+        duration,
+        strict=True,
+    ):
         if result == "met":
-            out.append(f"{head}{expected} in time.")
+            out.append(f"{w} at {opened}; {e} in time.")
         elif result == "void":
-            out.append(f"{head}no longer expected (voided).")
+            out.append(f"{w} at {opened}; no longer expected (voided).")
         elif result == "late":
-            out.append(f"{head}{expected} came {duration[i]} after {due_text[i]}.")
+            out.append(f"{w} at {opened}; {e} came {took} after {due}.")
         else:
             out.append(
-                f"{head}{expected} was due by {due_text[i]} and has not happened "
-                f"({duration[i]} overdue)."
+                f"{w} at {opened}; {e} was due by {due} and has not happened ({took} overdue)."
             )
     return out
