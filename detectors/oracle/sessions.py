@@ -70,14 +70,14 @@ def _session_rows(table: pd.DataFrame, watermark: float) -> tuple[pd.DataFrame, 
     has_sid = (sid.notna() & (sid != "")).to_numpy()
     places = _valid_capacity(reads["attrs.capacity"].where(is_cap, None))
     keep = (is_cap & has_sid & ~np.isnan(places)) | (~is_cap & reads["refs.appointment"].notna())
-    reads = reads[keep].assign(places=places[keep], start=epoch_of(reads["attrs.start"][keep]))
+    reads = reads[keep].assign(
+        places=places[keep], start=epoch_of(reads["attrs.start"][keep]), named=has_sid[keep]
+    )
     reads = reads.reset_index(names="row").sort_values(["time", "id"], kind="stable")
     reads["pos"] = np.arange(len(reads))
     is_cap = (reads["type"] == _CAPACITY).to_numpy()
     # the session each event puts its appointment (or capacity) into, as integer codes
-    names = reads["refs.session"].where(
-        has_sid[keep][reads.index.to_numpy()] & (reads["type"] != "appointment.cancelled")
-    )
+    names = reads["refs.session"].where(reads["named"] & (reads["type"] != "appointment.cancelled"))
     codes, sessions = pd.factorize(names.to_numpy(dtype=object))
     reads["into"] = codes  # -1: none
 
