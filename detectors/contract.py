@@ -30,6 +30,7 @@ __all__ = [
     "Thresholds",
     "ViolationDetector",
     "human_time",
+    "summary_sentence",
 ]
 
 #: Attributes of an opening event copied into its outcome's ``attrs`` (for QI slicing).
@@ -161,24 +162,37 @@ class ExpectationDetector(Detector):
         return {k: a[k] for k in CARRIED_ATTRS if k in a}
 
     def summary(self, o: Outcome) -> str:
-        """One plain sentence for an operations person."""
+        """One plain sentence for an operations person (see ``summary_sentence``)."""
         names = _Names(o)
         what = self.opened_words.format_map(names)
         expected = self.expected_words.format_map(names)
-        # met and void are most records and rarely read: keep them short and cheap
-        if o.outcome == "met":
-            return f"{what}; {expected} in time."
-        if o.outcome == "void":
-            return f"{what}; no longer expected (voided)."
+        if o.outcome in ("met", "void", "open"):
+            return summary_sentence(o.outcome, what, expected, "", "", "")
         due = human_time(o.due_at) if o.due_at is not None else "the deadline"
+        late_by = ""
         if o.outcome == "late" and o.closed_at is not None and o.due_at is not None:
             late_by = format_duration(o.closed_at - o.due_at)
-            return f"{what} at {human_time(o.opened_at)}; {expected} came {late_by} after {due}."
-        overdue = o.overdue_seconds or 0.0
-        return (
-            f"{what} at {human_time(o.opened_at)}; {expected} was due by {due} and has not "
-            f"happened ({format_duration(overdue)} overdue when detected)."
-        )
+        return summary_sentence(o.outcome, what, expected, human_time(o.opened_at), due, late_by)
+
+
+def summary_sentence(
+    outcome: str, what: str, expected: str, opened: str, due: str, late_by: str
+) -> str:
+    """The summary wording of expectation outcomes, in one place (the streaming engine and
+    the batch oracle both use it). It depends only on the final state of the opportunity,
+    never on when it was noticed, so replays in any order give the same text.
+
+    ``opened`` and ``due`` are ``human_time`` texts; ``late_by`` a ``format_duration``.
+    """
+    if outcome == "met":  # most records, rarely read: short and cheap
+        return f"{what}; {expected} in time."
+    if outcome == "void":
+        return f"{what}; no longer expected (voided)."
+    if outcome == "open":
+        return f"{what}; {expected} not due yet."
+    if outcome == "late":
+        return f"{what} at {opened}; {expected} came {late_by} after {due}."
+    return f"{what} at {opened}; {expected} was due by {due} and has not happened."
 
 
 class ViolationDetector(Detector):

@@ -20,6 +20,7 @@ How it works (the exact rules are in ``docs/detectors.md``):
 from __future__ import annotations
 
 import contextlib
+import copy
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -147,7 +148,9 @@ class Engine:
         names = [d.name for d in detectors]
         if len(set(names)) != len(names):
             raise ConfigError(f"detector names must be unique, got {names}")
-        self.detectors = list(detectors)
+        # Each engine gets its own copies: violation detectors carry state, and one
+        # Settings object may build several engines (a worker per partition, tests).
+        self.detectors = [copy.deepcopy(d) for d in detectors]
         self.allowed_lateness = float(allowed_lateness)
         self.late_retention = float(late_retention)
         self.dedupe_window = float(dedupe_window)
@@ -401,7 +404,10 @@ class Engine:
                 self._drop(exp)  # voided after the deadline: stays missed
             return
         if by_b and exp.b <= wm:
-            self._finish(exp, "met" if exp.b <= due else "late", wm, "missed")
+            if exp.b > due + self.late_retention:
+                self._drop(exp)  # closed only after the retention: it stays missed
+            else:
+                self._finish(exp, "met" if exp.b <= due else "late", wm, "missed")
         elif not by_b and exp.z <= wm:
             if exp.z <= due:
                 self._finish(exp, "void", wm, "missed")

@@ -81,6 +81,21 @@ class RuleDetector(ExpectationDetector):
         self.opened_words = opened_words  # type: ignore[misc]
         self.expected_words = expected_words  # type: ignore[misc]
 
+    @property
+    def when(self) -> tuple[EventPattern, ...]:
+        """The patterns of events that open an opportunity."""
+        return tuple(self._when)
+
+    @property
+    def expect(self) -> tuple[EventPattern, ...]:
+        """The patterns of events that close one."""
+        return tuple(self._expect)
+
+    @property
+    def void_on(self) -> tuple[EventPattern, ...]:
+        """The patterns of events that void one."""
+        return tuple(self._void)
+
     def deadline(self, event: Event) -> float | None:
         if not any(p.matches(event) for p in self._when):
             return None

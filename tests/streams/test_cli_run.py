@@ -86,7 +86,7 @@ def test_run_writes_the_four_files_and_a_summary(
     assert o2["due_at"] == "2026-03-02T10:00:00+00:00"
     # declared when the last event (11:00) moved the watermark to 10:50
     assert o2["detected_at"] == "2026-03-02T10:50:00+00:00"
-    assert "Order O2" in o2["summary"] and "overdue" in o2["summary"]
+    assert "Order O2" in o2["summary"] and "has not happened" in o2["summary"]
     assert {o["outcome"] for o in outcomes} == {"met", "missed"}
     assert {(o["detector"], o["key"]) for o in still_open} == {
         ("result-overdue", "O3"),
