@@ -210,3 +210,25 @@ def test_run_reads_hl7_from_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert main(["run", "-", "--format", "hl7", "--out", str(out), "--quiet"]) == 0
     [opened] = read(out / "open.jsonl")
     assert opened["detector"] == "result-overdue"
+
+
+def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
+    """--metrics-port serves the engine's metrics over HTTP on loopback."""
+    import socket
+    import urllib.request
+
+    from detectors.rules import parse_settings
+    from streams.commands.run import _serve_metrics
+    from streams.runner import MemorySink, Runner
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    runner = Runner(parse_settings(""), MemorySink())
+    _serve_metrics(runner, port)
+    from streams.adapters import iter_records
+
+    runner.feed(iter_records("".join(GOOD).encode(), "jsonl"))
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'carewatch_events_total{type="order.placed"} 3.0' in body
+    assert "carewatch_watermark_seconds" in body
