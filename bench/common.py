@@ -81,8 +81,9 @@ def measure_engine(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
     """What `carewatch run` does: read, parse, detect, write the four files."""
     from detectors.rules import load_settings
     from streams.adapters import iter_records
-    from streams.runner import FileSink, Runner
+    from streams.runner import FileSink, Runner, tune_gc
 
+    tune_gc()  # as the command line does
     runner = Runner(load_settings(rules or None), FileSink(Path(out_dir)))
     open_now = runner.engine.stats.open_now
     peak = [0]
@@ -113,8 +114,9 @@ def measure_oracle(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
     from detectors.rules import load_settings
     from streams.adapters import iter_records
     from streams.batch import run_batch
-    from streams.runner import FileSink
+    from streams.runner import FileSink, tune_gc
 
+    tune_gc()
     with _Clock() as c:
         summary = run_batch(
             iter_records(path, "jsonl"), load_settings(rules or None), FileSink(Path(out_dir))

@@ -15,6 +15,7 @@ The same input in the same order always gives the same bytes.
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -38,6 +39,7 @@ __all__ = [
     "Sink",
     "format_summary",
     "stderr_progress",
+    "tune_gc",
 ]
 
 ProgressFn = Callable[[str], None]
@@ -258,6 +260,17 @@ class Runner:
             rejected_kinds=dict(self.rejected_kinds),
             files=dict(getattr(self.sink, "files", {})),
         )
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often, for long runs (call once, at a program's edge).
+
+    The engine and the records make no reference cycles, but a run keeps hundreds of
+    thousands of live objects, and CPython's default thresholds rescan them all again and
+    again: about a fifth of a run's CPU for no garbage found. Reference counting still
+    frees everything as usual; only the cycle collector runs less.
+    """
+    gc.set_threshold(100_000, 50, 1000)
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import FileSink, Runner, format_summary, stderr_progress
+from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
 from streams.synthetic import SCALES, DeliveryFaults, GeneratorConfig, deliver, generate
 from streams.synthetic.output import open_output, write_json_lines, write_lines
 
@@ -46,6 +46,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = load_settings(args.rules)
+    tune_gc()
     say = stderr_progress
     say(f"generating {args.days} days of a {args.scale} hospital (seed {args.seed})...")
     run = generate(GeneratorConfig(days=args.days, seed=args.seed, scale=args.scale))

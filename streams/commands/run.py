@@ -21,7 +21,7 @@ from detectors.errors import ConfigError
 from detectors.events import Event, parse_time
 from detectors.rules import load_settings
 from streams.deadletter import Rejected
-from streams.runner import FileSink, Runner, format_summary, stderr_progress
+from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
 
 __all__ = ["add_arguments", "main"]
 
@@ -80,6 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings(args.rules)
+    tune_gc()
     lateness = parse_duration(args.allowed_lateness) if args.allowed_lateness else None
     as_of = None
     if args.as_of:
