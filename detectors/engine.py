@@ -398,10 +398,11 @@ class Engine:
             exp.missed = True
             self.stats.open_now[exp.det.name] -= 1
             self._emit(self._record(exp, "missed", wm, None, None))
-            if by_b or first == INF:
-                self._schedule(exp)  # watch for a late close (or the retention to end)
-            else:
-                self._drop(exp)  # voided after the deadline: stays missed
+            # Watch on: a close before the retention ends makes it late. Even when the
+            # earliest known event is a void after the deadline, a close between the
+            # deadline and that void may still arrive (within the lateness), so the
+            # decision waits until the watermark has passed the void too.
+            self._schedule(exp)
             return
         if by_b and exp.b <= wm:
             if exp.b > due + self.late_retention:
@@ -606,4 +607,3 @@ class Engine:
         for d in self._vio:
             if d.name in state["detectors"]:
                 d.restore(state["detectors"][d.name])
-        self._fire_now = False

@@ -207,3 +207,17 @@ def test_missed_then_beyond_lateness_evidence_of_met_withdraws_the_failure() -> 
     [o] = out.by_detector("result-overdue")
     assert o.failure_status == "withdrawn"
     assert out.engine.stats.late_events == 1
+
+
+def test_a_late_result_before_a_late_cancel_is_late_whatever_arrives_first() -> None:
+    # Found by the property test. Urgent order, due at 4h; resulted at 4h05, cancelled at
+    # 4h10. When the cancel arrives first it moves the watermark to 4h00, past the
+    # deadline: the miss must not be made final while a close before the cancel may
+    # still arrive within the lateness.
+    case = CASES[0]
+    result = ev("result.reported", at(4 + 5 / 60), refs={"order": "K1"})
+    cancel = ev("order.cancelled", at(4 + 10 / 60), refs={"order": "K1"})
+    for order in ([case.open(), cancel, result], [case.open(), result, cancel]):
+        out = run_events(order, rules=only(case), as_of=FAR)
+        [o] = out.by_detector(case.detector)
+        assert (o.outcome, o.closed_at) == ("late", epoch(4 + 5 / 60))
