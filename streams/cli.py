@@ -20,6 +20,10 @@ __all__ = ["main"]
 # stays fast and a broken optional dependency only affects its own sub-command.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("streams.commands.run", "run the detectors over event files (embedded, no Kafka)"),
+    "convert": (
+        "streams.commands.convert",
+        "convert HL7 v2 / FHIR / CSV input into canonical events (JSON Lines)",
+    ),
     "rules": ("streams.commands.rules", "check a rules file"),
     "generate": (
         "streams.commands.generate",
