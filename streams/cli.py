@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "streams.commands.convert",
         "convert HL7 v2 / FHIR / CSV input into canonical events (JSON Lines)",
     ),
+    "listen": (
+        "streams.commands.listen",
+        "receive HL7 v2 over MLLP, hand the events on durably, answer each message",
+    ),
     "rules": ("streams.commands.rules", "check a rules file"),
     "generate": (
         "streams.commands.generate",
