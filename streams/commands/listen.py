@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from detectors.durations import parse_duration
-from detectors.errors import ConfigError
+from detectors.errors import ConfigError, RuntimeFault
 
 __all__ = ["add_arguments", "main", "parse_size"]
 
@@ -171,6 +171,9 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # The Kafka client logs every connection at INFO and request details at DEBUG;
+    # only its warnings are of use here, and they carry no message content.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = ListenerSettings(
         host=args.host,
         port=args.port,
@@ -196,7 +199,7 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
     from streams.adapters import AdapterMemory, load_mapping
     from streams.mllp.appender import AppendError
     from streams.mllp.dead_letter import DeadLetterFile
-    from streams.mllp.handoff import FileHandoff, Handoff, HandoffError
+    from streams.mllp.handoff import FileHandoff, Handoff
     from streams.mllp.metrics import MllpMetrics
     from streams.mllp.server import MllpListener
 
@@ -215,7 +218,7 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
         else:
             assert bootstrap is not None
             handoff = await asyncio.to_thread(_kafka_handoff, args, bootstrap)
-    except HandoffError as exc:
+    except RuntimeFault as exc:  # the file cannot be opened, Kafka cannot be reached
         await dead_letter.close()
         raise ConfigError(str(exc)) from None
     listener = MllpListener(

@@ -79,6 +79,9 @@ class KafkaHandoff:
 
         timeout_ms = int(timeout * 1000)
         request_ms = min(timeout_ms, 30_000)
+        extra: dict[str, Any] = {}
+        if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python 2.1+
+            extra["bootstrap_timeout_ms"] = timeout_ms
         try:
             producer = KafkaProducer(
                 bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
@@ -90,6 +93,7 @@ class KafkaHandoff:
                 request_timeout_ms=request_ms,
                 # The producer must be allowed one whole request (plus the linger).
                 delivery_timeout_ms=max(timeout_ms, request_ms + 2),
+                **extra,
             )
         except KafkaError as exc:
             raise RuntimeFault(f"cannot reach Kafka at {bootstrap}: {exc}") from None
