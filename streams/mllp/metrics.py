@@ -65,7 +65,7 @@ class MllpMetrics:
         )
         self.incomplete = Counter(
             "carewatch_mllp_incomplete_messages",
-            "Messages still unfinished when their connection ended (closed, idle, shutdown).",
+            "Messages unfinished, or received but not processed, when their connection ended.",
             registry=registry,
         )
         self.junk = Counter(

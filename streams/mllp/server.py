@@ -259,11 +259,13 @@ class MllpListener:
             if not data:
                 ending = "listener shutting down" if self._stopping else "closed by the client"
                 break
-            for item in decoder.feed(data):
+            items = decoder.feed(data)
+            for index, item in enumerate(items):
                 if not await self._on_item(conn, item):
-                    return "no acknowledgement could be sent"
-        for item in decoder.finish():
-            await self._on_leftover(conn, item, ending)
+                    # Closing: what else this read brought is left for the sender to resend.
+                    await self._on_leftovers(conn, items[index + 1 :] + decoder.finish(), "closed")
+                    return "closed: a message could not be acknowledged"
+        await self._on_leftovers(conn, decoder.finish(), ending)
         return ending
 
     async def _on_item(self, conn: _Connection, item: Item) -> bool:
@@ -391,19 +393,25 @@ class MllpListener:
         rejected = Rejected(conn.origin, "between messages", reason, excerpt(junk.head), INVALID)
         await self._write_unanswerable(conn, rejected, junk.head, junk.size)
 
-    async def _on_leftover(self, conn: _Connection, item: Item, ending: str) -> None:
-        """What was left when the connection ended: a message never finished (it cannot
-        be answered; the sender will send it again) or junk."""
-        if isinstance(item, Junk):
-            await self._on_junk(conn, item)
-            return
-        if isinstance(item, Frame):  # cannot happen: finish() only returns the others
-            return
-        self.metrics.incomplete.inc()
-        reason = f"connection ended ({ending}) after {item.size:,} bytes of a message"
-        location = f"message {conn.messages + 1}"
-        rejected = Rejected(conn.origin, location, reason, excerpt(item.head), INVALID)
-        await self._write_unanswerable(conn, rejected, item.head, item.size)
+    async def _on_leftovers(self, conn: _Connection, items: list[Item], ending: str) -> None:
+        """What was left when the connection ended: messages never finished or never
+        processed (they cannot be answered; the sender will send them again), and junk.
+        They are recorded in the dead letter and counted as incomplete."""
+        number = conn.messages
+        for item in items:
+            if isinstance(item, Junk):
+                await self._on_junk(conn, item)
+                continue
+            number += 1
+            self.metrics.incomplete.inc()
+            if isinstance(item, Frame):
+                raw, size = item.payload, len(item.payload)
+                reason = f"connection {ending} before this message was processed"
+            else:
+                raw, size = item.head, item.size
+                reason = f"connection ended ({ending}) after {item.size:,} bytes of a message"
+            rejected = Rejected(conn.origin, f"message {number}", reason, excerpt(raw), INVALID)
+            await self._write_unanswerable(conn, rejected, raw, size)
 
     async def _write_unanswerable(
         self, conn: _Connection, rejected: Rejected, raw: bytes, size: int

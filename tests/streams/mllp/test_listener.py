@@ -243,9 +243,12 @@ def test_when_the_handoff_fails_nothing_is_acknowledged_and_the_resend_is(tmp_pa
         async with listening(tmp_path, handoff=handoff) as running:
             handoff.fail = True
             client = await Client.connect(running.port)
-            await client.send(frame(sample("SIU-S12-01.hl7")))
-            assert await client.at_eof()  # no ACK at all: the sender keeps the message
+            # Two messages in one write: the first cannot be handed on, so neither is
+            # answered; the second was never processed and is recorded as incomplete.
+            await client.send(frame(sample("SIU-S12-01.hl7")) + frame(sample("SIU-S15-01.hl7")))
+            assert await client.at_eof()  # no ACK at all: the sender keeps the messages
             assert running.metric("carewatch_mllp_messages_unanswered_total") == 1
+            assert running.metric("carewatch_mllp_incomplete_messages_total") == 1
 
             handoff.fail = False
             again = await Client.connect(running.port)
@@ -254,6 +257,9 @@ def test_when_the_handoff_fails_nothing_is_acknowledged_and_the_resend_is(tmp_pa
             assert running.metric("carewatch_mllp_messages_accepted_total") == 1
         assert [e.id for e in handoff.events] == ["MSG00012:appointment.booked:1"]
         assert handoff.closed
+        [unprocessed] = running.dead()
+        assert unprocessed["location"] == "message 2" and "ack" not in unprocessed
+        assert unprocessed["reason"] == "connection closed before this message was processed"
 
     asyncio.run(scenario())
 
@@ -300,5 +306,64 @@ def test_shutdown_finishes_messages_in_flight_and_closes_idle_connections(
                 pass  # refused: the listener no longer accepts connections
             else:
                 raise AssertionError("a stopped listener accepted a connection")
+
+    asyncio.run(scenario())
+
+
+def test_partly_rejected_and_no_event_messages(tmp_path: Path) -> None:
+    # The second OBR of this ORU has no order id: one result is accepted, one is not.
+    partial = sample("LAB-ORU-1.hl7").replace(b"OBR|1|855238581|890775544|", b"OBR|1|||")
+
+    async def scenario() -> None:
+        async with listening(tmp_path, keep_no_event=True) as running:
+            client = await Client.connect(running.port)
+            ack = await client.exchange(partial)
+            assert (ack.code, ack.control_id) == ("AA", "182")
+            assert ack.text == "accepted; 1 of 2 parts rejected"
+            assert ack.err is not None and ack.err[4] == "W" and ack.err[5] == "invalid"
+            no_event = await client.exchange(sample("MDM-T02-01.hl7"))
+            assert no_event.code == "AA" and no_event.err is None
+            await client.close()
+            assert running.metric("carewatch_mllp_rejected_parts_total", kind="invalid") == 1
+            assert running.metric("carewatch_mllp_messages_without_event_total") == 1
+
+        assert [e["id"] for e in running.events()] == ["182:result.reported:1"]
+        part, kept = running.dead()
+        assert (part["kind"], part["location"], part["ack"]) == ("invalid", "message 1 OBR 2", "AA")
+        assert "no order id" in part["reason"]
+        assert (kept["kind"], kept["ack"]) == ("no-event", "AA")  # kept: --keep-no-event
+
+    asyncio.run(scenario())
+
+
+def test_garbage_in_any_shape_leaves_the_listener_serving(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(20260302)
+    pieces = [b"\x0b", b"\x1c", b"\r", b"MSH|^~\\&|", b"|", b"\x00\xff", b"PID|1", b"\n"]
+
+    async def scenario() -> None:
+        async with listening(tmp_path, max_message_bytes=4096) as running:
+            for _ in range(20):
+                noisy = await Client.connect(running.port)
+                blob = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 400)))
+                blob += bytes(rng.randrange(256) for _ in range(rng.randint(0, 3000)))
+                await noisy.send(blob, pieces=rng.randint(1, 9))
+                await noisy.close()  # without reading a single ACK
+            client = await Client.connect(running.port)
+            ack = await client.exchange(sample("SIU-S26-01.hl7"))
+            assert (ack.code, ack.control_id) == ("AA", "MSG00026")
+            await client.close()
+
+        m = running.metric
+        answered = m("carewatch_mllp_messages_accepted_total") + sum(
+            m("carewatch_mllp_messages_rejected_total", kind=k)
+            for k in ("invalid", "unsupported", "too-large")
+        )
+        # Every frame was answered (a client gone before its ACK still got it sent).
+        assert answered + m("carewatch_mllp_messages_unanswered_total") == m(
+            "carewatch_mllp_messages_received_total"
+        )
+        assert "MSG00026:appointment.missed:1" in {e["id"] for e in running.events()}
 
     asyncio.run(scenario())
