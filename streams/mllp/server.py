@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -223,7 +224,8 @@ class MllpListener:
         except Exception as exc:  # a bug must cost one connection, never the listener
             ending = f"internal error {type(exc).__name__}"
             log.error("connection from %s: internal error %s", conn.peer, type(exc).__name__)
-            log.debug("internal error detail", exc_info=True)
+            # Where it happened, without the exception's text: that may quote the message.
+            log.debug("internal error at:\n%s", "".join(traceback.format_tb(exc.__traceback__)))
         finally:
             self._connections.discard(conn)
             self.metrics.connections_open.dec()

@@ -12,6 +12,8 @@ import base64
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from streams.adapters import AdapterMemory, Rejected, convert_message
 from streams.mllp.framing import frame
 from streams.mllp.handoff import MemoryHandoff
@@ -367,3 +369,33 @@ def test_garbage_in_any_shape_leaves_the_listener_serving(tmp_path: Path) -> Non
         assert "MSG00026:appointment.missed:1" in {e["id"] for e in running.events()}
 
     asyncio.run(scenario())
+
+
+def test_a_bug_costs_one_connection_not_the_listener(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streams.mllp import server
+
+    real_decide = server.decide
+
+    def buggy(records: list[object]) -> object:
+        missed = [r for r in records if getattr(r, "type", "") == "appointment.missed"]
+        if missed:
+            raise KeyError(missed[0].patient)  # type: ignore[attr-defined] # quotes the message
+        return real_decide(records)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server, "decide", buggy)
+
+    async def scenario() -> None:
+        async with listening(tmp_path) as running:
+            unlucky = await Client.connect(running.port)
+            await unlucky.send(frame(sample("SIU-S26-01.hl7")))
+            assert await unlucky.at_eof()
+            fine = await Client.connect(running.port)
+            assert (await fine.exchange(sample("SIU-S12-01.hl7"))).code == "AA"
+            await fine.close()
+
+    with caplog.at_level("DEBUG", logger="carewatch.mllp"):
+        asyncio.run(scenario())
+    assert "internal error KeyError" in caplog.text
+    assert "PATID1234" not in caplog.text  # the exception's text is not logged
