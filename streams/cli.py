@@ -21,6 +21,14 @@ __all__ = ["main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("streams.commands.demo", "generate a synthetic week and run every detector on it"),
     "run": ("streams.commands.run", "run the detectors over event files (embedded, no Kafka)"),
+    "convert": (
+        "streams.commands.convert",
+        "convert HL7 v2 / FHIR / CSV input into canonical events (JSON Lines)",
+    ),
+    "listen": (
+        "streams.commands.listen",
+        "receive HL7 v2 over MLLP, hand the events on durably, answer each message",
+    ),
     "rules": ("streams.commands.rules", "check a rules file"),
     "generate": (
         "streams.commands.generate",

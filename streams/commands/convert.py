@@ -1,0 +1,122 @@
+"""Convert HL7 v2, FHIR R4, CSV/Parquet event logs (or canonical JSON Lines, to check
+them) into canonical events, one JSON object per line.
+
+Events go to standard output, or to --out (gzip-compressed when the name ends in .gz).
+Every input record that does not become an event is reported on standard error, one line
+each (origin, place, kind, reason), followed by a count. The exit status is 0 when
+anything could be converted; it is 1 only when the inputs held records and not one of
+them became an event (records that carry no care event under the mapping, kind
+no-event, do not count as failures). One adapter memory is kept across all inputs, so an
+FHIR Appointment whose start moved between two files is a reschedule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+import orjson
+
+from detectors.errors import ConfigError
+from detectors.events import Event
+from streams.deadletter import NO_EVENT, Rejected
+from streams.synthetic.output import open_output
+
+__all__ = ["add_arguments", "main"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="input files (.gz ok), or - for stdin"
+    )
+    p.add_argument(
+        "--format",
+        choices=("auto", "jsonl", "hl7", "fhir", "csv", "parquet"),
+        default="auto",
+        help="input format (default: told from each input's content and name)",
+    )
+    p.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="site mapping YAML (codes, identifiers, timezone); see docs/adapters.md",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the events to FILE instead of standard output (gzip if it ends in .gz)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    for path in args.inputs:
+        if path != "-" and not Path(path).is_file():
+            raise ConfigError(f"input {path} does not exist or is not a file")
+    if args.inputs.count("-") > 1:
+        raise ConfigError("standard input (-) can be named only once")
+
+    from streams.adapters import AdapterMemory, iter_records, iter_stream, load_mapping
+
+    mapping = load_mapping(args.mapping) if args.mapping else None
+    memory = AdapterMemory()  # one for all inputs: appointment starts carry across files
+    fmt = None if args.format == "auto" else args.format
+
+    def records() -> Iterable[Event | Rejected]:
+        for path in args.inputs:
+            if path == "-":
+                yield from iter_stream(sys.stdin.buffer, fmt, mapping, memory=memory, origin="-")
+            else:
+                yield from iter_records(path, fmt, mapping, memory=memory)
+
+    try:
+        with open_output(args.out) as out:
+            events, rejected = _write(records(), out)
+    except BrokenPipeError:
+        # The reader went away (`carewatch convert x.hl7 | head`): not an error of ours.
+        _silence_stdout()
+        return 0
+
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(rejected.items()))
+    total = sum(rejected.values())
+    print(
+        f"carewatch convert: {events:,} events, {total:,} rejected"
+        + (f" ({kinds})" if kinds else ""),
+        file=sys.stderr,
+    )
+    failed = total - rejected.get(NO_EVENT, 0)
+    return 1 if events == 0 and failed else 0
+
+
+def _write(records: Iterable[Event | Rejected], out: IO[bytes]) -> tuple[int, Counter[str]]:
+    """Write the events as JSON lines to ``out`` and report each rejection on stderr."""
+    events = 0
+    rejected: Counter[str] = Counter()
+    dumps = orjson.dumps
+    for record in records:
+        if isinstance(record, Rejected):
+            rejected[record.kind] += 1
+            print(_reject_line(record), file=sys.stderr)
+        else:
+            out.write(dumps(record.to_dict()) + b"\n")
+            events += 1
+    return events, rejected
+
+
+def _reject_line(r: Rejected) -> str:
+    # One line per rejection, whatever the reason text holds, so it can be grepped.
+    reason = " ".join(r.reason.split())
+    return f"{r.origin}: {r.location}: {r.kind}: {reason}"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,292 @@
+"""Listen for hospital messages on the network and hand them on as canonical events.
+
+  carewatch listen mllp --port 2575 --out events.jsonl --rejected rejected.jsonl
+  carewatch listen mllp --port 2575 --kafka-bootstrap broker:9092
+
+Each HL7 v2 message received over MLLP is converted with the site mapping; its events
+are appended to --out (flushed and fsync-ed) or produced to Kafka (acks=all) before the
+message is answered AA. Messages that cannot be used are answered AE (content) or AR
+(not HL7, too large, cut off) and written to the dead-letter file. See docs/mllp.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.durations import parse_duration
+from detectors.errors import ConfigError, RuntimeFault
+
+__all__ = ["add_arguments", "main", "parse_size"]
+
+log = logging.getLogger("carewatch.mllp")
+
+_SIZE = re.compile(r"(\d+)\s*(b|k|kib|m|mib)?", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "k": 1024, "kib": 1024, "m": 1024 * 1024, "mib": 1024 * 1024}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``512KiB``/``512K`` or ``1MiB``/``1M`` (K and M are 1024
+    and 1024²). Raises ``ConfigError`` for anything else."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"{text!r} is not a size; write e.g. 1048576, 512KiB or 2MiB")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="protocol", metavar="PROTOCOL", required=True)
+    mllp = sub.add_parser(
+        "mllp",
+        help="HL7 v2 over MLLP (TCP)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_mllp_arguments(mllp)
+
+
+def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
+    from streams.mllp.kafka_handoff import DEFAULT_TOPIC
+    from streams.mllp.server import DEFAULT_PORT
+
+    net = p.add_argument_group("network")
+    net.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s; 0.0.0.0 for every interface)",
+    )
+    net.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="TCP port (default: %(default)s, the HL7 MLLP port; 0 picks a free one)",
+    )
+    net.add_argument(
+        "--max-message-size",
+        metavar="SIZE",
+        default="1MiB",
+        help="largest message accepted; larger ones are answered AR and dead-lettered "
+        "(default: %(default)s; bytes, or K/KiB, M/MiB)",
+    )
+    net.add_argument(
+        "--idle-timeout",
+        metavar="DURATION",
+        default="5m",
+        help="close a connection that sends nothing for this long (default: %(default)s; "
+        "e.g. 90s, 5m)",
+    )
+    net.add_argument(
+        "--shutdown-grace",
+        metavar="DURATION",
+        default="30s",
+        help="on SIGINT/SIGTERM, how long to wait for messages in flight (default: %(default)s)",
+    )
+
+    out = p.add_argument_group("where events go (one of)")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        metavar="FILE",
+        help="append events as canonical JSON Lines to FILE, fsync-ed before each AA "
+        "(carewatch run FILE reads it)",
+    )
+    where.add_argument(
+        "--kafka-bootstrap",
+        metavar="HOST:PORT",
+        help="produce events to Kafka (acks=all, idempotent) instead; "
+        "default from CAREWATCH_KAFKA_BOOTSTRAP when --out is not given",
+    )
+    out.add_argument(
+        "--kafka-topic",
+        metavar="TOPIC",
+        help=f"events topic (default: CAREWATCH_TOPIC_EVENTS, else {DEFAULT_TOPIC})",
+    )
+    out.add_argument(
+        "--kafka-timeout",
+        metavar="DURATION",
+        default="30s",
+        help="longest wait for Kafka to acknowledge a message's events; after it the "
+        "message is not answered and the sender resends (default: %(default)s)",
+    )
+    out.add_argument(
+        "--rejected",
+        metavar="FILE",
+        default="mllp-rejected.jsonl",
+        help="dead-letter file: rejected messages with reason and raw bytes, fsync-ed "
+        "before each AE/AR (default: %(default)s)",
+    )
+    out.add_argument(
+        "--keep-no-event",
+        action="store_true",
+        help="also dead-letter messages that carry no care event (default: only count them)",
+    )
+
+    conv = p.add_argument_group("conversion")
+    conv.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="site mapping YAML (codes, identifiers, timezone); see docs/adapters.md",
+    )
+    conv.add_argument(
+        "--memory",
+        metavar="FILE",
+        help="keep what the adapters remember (appointment starts...) in FILE: read at "
+        "start if present, written at shutdown",
+    )
+
+    ops = p.add_argument_group("operations")
+    ops.add_argument(
+        "--metrics-port",
+        metavar="N",
+        type=int,
+        help="serve Prometheus metrics on --metrics-host:N",
+    )
+    ops.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for the metrics endpoint (default: %(default)s)",
+    )
+    ops.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="log detail on stderr; logs never carry message content (default: %(default)s)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from streams.mllp.server import ListenerSettings
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The Kafka client logs every connection at INFO and request details at DEBUG;
+    # only its warnings are of use here, and they carry no message content.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = ListenerSettings(
+        host=args.host,
+        port=args.port,
+        max_message_bytes=parse_size(args.max_message_size),
+        idle_timeout=parse_duration(args.idle_timeout),
+        shutdown_grace=parse_duration(args.shutdown_grace),
+        keep_no_event=args.keep_no_event,
+    )
+    bootstrap = args.kafka_bootstrap or (
+        None if args.out else os.environ.get("CAREWATCH_KAFKA_BOOTSTRAP")
+    )
+    if not args.out and not bootstrap:
+        raise ConfigError(
+            "say where events go: --out FILE, or --kafka-bootstrap HOST:PORT "
+            "(or CAREWATCH_KAFKA_BOOTSTRAP)"
+        )
+    return asyncio.run(_serve(args, settings, bootstrap))
+
+
+async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None) -> int:
+    from prometheus_client import CollectorRegistry
+
+    from streams.adapters import AdapterMemory, load_mapping
+    from streams.mllp.appender import AppendError
+    from streams.mllp.dead_letter import DeadLetterFile
+    from streams.mllp.handoff import FileHandoff, Handoff
+    from streams.mllp.metrics import MllpMetrics
+    from streams.mllp.server import MllpListener
+
+    mapping = load_mapping(args.mapping) if args.mapping else None
+    memory = _load_memory(args.memory) if args.memory else AdapterMemory()
+    registry = CollectorRegistry()
+    metrics = MllpMetrics(registry)
+    try:
+        dead_letter = DeadLetterFile(args.rejected)
+    except AppendError as exc:
+        raise ConfigError(str(exc)) from None
+    handoff: Handoff
+    try:
+        if args.out:
+            handoff = FileHandoff(args.out)
+        else:
+            assert bootstrap is not None
+            handoff = await asyncio.to_thread(_kafka_handoff, args, bootstrap)
+    except RuntimeFault as exc:  # the file cannot be opened, Kafka cannot be reached
+        await dead_letter.close()
+        raise ConfigError(str(exc)) from None
+    listener = MllpListener(
+        settings, handoff, dead_letter, mapping=mapping, memory=memory, metrics=metrics
+    )
+    try:
+        await listener.start()
+        metrics_server = _serve_metrics(registry, args) if args.metrics_port is not None else None
+    except ConfigError:
+        await listener.stop()  # closes the handoff and the dead letter
+        raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("signal received: finishing messages in flight")
+    finally:
+        await listener.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        if args.memory:
+            _save_memory(args.memory, memory)
+    return 0
+
+
+def _kafka_handoff(args: argparse.Namespace, bootstrap: str) -> Any:
+    from streams.mllp.kafka_handoff import DEFAULT_TOPIC, KafkaHandoff
+
+    topic = args.kafka_topic or os.environ.get("CAREWATCH_TOPIC_EVENTS") or DEFAULT_TOPIC
+    return KafkaHandoff.connect(bootstrap, topic, timeout=parse_duration(args.kafka_timeout))
+
+
+def _serve_metrics(registry: Any, args: argparse.Namespace) -> Any:
+    from prometheus_client import start_http_server
+
+    try:
+        server, _thread = start_http_server(
+            args.metrics_port, addr=args.metrics_host, registry=registry
+        )
+    except OSError as exc:
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror}") from None
+    return server
+
+
+def _load_memory(path: str) -> Any:
+    from streams.adapters import AdapterMemory
+
+    file = Path(path)
+    if not file.exists():
+        return AdapterMemory()
+    try:
+        return AdapterMemory.from_dict(orjson.loads(file.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read the adapter memory {path}: {exc}") from None
+
+
+def _save_memory(path: str, memory: Any) -> None:
+    # Written beside and renamed over: a crash mid-write leaves the previous file whole.
+    file = Path(path)
+    temporary = file.with_name(file.name + ".tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(orjson.dumps(memory.to_dict()))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, file)
+    except OSError as exc:
+        log.error("could not save the adapter memory to %s: %s", path, exc.strerror or exc)

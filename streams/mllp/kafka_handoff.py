@@ -1,0 +1,124 @@
+"""Handing accepted events to a Kafka topic (optional; ``--kafka-bootstrap``).
+
+Events are the canonical JSON object, keyed by patient (else session, else event id) so
+that one patient's events stay in order on one partition, as the Kafka worker expects.
+The producer is kafka-python's, with ``acks="all"`` and idempotence on: ``deliver``
+waits for every send to be acknowledged by the in-sync replicas before the listener may
+answer AA, and a retry inside the producer never writes a record twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from detectors.errors import RuntimeFault
+from detectors.events import Event
+from streams.mllp.handoff import HandoffError
+
+__all__ = ["DEFAULT_TOPIC", "KafkaHandoff", "event_key"]
+
+#: The events topic the Kafka worker reads (``CAREWATCH_TOPIC_EVENTS`` overrides it).
+DEFAULT_TOPIC = "carewatch.events"
+
+
+class _SendResult(Protocol):
+    def get(self, timeout: float | None = None) -> Any: ...
+
+
+class Producer(Protocol):
+    """The part of ``kafka.KafkaProducer`` the handoff uses (a fake in tests)."""
+
+    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> _SendResult:
+        """Queue one record; the result's ``get`` waits for the broker's answer."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything queued."""
+        ...
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush and release the connections."""
+        ...
+
+
+def event_key(event: Event) -> bytes:
+    """The record key: the patient, else the session, else the event id."""
+    return (event.patient or event.refs.get("session") or event.id).encode()
+
+
+class KafkaHandoff:
+    """Produces events to ``topic`` through ``producer``; ``timeout`` (seconds) bounds
+    the wait for the brokers' acknowledgement of one message's events."""
+
+    def __init__(
+        self, producer: Producer, topic: str = DEFAULT_TOPIC, timeout: float = 30.0
+    ) -> None:
+        self._producer = producer
+        self.topic = topic
+        self.timeout = timeout
+        self.description = f"Kafka topic {topic}"
+
+    @classmethod
+    def connect(
+        cls,
+        bootstrap: str,
+        topic: str = DEFAULT_TOPIC,
+        *,
+        timeout: float = 30.0,
+        client_id: str = "carewatch-mllp",
+    ) -> KafkaHandoff:
+        """A handoff with a new idempotent ``acks=all`` producer for ``bootstrap``
+        (``host:port[,host:port...]``). Raises ``RuntimeFault`` if Kafka cannot be
+        reached."""
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        timeout_ms = int(timeout * 1000)
+        request_ms = min(timeout_ms, 30_000)
+        extra: dict[str, Any] = {}
+        if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python 2.1+
+            extra["bootstrap_timeout_ms"] = timeout_ms
+        try:
+            producer = KafkaProducer(
+                bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,  # a few ms lets concurrent connections share a request
+                max_block_ms=timeout_ms,
+                request_timeout_ms=request_ms,
+                # The producer must be allowed one whole request (plus the linger).
+                delivery_timeout_ms=max(timeout_ms, request_ms + 2),
+                **extra,
+            )
+        except KafkaError as exc:
+            raise RuntimeFault(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        return cls(producer, topic, timeout)
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        """Send ``events`` and wait until every one is acknowledged; raises
+        ``HandoffError`` when Kafka refuses or does not answer within ``timeout``."""
+        if events:
+            await asyncio.to_thread(self._send, events)
+
+    def _send(self, events: Sequence[Event]) -> None:
+        # kafka-python's producer is thread-safe; its futures block, hence the thread.
+        try:
+            futures = [
+                self._producer.send(self.topic, key=event_key(e), value=orjson.dumps(e.to_dict()))
+                for e in events
+            ]
+            for future in futures:
+                future.get(timeout=self.timeout)
+        except Exception as exc:  # any client error means: not durable, no AA
+            raise HandoffError(
+                f"Kafka did not take the events: {type(exc).__name__}: {exc}"
+            ) from None
+
+    async def close(self) -> None:
+        """Flush what is queued and close the producer."""
+        await asyncio.to_thread(self._producer.close, self.timeout)

@@ -1,0 +1,57 @@
+"""The broker for the ``kafka``-marked listener tests.
+
+Same convention as the Kafka worker's tests: ``CAREWATCH_TEST_KAFKA`` names a running
+broker (``tests/run`` or CI starts one); without it the session fixture starts one with
+``deploy/kafka/broker start`` on the ports in ``CAREWATCH_TEST_KAFKA_PORT`` /
+``CAREWATCH_TEST_KAFKA_CONTROLLER_PORT`` (default 39392/39393) and stops it at the end.
+If no broker can be had the tests fail with the reason: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKER = ROOT / "deploy" / "kafka" / "broker"
+
+
+def broker_env() -> dict[str, str]:
+    """Environment for ``deploy/kafka/broker`` addressing the test broker."""
+    env = dict(os.environ)
+    env["CAREWATCH_KAFKA_PORT"] = os.environ.get("CAREWATCH_TEST_KAFKA_PORT", "39392")
+    env["CAREWATCH_KAFKA_CONTROLLER_PORT"] = os.environ.get(
+        "CAREWATCH_TEST_KAFKA_CONTROLLER_PORT", "39393"
+    )
+    env["CAREWATCH_KAFKA_STATE_DIR"] = os.environ.get(
+        "CAREWATCH_TEST_KAFKA_STATE_DIR", str(ROOT / "deploy/kafka/.state-test")
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    address = os.environ.get("CAREWATCH_TEST_KAFKA")
+    if address:
+        yield address
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CAREWATCH_TEST_KAFKA is not set: the kafka tests need a running broker")
+    try:
+        out = subprocess.run(
+            [str(BROKER), "start"], env=broker_env(), capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        stderr = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"could not start the test broker with {BROKER} start: {exc}\n{stderr}")
+    address = out.stdout.strip().splitlines()[-1]
+    os.environ["CAREWATCH_TEST_KAFKA"] = address
+    try:
+        yield address
+    finally:
+        os.environ.pop("CAREWATCH_TEST_KAFKA", None)
+        subprocess.run([str(BROKER), "stop"], env=broker_env(), capture_output=True)
