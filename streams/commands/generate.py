@@ -1,6 +1,7 @@
-"""Write a synthetic hospital's messaging traffic as canonical events (JSON Lines), and
-with --truth the expected outcome of every opportunity the detectors will see. The same
-options and seed always give the same bytes."""
+"""Write a synthetic hospital's messaging traffic as canonical events (JSON Lines), HL7 v2
+messages or FHIR R4 resources (NDJSON), and with --truth the expected outcome of every
+opportunity the detectors will see in it. The same options and seed always give the
+same bytes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import fields, replace
 from datetime import date
+from typing import Any
 
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError
@@ -20,8 +22,16 @@ from streams.synthetic import (
     DeliveryFaults,
     FailureRates,
     GeneratorConfig,
-    deliver,
     generate,
+)
+from streams.synthetic.formats import (
+    DETECTORS,
+    DETECTORS_FED,
+    NOT_CARRIED,
+    OUTPUT_FORMATS,
+    deliver_as,
+    format_truth,
+    mapping_text,
 )
 from streams.synthetic.output import open_output, write_json_lines, write_lines
 
@@ -89,15 +99,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=["jsonl"],
+        choices=list(OUTPUT_FORMATS),
         default="jsonl",
-        help="output format: jsonl (canonical events); hl7 and fhir come later with the adapters",
+        help="output format: jsonl (canonical events, one per line), hl7 (HL7 v2 messages, "
+        "CR after each segment) or fhir (FHIR R4 resources, one per line); see "
+        "docs/generator.md for what each event becomes",
+    )
+    parser.add_argument(
+        "--mllp",
+        action="store_true",
+        help="with --format hl7: frame each message with MLLP start and end bytes",
     )
     parser.add_argument(
         "--out", metavar="PATH", help="events file (.gz: gzip); - or absent: stdout"
     )
     parser.add_argument(
-        "--truth", metavar="PATH", help="write the expected outcomes here (.gz: gzip)"
+        "--truth",
+        metavar="PATH",
+        help="write the expected outcomes here (.gz: gzip); for hl7 and fhir, those a reader "
+        "of that format can find",
+    )
+    parser.add_argument(
+        "--mapping-out",
+        metavar="PATH",
+        help="write the site mapping that reads the hl7/fhir output (carewatch run --mapping)",
     )
     parser.add_argument(
         "--failures",
@@ -162,26 +187,62 @@ def main(args: argparse.Namespace) -> int:
     )
     config.validate()
     faults.validate()
-    if args.truth and args.truth == (args.out or "-"):
-        where = "stdout" if args.truth == "-" else "the same file"
-        raise ConfigError(f"--truth and --out both go to {where}; give them different paths")
+    if args.mllp and args.format != "hl7":
+        raise ConfigError("--mllp frames HL7 v2 messages; use it with --format hl7")
+    _check_paths(args)
     began = time.perf_counter()
     say = _reporter(args.quiet)
     say(f"{config.days} day(s) from {config.start}, {config.scale} scale, seed {config.seed}")
     run = generate(config)
-    lines = deliver(run.records, faults, config.seed)
+    items = deliver_as(run.records, args.format, faults, config.seed, mllp=args.mllp)
+    unit = {"jsonl": "lines", "hl7": "messages", "fhir": "resources"}[args.format]
     with open_output(args.out) as out:
-        written = write_lines(lines, out, progress=lambda n: say(f"{n:,} lines written"))
+        written = write_lines(items, out, progress=lambda n: say(f"{n:,} {unit} written"))
+    truth = format_truth(run, args.format)
     if args.truth:
         with open_output(args.truth) as out:
-            write_json_lines(run.truth, out)
-    failures = sum(1 for r in run.truth if r["outcome"] in ("late", "missed", "violation"))
+            write_json_lines(truth, out)
+    if args.mapping_out:
+        with open_output(args.mapping_out) as out:
+            out.write(mapping_text().encode("utf-8"))
+    failures = sum(1 for r in truth if r["outcome"] in ("late", "missed", "violation"))
     seconds = time.perf_counter() - began
     say(
-        f"{len(run.records):,} events ({written:,} lines) in {seconds:.1f}s; "
-        f"{len(run.truth):,} opportunities, {failures:,} failures"
+        f"{len(run.records):,} events ({written:,} {unit}) in {seconds:.1f}s; "
+        f"{len(truth):,} opportunities, {failures:,} failures"
     )
+    left_out = _left_out(run.events, NOT_CARRIED[args.format])
+    if left_out:
+        unfed = ", ".join(sorted(DETECTORS - DETECTORS_FED[args.format]))
+        say(
+            f"not carried by {args.format} (no message the adapters read): {left_out}; "
+            f"the truth leaves out {unfed} (switch them off in carewatch run's --rules)"
+        )
     return 0
+
+
+def _check_paths(args: argparse.Namespace) -> None:
+    """Refuse two outputs going to the same place."""
+    named = {"--out": args.out or "-", "--truth": args.truth, "--mapping-out": args.mapping_out}
+    seen: dict[str, str] = {}
+    for option, path in named.items():
+        if path is None:
+            continue
+        if path in seen:
+            where = "stdout" if path == "-" else "the same file"
+            raise ConfigError(
+                f"{seen[path]} and {option} both go to {where}; give them different paths"
+            )
+        seen[path] = option
+
+
+def _left_out(events: list[dict[str, Any]], types: frozenset[str]) -> str:
+    """``"29 session.capacity, 408 result.acknowledged"`` for the events of ``types``."""
+    counts: dict[str, int] = {}
+    for event in events:
+        if event["type"] in types:
+            counts[event["type"]] = counts.get(event["type"], 0) + 1
+    return ", ".join(f"{n:,} {kind}" for kind, n in sorted(counts.items()))
 
 
 def _reporter(quiet: bool) -> Callable[[str], None]:

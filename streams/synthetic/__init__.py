@@ -9,7 +9,8 @@
     run.truth       # one expected-outcome record per opportunity
     lines = deliver(run.records, DeliveryFaults(shuffle_within=300), seed=1)
 
-See ``docs/generator.md`` for the hospital, the rates and the truth format.
+See ``docs/generator.md`` for the hospital, the rates and the truth format, and
+``streams.synthetic.formats`` for the same traffic as HL7 v2 messages or FHIR R4 resources.
 """
 
 from streams.synthetic.config import (

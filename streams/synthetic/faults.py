@@ -8,7 +8,7 @@ least ``bound`` sees the same set of events; malformed lines are not events at a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from random import Random
 from typing import Any
 
@@ -17,7 +17,7 @@ import orjson
 from streams.synthetic.config import DeliveryFaults
 from streams.synthetic.log import Record
 
-__all__ = ["DUPLICATE_BOUND", "deliver", "malformed_line"]
+__all__ = ["DUPLICATE_BOUND", "deliver", "deliver_payloads", "malformed_line"]
 
 #: Bound (seconds) of re-delivery when no ``shuffle_within`` is set: the engine's default
 #: allowed lateness (10 minutes).
@@ -45,28 +45,53 @@ def deliver(records: Sequence[Record], faults: DeliveryFaults, seed: int) -> Ite
         for _, _, event in records:
             yield dumps(event) + b"\n"
         return
+
+    def bad(rng: Random, serial: int) -> bytes:
+        _, _, example = records[rng.randrange(len(records))]
+        return malformed_line(rng, example, f"X{serial:09d}") + b"\n"
+
+    yield from deliver_payloads(
+        [t for t, _, _ in records], lambda i: dumps(records[i][2]) + b"\n", faults, seed, bad
+    )
+
+
+def deliver_payloads(
+    times: Sequence[float],
+    payload: Callable[[int], bytes],
+    faults: DeliveryFaults,
+    seed: int,
+    malformed: Callable[[Random, int], bytes],
+    *,
+    first_good: bool = False,
+) -> Iterator[bytes]:
+    """Deliver ``len(times)`` payloads (``payload(i)`` is the bytes of the i-th, whose event
+    time is ``times[i]``, epoch s UTC, in stream order) with ``faults``: shuffled within
+    the bound, some repeated, and ``malformed(rng, serial)`` inserted at random places
+    (``serial`` counts them from 1). ``first_good`` keeps a malformed payload out of the
+    first place (an NDJSON reader takes a first line that is not JSON for a pretty-printed
+    document). Deterministic for ``seed``."""
     rng = Random(f"{seed}:delivery")
-    order = _delivery_order(records, faults, rng)
-    n_bad = _count(faults.malformed, len(records))
+    order = _delivery_order(times, faults, rng)
+    n_bad = _count(faults.malformed, len(times))
     total = len(order) + n_bad
-    bad_at = set(rng.sample(range(total), n_bad)) if n_bad else set()
+    places = range(1, total) if first_good else range(total)
+    bad_at = set(rng.sample(places, n_bad)) if n_bad else set()
     source = iter(order)
     bad_serial = 0
     for position in range(total):
         if position in bad_at:
             bad_serial += 1
-            _, _, example = records[rng.randrange(len(records))]
-            yield malformed_line(rng, example, f"X{bad_serial:09d}") + b"\n"
+            yield malformed(rng, bad_serial)
         else:
-            yield dumps(records[next(source)][2]) + b"\n"
+            yield payload(next(source))
 
 
 def _count(fraction: float, n: int) -> int:
     return round(fraction * n) if n else 0
 
 
-def _delivery_order(records: Sequence[Record], faults: DeliveryFaults, rng: Random) -> list[int]:
-    """Indexes into ``records`` in delivery order, a re-delivered event appearing twice.
+def _delivery_order(times: Sequence[float], faults: DeliveryFaults, rng: Random) -> list[int]:
+    """Indexes into ``times`` in delivery order, a re-delivered payload appearing twice.
 
     Every item gets a delivery key in ``[time, time + bound]`` and items go out by key, so
     anything delivered before an event has a time at most ``bound`` above that event's.
@@ -74,17 +99,14 @@ def _delivery_order(records: Sequence[Record], faults: DeliveryFaults, rng: Rand
     """
     bound = faults.shuffle_within
     rand = rng.random
-    if bound:
-        keys = [t + rand() * bound for t, _, _ in records]
-    else:
-        keys = [float(t) for t, _, _ in records]
-    n = len(records)
+    keys = [t + rand() * bound for t in times] if bound else [float(t) for t in times]
+    n = len(times)
     items: list[tuple[float, int, int]] = [(keys[i], i, i) for i in range(n)]
     n_dup = _count(faults.duplicates, n)
     if n_dup:
         dup_bound = bound or DUPLICATE_BOUND
         for serial, i in enumerate(sorted(rng.sample(range(n), n_dup))):
-            latest = records[i][0] + dup_bound
+            latest = times[i] + dup_bound
             key = keys[i] + rand() * (latest - keys[i])
             items.append((key, n + serial, i))
     items.sort()

@@ -157,6 +157,54 @@ def test_bad_settings_are_one_line_errors(
 
 def test_unsupported_format_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        _run("--format", "hl7")
+        _run("--format", "csv")
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--mllp"], "use it with --format hl7"),
+        (["--format", "fhir", "--mllp"], "use it with --format hl7"),
+        (["--out", "x", "--mapping-out", "x"], "--out and --mapping-out both go to the same"),
+    ],
+)
+def test_format_options_are_checked(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run("--days", "1", "--scale", "small", *argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def _project(row: dict) -> tuple:
+    closed = row["closed_at"] if row["outcome"] == "late" else None
+    return (row["detector"], row["key"], row["outcome"], row["opened_at"], row["due_at"], closed)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "extra"),
+    [("hl7", "events.hl7", ["--mllp"]), ("fhir", "events.ndjson.gz", [])],
+)
+def test_generated_hl7_and_fhir_run_to_the_truth(
+    tmp_path: Path, fmt: str, name: str, extra: list[str]
+) -> None:
+    """The documented loop: generate a format with its truth and mapping, run Carewatch on
+    it with that mapping, and find the truth (on what a reader of that format can see)."""
+    out, truth, mapping = tmp_path / name, tmp_path / "truth.jsonl", tmp_path / "site.yaml"
+    args = ["--days", "3", "--seed", "8", "--scale", "small", "--format", fmt, *extra]
+    paths = ["--out", str(out), "--truth", str(truth), "--mapping-out", str(mapping)]
+    assert _run(*args, "--duplicates", "0.02", "--shuffle-within", "5m", *paths) == 0
+    results = tmp_path / "results"
+    argv = ["run", str(out), "--mapping", str(mapping), "--out", str(results), "--quiet"]
+    assert main([*argv, "--as-of", "2026-09-01T00:00:00+00:00"]) == 0
+    expected = sorted(_project(orjson.loads(x)) for x in truth.read_bytes().splitlines())
+    fed = {row[0] for row in expected}
+    got = sorted(
+        _project(row)
+        for row in map(orjson.loads, (results / "outcomes.jsonl").read_bytes().splitlines())
+        if row["detector"] in fed
+    )
+    assert got == expected
+    assert (results / "rejected.jsonl").read_bytes() == b""
+    assert "clinic-overbooked" not in fed
