@@ -107,7 +107,11 @@ def canonical(events: list[Event], *, as_of: str | None = FAR) -> list[tuple[Any
     return run_events(events, as_of=as_of).canonical()
 
 
-SETTINGS = settings(max_examples=int(os.environ.get("CAREWATCH_HYPOTHESIS_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("CAREWATCH_HYPOTHESIS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @SETTINGS
