@@ -19,10 +19,8 @@ How it works (the exact rules are in ``docs/detectors.md``):
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import heapq
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,22 +56,32 @@ class EngineStats:
     outcomes: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
+Tokens = dict[str, list[tuple[float, str]]]  # key -> [(event time, event id)]
+
+
 class _DetState:
-    """An expectation detector's state, reached straight from the routing table."""
+    """An expectation detector's state, reached straight from the routing table.
 
-    __slots__ = ("close_tokens", "det", "open", "void_tokens")
+    ``open``: key -> opportunities (open, or missed and still watched for a late close).
+    Tokens are closing/voiding events kept for opening events that may still arrive, in
+    two generations: new ones go to the current one, lookups read both, and each
+    rotation drops the older one wholesale (see ``Engine._housekeeping``).
+    """
 
-    def __init__(
-        self,
-        det: ExpectationDetector,
-        open_: dict[str, list[_Expectation]],
-        close_tokens: dict[str, list[tuple[float, str]]],
-        void_tokens: dict[str, list[tuple[float, str]]],
-    ) -> None:
+    __slots__ = ("close_old", "close_tokens", "det", "open", "void_old", "void_tokens")
+
+    def __init__(self, det: ExpectationDetector, open_: dict[str, list[_Expectation]]) -> None:
         self.det = det
         self.open = open_
-        self.close_tokens = close_tokens
-        self.void_tokens = void_tokens
+        self.close_tokens: Tokens = {}
+        self.close_old: Tokens = {}
+        self.void_tokens: Tokens = {}
+        self.void_old: Tokens = {}
+
+    def rotate(self) -> None:
+        """Start a new token generation; the oldest is forgotten."""
+        self.close_old, self.close_tokens = self.close_tokens, {}
+        self.void_old, self.void_tokens = self.void_tokens, {}
 
 
 class _Expectation:
@@ -175,22 +183,12 @@ class Engine:
                 raise ConfigError(f"{d!r} is neither an expectation nor a violation detector")
         # det name -> key -> opportunities (open or missed-and-watched)
         self._open: dict[str, dict[str, list[_Expectation]]] = {d.name: {} for d in self._exp}
-        # (det name, role) -> key -> [(time, event id)] closing/voiding events kept for
-        # opening events that may still arrive (until the watermark passes them)
-        self._tokens: dict[tuple[str, int], dict[str, list[tuple[float, str]]]] = {}
-        for d in self._exp:
-            self._tokens[(d.name, _CLOSE)] = {}
-            self._tokens[(d.name, _VOID)] = {}
+        self._states: dict[str, _DetState] = {}
         # The routing table: event type -> (role, detector, its state). Built once, so an
         # event costs only what its readers do. State dicts are shared, never replaced.
         for d in self.detectors:
             if isinstance(d, ExpectationDetector):
-                st = _DetState(
-                    d,
-                    self._open[d.name],
-                    self._tokens[(d.name, _CLOSE)],
-                    self._tokens[(d.name, _VOID)],
-                )
+                st = self._states[d.name] = _DetState(d, self._open[d.name])
                 for role, types in ((_OPEN, d.opens), (_CLOSE, d.closes), (_VOID, d.voids)):
                     for t in types:
                         self._routes.setdefault(t, []).append((role, d, st))
@@ -199,14 +197,16 @@ class Engine:
                     self._routes.setdefault(t, []).append((_OTHER, d, None))
         self.known_types = frozenset(self._routes)
         self._heap: list[tuple[float, int, _Expectation]] = []
-        # tokens in arrival order, for pruning: arrival order is time order up to the
-        # allowed lateness, so a token may outlive the watermark a little (harmless)
-        self._token_order: deque[tuple[float, dict[str, list[tuple[float, str]]], str, str]] = (
-            deque()
-        )
         self._seq = 0
-        self._seen: dict[str, float] = {}
-        self._seen_order: deque[tuple[float, str]] = deque()
+        # A token is needed until the watermark passes its time, at most the allowed
+        # lateness after it arrived; two generations rotated at least that far apart keep
+        # every needed token (and forget the rest in one go, with no per-token work).
+        self._token_rotate_at = NEG_INF
+        # Seen event ids, in two generations rotated every dedupe_window of watermark
+        # progress: every id is remembered for at least that long.
+        self._seen_now: set[str] = set()
+        self._seen_old: set[str] = set()
+        self._seen_rotate_at = NEG_INF
         self._fire_now = False
         self._next_housekeeping = NEG_INF
         self._stale = 0  # heap entries known to be stale
@@ -216,13 +216,12 @@ class Engine:
     def process(self, ev: Event) -> None:
         """Take one event (any arrival order). Outcomes go to the sink as they are decided."""
         eid = ev.id
-        seen = self._seen
-        if eid in seen:
+        seen = self._seen_now
+        if eid in seen or eid in self._seen_old:
             self.stats.duplicates += 1
             return
         t = ev.time
-        seen[eid] = t
-        self._seen_order.append((t, eid))
+        seen.add(eid)
         counts = self.stats.events_by_type
         etype = ev.type
         routes = self._routes.get(etype)
@@ -271,16 +270,18 @@ class Engine:
             return
         t_a = ev.time
         exp = _Expectation(det, key, ev.id, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev))
-        toks = st.close_tokens.get(key)
-        if toks:
-            for tt, tid in toks:
-                if t_a <= tt and (tt, tid) < (exp.b, exp.b_id):
-                    exp.b, exp.b_id = tt, tid
-        toks = st.void_tokens.get(key)
-        if toks:
-            for tt, tid in toks:
-                if t_a <= tt and (tt, tid) < (exp.z, exp.z_id):
-                    exp.z, exp.z_id = tt, tid
+        for gen in (st.close_tokens, st.close_old):
+            toks = gen.get(key)
+            if toks:
+                for tt, tid in toks:
+                    if t_a <= tt and (tt, tid) < (exp.b, exp.b_id):
+                        exp.b, exp.b_id = tt, tid
+        for gen in (st.void_tokens, st.void_old):
+            toks = gen.get(key)
+            if toks:
+                for tt, tid in toks:
+                    if t_a <= tt and (tt, tid) < (exp.z, exp.z_id):
+                        exp.z, exp.z_id = tt, tid
         by_key = st.open
         lst = by_key.get(key)
         if lst is None:
@@ -323,7 +324,6 @@ class Engine:
                 toks[key] = [(t, ev.id)]
             else:
                 lst.append((t, ev.id))
-            self._token_order.append((t, toks, key, ev.id))
 
     def _wake_time(self, exp: _Expectation) -> float:
         first = exp.b if exp.b <= exp.z else exp.z
@@ -367,22 +367,13 @@ class Engine:
             self._heap = [e for e in self._heap if not e[2].done and e[2].wake == e[0]]
             heapq.heapify(self._heap)
             self._stale = 0
-        order = self._token_order
-        while order and order[0][0] < wm:
-            tt, toks, key, tid = order.popleft()
-            lst = toks.get(key)
-            if lst is not None:
-                with contextlib.suppress(ValueError):
-                    lst.remove((tt, tid))
-                if not lst:
-                    del toks[key]
-        cutoff = wm - self.dedupe_window
-        seen_order = self._seen_order
-        seen = self._seen
-        while seen_order and seen_order[0][0] < cutoff:
-            tt, eid = seen_order.popleft()
-            if seen.get(eid) == tt:
-                del seen[eid]
+        if wm >= self._token_rotate_at:
+            for st in self._states.values():
+                st.rotate()
+            self._token_rotate_at = wm + self.allowed_lateness + HOUSEKEEPING_STEP
+        if wm >= self._seen_rotate_at:
+            self._seen_old, self._seen_now = self._seen_now, set()
+            self._seen_rotate_at = wm + self.dedupe_window
         for det in self._vio:
             det.on_watermark(self)
 
@@ -530,18 +521,27 @@ class Engine:
                         ]
                     )
         tokens = [
-            [name, role, key, tt, tid]
-            for (name, role), toks in self._tokens.items()
+            [name, role, gen, key, tt, tid]
+            for name, st in self._states.items()
+            for role, gen, toks in (
+                (_CLOSE, 0, st.close_tokens),
+                (_CLOSE, 1, st.close_old),
+                (_VOID, 0, st.void_tokens),
+                (_VOID, 1, st.void_old),
+            )
             for key, lst in toks.items()
             for tt, tid in lst
         ]
         return {
-            "version": 1,
+            "version": 2,
             "watermark": f(self.watermark),
             "max_time": f(self.max_time),
             "expectations": exps,
             "tokens": tokens,
-            "seen": list(self._seen_order),
+            "token_rotate_at": f(self._token_rotate_at),
+            "seen": sorted(self._seen_now),
+            "seen_old": sorted(self._seen_old),
+            "seen_rotate_at": f(self._seen_rotate_at),
             "stats": {
                 "events_by_type": dict(self.stats.events_by_type),
                 "duplicates": self.stats.duplicates,
@@ -556,7 +556,7 @@ class Engine:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace this engine's state with ``state`` from ``snapshot()``. The engine must
         have been built with the same detectors (by name)."""
-        if state.get("version") != 1:
+        if state.get("version") != 2:
             raise ConfigError(
                 "unknown engine snapshot version; was it written by a newer Carewatch?"
             )
@@ -581,20 +581,21 @@ class Engine:
             e.b, e.b_id, e.z, e.z_id, e.missed = g(b, INF), b_id, g(z, INF), z_id, missed
             self._open[name].setdefault(key, []).append(e)
             self._schedule(e)
-        for toks in self._tokens.values():
-            toks.clear()
-        self._token_order = deque()
-        for name, role, key, tt, tid in sorted(state["tokens"], key=lambda x: x[3]):
-            found = self._tokens.get((name, role))
+        for st in self._states.values():
+            st.rotate()
+            st.rotate()
+        for name, role, gen, key, tt, tid in state["tokens"]:
+            found = self._states.get(name)
             if found is not None:
-                toks = found
+                if role == _CLOSE:
+                    toks = found.close_old if gen else found.close_tokens
+                else:
+                    toks = found.void_old if gen else found.void_tokens
                 toks.setdefault(key, []).append((tt, tid))
-                self._token_order.append((tt, toks, key, tid))
-        self._seen = {}
-        self._seen_order = deque()
-        for tt, eid in state["seen"]:
-            self._seen[eid] = tt
-            self._seen_order.append((tt, eid))
+        self._token_rotate_at = g(state["token_rotate_at"], NEG_INF)
+        self._seen_now = set(state["seen"])
+        self._seen_old = set(state["seen_old"])
+        self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
         st = state["stats"]
         self.stats = EngineStats(
             events_by_type=dict(st["events_by_type"]),
