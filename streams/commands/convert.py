@@ -16,13 +16,13 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Iterable
-from pathlib import Path
+from itertools import chain
 from typing import IO
 
 import orjson
 
-from detectors.errors import ConfigError
 from detectors.events import Event
+from streams.commands.inputs import add_input_arguments, read_inputs
 from streams.deadletter import NO_EVENT, Rejected
 from streams.synthetic.output import open_output
 
@@ -30,20 +30,7 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="input files (.gz ok), or - for stdin"
-    )
-    p.add_argument(
-        "--format",
-        choices=("auto", "jsonl", "hl7", "fhir", "csv", "parquet"),
-        default="auto",
-        help="input format (default: told from each input's content and name)",
-    )
-    p.add_argument(
-        "--mapping",
-        metavar="FILE",
-        help="site mapping YAML (codes, identifiers, timezone); see docs/adapters.md",
-    )
+    add_input_arguments(p)
     p.add_argument(
         "--out",
         metavar="FILE",
@@ -52,28 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    for path in args.inputs:
-        if path != "-" and not Path(path).is_file():
-            raise ConfigError(f"input {path} does not exist or is not a file")
-    if args.inputs.count("-") > 1:
-        raise ConfigError("standard input (-) can be named only once")
-
-    from streams.adapters import AdapterMemory, iter_records, iter_stream, load_mapping
-
-    mapping = load_mapping(args.mapping) if args.mapping else None
-    memory = AdapterMemory()  # one for all inputs: appointment starts carry across files
-    fmt = None if args.format == "auto" else args.format
-
-    def records() -> Iterable[Event | Rejected]:
-        for path in args.inputs:
-            if path == "-":
-                yield from iter_stream(sys.stdin.buffer, fmt, mapping, memory=memory, origin="-")
-            else:
-                yield from iter_records(path, fmt, mapping, memory=memory)
+    records = chain.from_iterable(read_inputs(args))
 
     try:
         with open_output(args.out) as out:
-            events, rejected = _write(records(), out)
+            events, rejected = _write(records, out)
     except BrokenPipeError:
         # The reader went away (`carewatch convert x.hl7 | head`): not an error of ours.
         _silence_stdout()

@@ -12,34 +12,21 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError
-from detectors.events import Event, parse_time
+from detectors.events import parse_time
 from detectors.rules import load_settings
-from streams.deadletter import Rejected
+from streams.commands.inputs import add_input_arguments, read_inputs
 from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
 
 __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (.gz ok) or - for stdin")
-    p.add_argument(
-        "--format",
-        choices=("auto", "jsonl", "hl7", "fhir", "csv", "parquet"),
-        default="auto",
-        help="input format (default: told from each file's content and name)",
-    )
-    p.add_argument(
-        "--mapping",
-        metavar="FILE",
-        help="site mapping YAML for HL7/FHIR/CSV input (codes, identifiers, timezone); "
-        "see docs/adapters.md",
-    )
+    add_input_arguments(p)
     p.add_argument(
         "--rules",
         metavar="FILE",
@@ -88,32 +75,16 @@ def main(args: argparse.Namespace) -> int:
             as_of = parse_time(args.as_of, field_name="--as-of")
         except Exception as exc:
             raise ConfigError(str(exc)) from None
-    for path in args.inputs:
-        if path != "-" and not Path(path).is_file():
-            raise ConfigError(f"input {path} does not exist or is not a file")
-
+    readers = read_inputs(args)
     out_dir = Path(args.out)
     progress = None if args.quiet else stderr_progress
-
-    from streams.adapters import AdapterMemory, iter_records, iter_stream, load_mapping
-
-    mapping = load_mapping(args.mapping) if args.mapping else None
-    memory = AdapterMemory()  # appointment starts etc. carried from one input to the next
-    fmt = None if args.format == "auto" else args.format
-
-    def inputs() -> Iterator[Iterator[Event | Rejected]]:
-        for path in args.inputs:
-            if path == "-":
-                yield iter_stream(sys.stdin.buffer, fmt, mapping, memory=memory, origin="-")
-            else:
-                yield iter_records(path, fmt, mapping, memory=memory)
 
     if args.batch:
         if args.metrics_port is not None:
             raise ConfigError("--metrics-port watches a streaming run; drop it with --batch")
         from streams.batch import run_batch
 
-        everything = chain.from_iterable(inputs())
+        everything = chain.from_iterable(readers)
         summary = run_batch(
             everything, settings, FileSink(out_dir), as_of, allowed_lateness=lateness
         )
@@ -122,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
         if args.metrics_port is not None:
             metrics = _serve_metrics(runner, args.metrics_port)
             runner.on_reject = lambda r: metrics.count_rejected(r.kind)
-        for records in inputs():
+        for records in readers:
             runner.feed(records, progress=progress)
         summary = runner.finish(as_of)
     print(format_summary(summary))
