@@ -241,8 +241,12 @@ class Engine:
             self.max_time = t
             wm = t - self.allowed_lateness
             if wm > self.watermark:
-                self._advance(wm)
-                return
+                # most events move the watermark without anything falling due: skip the call
+                heap = self._heap
+                if (heap and heap[0][0] <= wm) or wm >= self._next_housekeeping:
+                    self._advance(wm)
+                    return
+                self.watermark = wm
         if self._fire_now:
             self._advance(self.watermark)
 
@@ -439,21 +443,22 @@ class Engine:
         amended_from: str | None = None,
     ) -> Outcome:
         det = exp.det
-        o = Outcome(
-            failure_id=failure_id(det.name, exp.key, exp.eid),
-            detector=det.name,
-            outcome=outcome,
-            key=exp.key,
-            patient=exp.patient,
-            refs=exp.refs,
-            opened_at=exp.t_a,
-            due_at=exp.due,
-            closed_at=closed_at,
-            detected_at=wm,
-            evidence=[exp.eid, closer] if closer else [exp.eid],
-            attrs=exp.attrs,
-            summary="",
-            amended_from=amended_from,
+        name = det.name
+        o = Outcome(  # positional: this runs for every decided opportunity
+            failure_id(name, exp.key, exp.eid),
+            name,
+            outcome,
+            exp.key,
+            exp.patient,
+            exp.refs,
+            exp.t_a,
+            exp.due,
+            closed_at,
+            wm,
+            [exp.eid, closer] if closer else [exp.eid],
+            exp.attrs,
+            "",
+            amended_from,
         )
         o.summary = det.summary(o)
         return o

@@ -151,7 +151,10 @@ def event_from_dict(obj: Any) -> Event:
         else:
             raise EventError("patient must be a string", field="patient")
     refs = obj.get("refs")
-    refs = _str_map(refs, "refs") if refs else {}
+    if not refs:
+        refs = {}
+    elif type(refs) is not dict or not all(type(v) is str for v in refs.values()):
+        refs = _str_map(refs, "refs")  # the slow path: validate, convert or refuse
     attrs = obj.get("attrs")
     if attrs is None:
         attrs = {}
