@@ -1,0 +1,442 @@
+"""The state of one assigned partition, with no Kafka in it: engine, journal, routing.
+
+``PatientPartition`` runs the patient-keyed detectors over one partition of the events
+topic and forwards the events ``clinic-overbooked`` needs to the sessions topic, keyed by
+clinic session. ``SessionPartition`` runs ``clinic-overbooked`` over one partition of the
+sessions topic. Both take messages one at a time (``handle``), collect what to publish
+(``Output``) and the journal entries of the batch (``end_batch``), and can be rebuilt
+from their journal (``replay``) with output switched off. The faust layer
+(``streams.kafka.app``) only moves bytes between Kafka and these objects.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+
+from detectors.contract import Detector
+from detectors.engine import Engine, EngineStats
+from detectors.events import Event
+from detectors.records import Outcome
+from detectors.rules import Settings
+from streams.deadletter import Rejected
+from streams.kafka import journal
+from streams.kafka.journal import ADVANCE, EVENT, TICK, WATERMARK, Entry
+from streams.kafka.wire import (
+    Control,
+    Output,
+    control_message,
+    decode_event,
+    failure_value,
+    outcome_value,
+    partition_for,
+    rejected_value,
+)
+
+__all__ = [
+    "PartitionBase",
+    "PatientPartition",
+    "SessionPartition",
+    "fresh",
+    "session_detectors",
+    "stats_sum",
+]
+
+INF = float("inf")
+NEG_INF = float("-inf")
+SESSION_TYPES = frozenset(
+    {"session.capacity", "appointment.booked", "appointment.rescheduled", "appointment.cancelled"}
+)
+#: Order in which a failure's statuses can follow each other.
+_RANK = {"missed": 0, "violation": 0, "late": 1, "withdrawn": 1}
+#: Watermark progress (seconds of event time) between journal prunes.
+PRUNE_STEP = 86400.0
+
+
+def fresh(detectors: Iterable[Detector]) -> list[Detector]:
+    """New instances of ``detectors``: violation detectors keep their state in the
+    instance, so every engine needs its own (the templates stay unused)."""
+    return copy.deepcopy(list(detectors))
+
+
+def session_detectors(settings: Settings) -> tuple[list[Detector], list[Detector]]:
+    """``(by_patient, by_session)``: the detectors split by what their input is keyed by."""
+    by_patient = [d for d in settings.detectors if d.partition_by != "session"]
+    by_session = [d for d in settings.detectors if d.partition_by == "session"]
+    return by_patient, by_session
+
+
+@dataclass
+class _Route:
+    """Where one appointment's session events have been sent (sessions-topic
+    partitions) and those events, so a newly reached partition gets the whole story."""
+
+    parts: set[int] = field(default_factory=set)
+    events: list[tuple[float, str, bytes]] = field(default_factory=list)
+    session: str | None = None
+    session_time: float = NEG_INF
+
+
+class PartitionBase:
+    """Common state: the engine, the in-memory journal and the publishing ledger.
+
+    ``ledger`` maps ``failure_id`` to the failure status last published for it (read
+    back from the failures topic on assignment). A failure's statuses only move forward
+    (``missed`` then ``late`` or ``withdrawn``; ``violation`` alone), so a record whose
+    status is not past the last published one is not published again: re-processing
+    after a crash repeats no failure. ``None`` until loaded (nothing is filtered).
+    """
+
+    def __init__(self, partition: int, engine: Engine, horizon: float) -> None:
+        self.partition = partition
+        self.engine = engine
+        self.horizon = horizon
+        engine.sink = self._sink
+        self.entries: list[Entry] = []
+        self.chunk_keys: list[str] = []
+        self.ledger: dict[str, str] | None = None
+        self._batch: list[Entry] = []
+        self._out: list[Output] | None = None
+        self._last_prune = NEG_INF
+        self.events = 0
+        self.controls = 0
+        self.rejected: dict[str, int] = {}
+        self.last_offset = -1
+
+    # -- output
+
+    def _sink(self, o: Outcome) -> None:
+        out = self._out
+        if out is None:
+            return  # replaying: these records were published before
+        key = o.failure_id.encode()
+        out.append(Output("outcomes", key, outcome_value(o), self.partition))
+        status = o.failure_status
+        if status is not None:
+            ledger = self.ledger
+            if ledger is not None:
+                last = ledger.get(o.failure_id)
+                if last is not None and _RANK[status] <= _RANK[last]:
+                    return  # published already, or superseded by a later status
+                ledger[o.failure_id] = status
+            out.append(Output("failures", key, failure_value(o), self.partition))
+
+    def _reject(self, r: Rejected, key: bytes | None, original: bytes | None) -> None:
+        self.rejected[r.code] = self.rejected.get(r.code, 0) + 1
+        if self._out is not None:
+            self._out.append(Output("rejected", key, rejected_value(r, original)))
+
+    # -- batches
+
+    def begin_batch(self) -> list[Output]:
+        """Start collecting outputs; returns the list they go to."""
+        self._out = []
+        self._batch = []
+        return self._out
+
+    def end_batch(self) -> dict[str, bytes | None]:
+        """Finish a batch: the table writes to make (chunk key -> value, ``None`` to
+        delete), including a prune of the journal when the watermark moved far enough."""
+        self._after_batch()
+        self._out = None
+        writes: dict[str, bytes | None] = {}
+        if self._batch:
+            key = journal.chunk_key(self.partition, self._batch[0].offset)
+            writes[key] = journal.encode_chunk(self._batch)
+            self.entries.extend(self._batch)
+            self.chunk_keys.append(key)
+            self._batch = []
+        wm = self.engine.watermark
+        if wm != NEG_INF and wm - self._last_prune >= PRUNE_STEP:
+            self._last_prune = wm
+            writes.update(self._prune(wm))
+        return writes
+
+    def _after_batch(self) -> None:
+        """Hook for work at the end of a batch (e.g. watermark messages)."""
+
+    def _prune(self, wm: float) -> dict[str, bytes | None]:
+        kept = journal.prune(self.entries, wm, self.horizon)
+        if len(kept) == len(self.entries):
+            return {}
+        writes: dict[str, bytes | None] = dict.fromkeys(self.chunk_keys)
+        # Rebuild from what is kept, so that this state is exactly the state a restart
+        # would rebuild from the pruned journal.
+        stats = self.engine.stats
+        self.reset()
+        self.replay(kept)
+        self.engine.stats = stats
+        self.entries = kept
+        self.chunk_keys = []
+        if kept:
+            key = journal.chunk_key(self.partition, kept[0].offset)
+            writes[key] = journal.encode_chunk(kept)
+            self.chunk_keys = [key]
+        return writes
+
+    def reset(self) -> None:
+        """Forget all state (subclasses rebuild their engine)."""
+        raise NotImplementedError
+
+    def restore(self, chunks: dict[str, bytes], resume: int) -> dict[str, bytes | None]:
+        """Rebuild from this partition's journal ``chunks`` (key -> value), keeping only
+        entries before ``resume``, the source offset consumption resumes from. Entries
+        at or after it were journaled but not committed: they will be consumed again,
+        so they are dropped. Returns the table writes that drop them."""
+        writes: dict[str, bytes | None] = {}
+        entries: list[Entry] = []
+        keys: list[str] = []
+        for key in sorted(chunks):
+            _, first = journal.parse_chunk_key(key)
+            if first >= resume:
+                writes[key] = None
+                continue
+            items = journal.decode_chunk(chunks[key])
+            kept = [e for e in items if e.offset < resume]
+            if len(kept) != len(items):
+                writes[key] = journal.encode_chunk(kept)
+            entries.extend(kept)
+            keys.append(key)
+        self.reset()
+        self.replay(entries)
+        self.entries = entries
+        self.chunk_keys = keys
+        return writes
+
+    def replay(self, entries: Iterable[Entry]) -> None:
+        """Feed journaled entries with output off (they were published before)."""
+        self._out = None
+        for e in entries:
+            self._apply(e)
+            self.last_offset = e.offset
+
+    def _apply(self, e: Entry) -> None:
+        raise NotImplementedError
+
+    def _journal(self, e: Entry) -> None:
+        self._batch.append(e)
+        self._apply(e)
+        self.last_offset = e.offset
+
+
+class PatientPartition(PartitionBase):
+    """One partition of the events topic (events keyed by patient)."""
+
+    def __init__(
+        self,
+        partition: int,
+        settings: Settings,
+        *,
+        allowed_lateness: float,
+        session_partitions: int,
+        origin: str = "events",
+    ) -> None:
+        self.settings = settings
+        self.allowed_lateness = allowed_lateness
+        by_patient, by_session = session_detectors(settings)
+        self.detectors = by_patient
+        # forward session events only when clinic-overbooked is on
+        self.session_partitions = session_partitions if by_session else 0
+        self.origin = origin
+        super().__init__(partition, self._engine(), journal.horizon_of(settings, allowed_lateness))
+        self.routes: dict[str, _Route] = {}
+        self._marked = NEG_INF
+
+    def _engine(self) -> Engine:
+        s = self.settings
+        return Engine(
+            fresh(self.detectors),
+            allowed_lateness=self.allowed_lateness,
+            late_retention=s.late_retention,
+            dedupe_window=s.dedupe_window,
+            site_labels=s.site_labels,
+        )
+
+    def reset(self) -> None:
+        self.engine = self._engine()
+        self.engine.sink = self._sink
+        self.routes = {}
+
+    def handle_control(self, offset: int, control: Control) -> None:
+        """A tick or advance control message from the events topic."""
+        self.controls += 1
+        if control.kind == "tick":
+            self._journal(Entry(offset, TICK, control.time))
+        elif control.kind == "advance":
+            self._journal(Entry(offset, ADVANCE, control.time))
+        else:
+            self._reject(
+                Rejected(
+                    self.origin,
+                    f"{self.partition}:{offset}",
+                    "other",
+                    f"control message {control.kind!r} does not belong on the events topic",
+                ),
+                None,
+                None,
+            )
+
+    def handle_event(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        """One message of the events topic that is not a control message."""
+        ev = decode_event(value, self.origin, f"{self.partition}:{offset}")
+        if isinstance(ev, Rejected):
+            self._reject(ev, key, value)
+            return
+        self.events += 1
+        self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
+        self.last_offset = offset
+        self._process(ev, value or b"")
+
+    def _apply(self, e: Entry) -> None:
+        if e.kind == EVENT:
+            ev = decode_event(e.raw, self.origin, "journal")
+            if isinstance(ev, Event):
+                self._process(ev, e.raw)
+        elif e.kind == TICK:
+            self.engine.advance_to(e.time - self.allowed_lateness)
+        elif e.kind == ADVANCE:
+            self.engine.advance_to(e.time)
+
+    def _process(self, ev: Event, raw: bytes) -> None:
+        self.engine.process(ev)
+        if self.session_partitions and ev.type in SESSION_TYPES:
+            self._route(ev, raw)
+
+    # -- forwarding to the sessions topic
+
+    def _send(self, part: int, key: str, raw: bytes) -> None:
+        if self._out is not None:
+            self._out.append(Output("sessions", key.encode(), raw, part))
+
+    def _route(self, ev: Event, raw: bytes) -> None:
+        n = self.session_partitions
+        sid = ev.refs.get("session")
+        if ev.type == "session.capacity":
+            if sid:
+                self._send(partition_for(sid.encode(), n), sid, raw)
+            return
+        appt = ev.refs.get("appointment")
+        if not appt:
+            return
+        r = self.routes.get(appt)
+        if r is None:
+            r = self.routes[appt] = _Route()
+        if sid and ev.time >= r.session_time:
+            r.session, r.session_time = sid, ev.time
+        if not sid and r.session and ev.type == "appointment.cancelled":
+            # name the session the appointment was in, for readers of the topic
+            obj = orjson.loads(raw)
+            obj.setdefault("refs", {})["session"] = r.session
+            raw = orjson.dumps(obj)
+        key = sid or r.session or appt
+        for part in sorted(r.parts):
+            self._send(part, key, raw)
+        r.events.append((ev.time, ev.id, raw))
+        if sid:
+            part = partition_for(sid.encode(), n)
+            if part not in r.parts:
+                # a partition this appointment reaches for the first time gets all of
+                # its events, in event-time order, so its engine sees the whole story
+                r.parts.add(part)
+                for _, _, earlier in sorted(r.events):
+                    self._send(part, key, earlier)
+
+    def _after_batch(self) -> None:
+        wm = self.engine.watermark
+        if self.session_partitions and wm > self._marked and self._out is not None:
+            self._marked = wm
+            value, headers = control_message("watermark", wm, self.partition)
+            for part in range(self.session_partitions):
+                self._out.append(Output("sessions", None, value, part, tuple(headers)))
+
+
+class SessionPartition(PartitionBase):
+    """One partition of the internal sessions topic (events keyed by clinic session).
+
+    The engine runs with an infinite allowed lateness, so event times never move its
+    watermark: it moves to the lowest watermark of all events-topic partitions
+    (``watermark`` messages), because the events of one session come from many patient
+    partitions, each at its own pace.
+    """
+
+    def __init__(
+        self,
+        partition: int,
+        settings: Settings,
+        *,
+        allowed_lateness: float,
+        sources: int,
+        origin: str = "sessions",
+    ) -> None:
+        self.settings = settings
+        self.sources = sources
+        self.origin = origin
+        _, self.detectors = session_detectors(settings)
+        super().__init__(partition, self._engine(), journal.horizon_of(settings, allowed_lateness))
+        self.marks: dict[int, float] = {}
+
+    def _engine(self) -> Engine:
+        s = self.settings
+        return Engine(
+            fresh(self.detectors),
+            allowed_lateness=INF,
+            late_retention=s.late_retention,
+            dedupe_window=s.dedupe_window,
+            site_labels=s.site_labels,
+        )
+
+    def reset(self) -> None:
+        self.engine = self._engine()
+        self.engine.sink = self._sink
+        self.marks = {}
+
+    def handle_control(self, offset: int, control: Control) -> None:
+        """A watermark message from an events-topic partition."""
+        self.controls += 1
+        if control.kind == "watermark" and control.source >= 0:
+            self._journal(Entry(offset, WATERMARK, control.time, source=control.source))
+
+    def handle_event(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        """A forwarded session event."""
+        ev = decode_event(value, self.origin, f"{self.partition}:{offset}")
+        if isinstance(ev, Rejected):
+            self._reject(ev, key, value)
+            return
+        self.events += 1
+        self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
+        self.last_offset = offset
+        self.engine.process(ev)
+
+    def _apply(self, e: Entry) -> None:
+        if e.kind == EVENT:
+            ev = decode_event(e.raw, self.origin, "journal")
+            if isinstance(ev, Event):
+                self.engine.process(ev)
+        elif e.kind == WATERMARK:
+            if e.time > self.marks.get(e.source, NEG_INF):
+                self.marks[e.source] = e.time
+            if len(self.marks) >= self.sources:
+                self.engine.advance_to(min(self.marks.values()))
+
+
+def stats_sum(stats: Iterable[EngineStats]) -> EngineStats:
+    """Engine counters added up over partitions (for metrics)."""
+    total = EngineStats()
+    for st in stats:
+        for k, v in st.events_by_type.items():
+            total.events_by_type[k] = total.events_by_type.get(k, 0) + v
+        total.duplicates += st.duplicates
+        total.late_events += st.late_events
+        for k, v in st.opened.items():
+            total.opened[k] = total.opened.get(k, 0) + v
+        for k, v in st.open_now.items():
+            total.open_now[k] = total.open_now.get(k, 0) + v
+        for k3, v in st.outcomes.items():
+            total.outcomes[k3] = total.outcomes.get(k3, 0) + v
+    return total
+
+
+OnOutput = Callable[[Output], None]
