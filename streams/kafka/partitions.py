@@ -181,6 +181,14 @@ class PartitionBase:
         """Forget all state (subclasses rebuild their engine)."""
         raise NotImplementedError
 
+    def handle_control(self, offset: int, control: Control) -> None:
+        """A control message at ``offset``."""
+        raise NotImplementedError
+
+    def handle_event(self, offset: int, key: bytes | None, value: bytes | None) -> None:
+        """An event message at ``offset`` (malformed ones are rejected)."""
+        raise NotImplementedError
+
     def restore(self, chunks: dict[str, bytes], resume: int) -> dict[str, bytes | None]:
         """Rebuild from this partition's journal ``chunks`` (key -> value), keeping only
         entries before ``resume``, the source offset consumption resumes from. Entries
