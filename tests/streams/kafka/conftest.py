@@ -1,0 +1,60 @@
+"""The broker for the ``kafka`` integration tests.
+
+``tests/run`` starts one (``deploy/kafka/broker start`` on a port of its own) and exports
+its address as ``CAREWATCH_TEST_KAFKA``. Run by hand without it, the session fixture
+starts one the same way and stops it at the end. If no broker can be had, the tests
+fail with the reason: they are never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BROKER = ROOT / "deploy" / "kafka" / "broker"
+
+
+def broker_env() -> dict[str, str]:
+    """Environment for ``deploy/kafka/broker`` addressing the test broker."""
+    env = dict(os.environ)
+    env.setdefault("CAREWATCH_KAFKA_PORT", os.environ.get("CAREWATCH_TEST_KAFKA_PORT", "39392"))
+    env.setdefault(
+        "CAREWATCH_KAFKA_CONTROLLER_PORT",
+        os.environ.get("CAREWATCH_TEST_KAFKA_CONTROLLER_PORT", "39393"),
+    )
+    env.setdefault(
+        "CAREWATCH_KAFKA_STATE_DIR",
+        os.environ.get("CAREWATCH_TEST_KAFKA_STATE_DIR", str(ROOT / "deploy/kafka/.state-test")),
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    address = os.environ.get("CAREWATCH_TEST_KAFKA")
+    if address:
+        yield address
+        return
+    if os.environ.get("CI"):
+        pytest.fail(
+            "CAREWATCH_TEST_KAFKA is not set: the kafka tests need the broker that "
+            "tests/run starts; run them through tests/run"
+        )
+    try:
+        out = subprocess.run(
+            [str(BROKER), "start"], env=broker_env(), capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        stderr = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"could not start the test broker with {BROKER} start: {exc}\n{stderr}")
+    address = out.stdout.strip().splitlines()[-1]
+    os.environ["CAREWATCH_TEST_KAFKA"] = address
+    try:
+        yield address
+    finally:
+        subprocess.run([str(BROKER), "stop"], env=broker_env(), capture_output=True)
