@@ -113,8 +113,9 @@ class Runtime:
         return st
 
     def revoked(self, tps: set[TP]) -> None:
-        """Forget the state of partitions this worker no longer owns (their journal in
-        the table is restored again from the changelog if they come back)."""
+        """Forget the state of partitions this worker no longer owns. Their journal stays
+        in the table: faust keeps reading the changelog from where it got to, so if a
+        partition comes back, the table holds everything its other owner wrote too."""
         for tp in tps:
             kind = "events" if tp.topic == self.config.topics.events else None
             if tp.topic == self.config.topics.sessions:
@@ -123,10 +124,6 @@ class Runtime:
                 continue
             if self.states.pop((kind, tp.partition), None) is not None:
                 log(f"{tp.topic}[{tp.partition}]: revoked")
-            table = self.tables[kind]
-            prefix = f"{tp.partition:05d}.".encode()
-            for k in [k for k in table.data if bytes(k).startswith(prefix)]:
-                del table.data[k]
 
     # -- batches
 
@@ -244,6 +241,10 @@ def build_app(
         producer_acks=-1,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
+        # a dead worker's partitions move to the others after this long, not after
+        # faust's default minute
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=20000,
         autodiscover=False,
     )

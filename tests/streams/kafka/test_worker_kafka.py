@@ -62,3 +62,73 @@ def test_live_mode_equals_the_embedded_runner_as_of_now(setup: Setup) -> None:
     setup.wait_for_outputs(expected)
     assert_same(setup, expected)
     no_repeats(setup)
+
+
+def halves(lines: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    cut = len(lines) // 2
+    return lines[:cut], lines[cut:]
+
+
+def test_kill_9_and_restart_loses_and_repeats_nothing(setup: Setup) -> None:
+    lines, as_of = week(seed=13)
+    expected = embedded(lines, as_of)
+    first, second = halves(lines)
+    setup.publish(first)
+    worker = setup.start_worker("--replay")
+    setup.wait_for("first outcomes", lambda: len(setup.read("outcomes", idle=0.5)) > 0, every=0.2)
+    setup.kill9(worker)
+    setup.publish(second)
+    worker = setup.start_worker("--replay")
+    setup.wait_for("more outcomes", lambda: len(setup.read("outcomes", idle=0.5)) > 200, every=0.2)
+    setup.kill9(worker)
+    setup.start_worker("--replay")
+    setup.advance(as_of)
+    setup.wait_for_outputs(expected)
+    assert_same(setup, expected)
+    no_repeats(setup)
+
+
+def test_a_second_worker_takes_over_from_a_killed_one(setup: Setup) -> None:
+    lines, as_of = week(seed=14)
+    expected = embedded(lines, as_of)
+    first, second = halves(lines)
+    setup.publish(first)
+    one = setup.start_worker("--replay")
+    setup.start_worker("--replay")
+    setup.wait_for("first outcomes", lambda: len(setup.read("outcomes", idle=0.5)) > 0, every=0.2)
+    time.sleep(3)  # let the group settle with both members
+    setup.kill9(one)
+    setup.publish(second)
+    setup.advance(as_of)
+    setup.wait_for_outputs(expected)
+    assert_same(setup, expected)
+    no_repeats(setup)
+
+
+def test_malformed_messages_go_to_rejected_and_the_worker_goes_on(setup: Setup) -> None:
+    import orjson
+
+    setup.start_worker("--replay")
+    producer = setup.producer()
+    events = setup.topics["events"]
+    bad = [b"this is not json", b'{"id": "x1", "type": "order.placed"}', b"[1, 2]"]
+    for value in bad:
+        producer.send(events, key=b"P1", value=value)
+    good = {
+        "id": "g1",
+        "type": "order.placed",
+        "time": "2026-03-02T09:00:00+00:00",
+        "patient": "P1",
+        "refs": {"order": "O1"},
+        "attrs": {"priority": "stat"},
+    }
+    producer.send(events, key=b"P1", value=orjson.dumps(good))
+    producer.flush()
+    producer.close()
+    setup.advance(1772442000.0 + 86400)  # a day after the order
+    setup.wait_for("the missed result", lambda: len(setup.read("failures", idle=0.5)) == 1)
+    rejected = [r for _, r in setup.read("rejected")]
+    assert sorted(r["code"] for r in rejected) == ["contract", "contract", "not_json"]
+    assert all(r["reason"] and r["raw_base64"] for r in rejected)
+    [(_, failure)] = setup.read("failures")
+    assert failure["status"] == "missed" and failure["evidence"] == ["g1"]
