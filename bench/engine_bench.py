@@ -59,8 +59,8 @@ def child_engine(path: str, rules: str | None) -> dict[str, float]:
     """Reading, parsing and detection, as the embedded runner does it."""
     from detectors.events import Event
     from detectors.rules import load_settings
-    from streams.runner import Runner
     from streams.jsonl import read_jsonl
+    from streams.runner import Runner
 
     runner = Runner(load_settings(rules))
     engine = runner.engine
@@ -97,17 +97,23 @@ def run_child(*args: str) -> dict[str, float]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--input", help="canonical JSONL to measure (default: generate one)")
     p.add_argument("--events", type=int, default=1_000_000, help="events to generate (about)")
     p.add_argument("--rules", default=str(HERE / "stress-rules.yaml"), help="rules file")
-    p.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best counts")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="runs of each measurement; the best counts"
+    )
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.child:
         mode, path, *rest = args.child
-        res = child_parse(path) if mode == "parse" else child_engine(path, rest[0] if rest else None)
+        res = (
+            child_parse(path) if mode == "parse" else child_engine(path, rest[0] if rest else None)
+        )
         print(json.dumps(res))
         return 0
 
@@ -116,30 +122,57 @@ def main() -> int:
         if path is None:
             days = max(1, round(args.events / EVENTS_PER_LARGE_DAY))
             path = str(Path(tmp) / "events.jsonl")
-            print(f"generating ~{args.events:,} events (large hospital, {days} days, seed 1)...", file=sys.stderr)
+            print(
+                f"generating ~{args.events:,} events (large hospital, {days} days, seed 1)...",
+                file=sys.stderr,
+            )
             subprocess.run(
-                [sys.executable, "-m", "streams.cli", "generate", "--scale", "large", "--days", str(days),
-                 "--seed", "1", "--quiet", "--out", path],
+                [
+                    sys.executable,
+                    "-m",
+                    "streams.cli",
+                    "generate",
+                    "--scale",
+                    "large",
+                    "--days",
+                    str(days),
+                    "--seed",
+                    "1",
+                    "--quiet",
+                    "--out",
+                    path,
+                ],
                 check=True,
             )
         parse = min((run_child("parse", path) for _ in range(args.repeat)), key=lambda r: r["cpu"])
-        engine = min((run_child("engine", path, args.rules) for _ in range(args.repeat)), key=lambda r: r["cpu"])
+        engine = min(
+            (run_child("engine", path, args.rules) for _ in range(args.repeat)),
+            key=lambda r: r["cpu"],
+        )
 
     n = engine["events"]
     ratio = engine["cpu"] / parse["cpu"]
     rate = n / engine["cpu"]
     print(f"events                    {n:,}")
-    print(f"parse floor               {n / parse['cpu']:>12,.0f} events/s  ({parse['cpu']:.2f} s CPU, peak RSS {parse['rss_mb']:,.0f} MB)")
-    print(f"engine (parse + detect)   {rate:>12,.0f} events/s  ({engine['cpu']:.2f} s CPU, {engine['wall']:.2f} s wall)")
+    print(
+        f"parse floor               {n / parse['cpu']:>12,.0f} events/s  ({parse['cpu']:.2f} s CPU, peak RSS {parse['rss_mb']:,.0f} MB)"
+    )
+    print(
+        f"engine (parse + detect)   {rate:>12,.0f} events/s  ({engine['cpu']:.2f} s CPU, {engine['wall']:.2f} s wall)"
+    )
     print(f"engine / parse floor      {ratio:>12.2f} x")
     print(f"peak RSS (engine run)     {engine['rss_mb']:>12,.0f} MB")
     print(f"peak open opportunities   {engine['peak_open']:>12,}")
-    print(f"outcomes / failures       {engine['outcomes']:,} / {engine['failures']:,}  ({engine['open_at_end']:,} open at end)")
-    print("targets: >= 100,000 events/s: {}; <= 3x parse floor: {}; peak RSS < 1 GB with >= 200,000 open: {}".format(
-        "met" if rate >= 100_000 else "NOT met",
-        "met" if ratio <= 3 else "NOT met",
-        "met" if engine["rss_mb"] < 1024 and engine["peak_open"] >= 200_000 else "NOT met",
-    ))
+    print(
+        f"outcomes / failures       {engine['outcomes']:,} / {engine['failures']:,}  ({engine['open_at_end']:,} open at end)"
+    )
+    print(
+        "targets: >= 100,000 events/s: {}; <= 3x parse floor: {}; peak RSS < 1 GB with >= 200,000 open: {}".format(
+            "met" if rate >= 100_000 else "NOT met",
+            "met" if ratio <= 3 else "NOT met",
+            "met" if engine["rss_mb"] < 1024 and engine["peak_open"] >= 200_000 else "NOT met",
+        )
+    )
     return 0
 
 

@@ -65,7 +65,9 @@ class Runtime:
         }
         self.tables = {
             "events": app.Table("journal", partitions=n, key_type=bytes, value_type=bytes),
-            "sessions": app.Table("session-journal", partitions=n, key_type=bytes, value_type=bytes),
+            "sessions": app.Table(
+                "session-journal", partitions=n, key_type=bytes, value_type=bytes
+            ),
         }
         self.topic_names = {"events": t.events, "sessions": t.sessions}
         self.processed = 0

@@ -385,6 +385,9 @@ class SessionPartition(PartitionBase):
         _, self.detectors = session_detectors(settings)
         super().__init__(partition, self._engine(), journal.horizon_of(settings, allowed_lateness))
         self.marks: dict[int, float] = {}
+        #: ids of the events in the journal: each is applied once, however often it is
+        #: forwarded (pruned with the journal)
+        self.seen: set[str] = set()
 
     def _engine(self) -> Engine:
         s = self.settings
@@ -400,6 +403,7 @@ class SessionPartition(PartitionBase):
         self.engine = self._engine()
         self.engine.sink = self._sink
         self.marks = {}
+        self.seen = set()
 
     def handle_control(self, offset: int, control: Control) -> None:
         """A watermark message from an events-topic partition."""
@@ -413,15 +417,22 @@ class SessionPartition(PartitionBase):
         if isinstance(ev, Rejected):
             self._reject(ev, key, value)
             return
+        self.last_offset = offset
+        if ev.id in self.seen:
+            # Forwarded again by a patient partition that re-processed after a crash,
+            # possibly long after: the engine's dedupe window (event time) may have
+            # forgotten it, and a booking applied twice would count twice.
+            return
         self.events += 1
         self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
-        self.last_offset = offset
+        self.seen.add(ev.id)
         self.engine.process(ev)
 
     def _apply(self, e: Entry) -> None:
         if e.kind == EVENT:
             ev = decode_event(e.raw, self.origin, "journal")
             if isinstance(ev, Event):
+                self.seen.add(ev.id)
                 self.engine.process(ev)
         elif e.kind == WATERMARK:
             if e.time > self.marks.get(e.source, NEG_INF):

@@ -114,3 +114,22 @@ def test_pruning_the_journal_changes_nothing() -> None:
     assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
         k: project(v) for k, v in outcomes.items()
     }
+
+
+def test_forwards_repeated_long_after_are_applied_once(data) -> None:
+    """A patient partition that re-processes after a crash forwards its session events
+    again, possibly when the sessions engine is days past them (beyond its dedupe
+    window): they must not count twice."""
+    lines, as_of, outcomes, _, _ = data
+    c = Cluster(load_settings(None), partitions=3)
+    c.publish_lines(lines)
+    c.drain()
+    for p in range(3):  # every session event forwarded once more, at the end
+        for key, value, headers in list(c.sessions[p]):
+            if not headers:
+                c.sessions[p].append((key, value, headers))
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }

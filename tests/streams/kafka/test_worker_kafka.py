@@ -132,3 +132,51 @@ def test_malformed_messages_go_to_rejected_and_the_worker_goes_on(setup: Setup) 
     assert all(r["reason"] and r["raw_base64"] for r in rejected)
     [(_, failure)] = setup.read("failures")
     assert failure["status"] == "missed" and failure["evidence"] == ["g1"]
+
+
+def test_the_worker_rides_out_a_broker_restart(setup: Setup) -> None:
+    import subprocess
+
+    from tests.streams.kafka.conftest import BROKER, broker_env
+
+    lines, as_of = week(seed=15)
+    expected = embedded(lines, as_of)
+    first, second = halves(lines)
+    setup.publish(first)
+    setup.start_worker("--replay")
+    setup.wait_for("first outcomes", lambda: len(setup.read("outcomes", idle=0.5)) > 0, every=0.2)
+    out = subprocess.run([str(BROKER), "restart"], env=broker_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == setup.bootstrap
+    setup.publish(second)
+    setup.advance(as_of)
+    setup.wait_for_outputs(expected, timeout=300)
+    assert_same(setup, expected)
+    no_repeats(setup)
+    assert all(w.poll() is None for w in setup.workers)
+
+
+def test_live_a_deadline_passing_on_the_wall_clock_is_reported(
+    setup: Setup, tmp_path: Path
+) -> None:
+    import orjson
+
+    from detectors.events import format_time
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("engine:\n  allowed_lateness: 1s\n")
+    setup.start_worker("--rules", str(rules))
+    now = time.time()
+    order = {
+        "id": "live-1",
+        "type": "order.placed",
+        "time": format_time(round(now - 3600 + 8)),  # stat: a result is due in 8 s
+        "patient": "P-live",
+        "refs": {"order": "O-live"},
+        "attrs": {"priority": "stat", "site": "north"},
+    }
+    setup.publish([orjson.dumps(order) + b"\n"])
+    setup.wait_for("the missed result", lambda: len(setup.read("failures", idle=0.5)) > 0, 90, 0.5)
+    [(_, failure)] = setup.read("failures")
+    assert failure["status"] == "missed" and failure["evidence"] == ["live-1"]
+    assert failure["detected_at"] >= failure["due_at"]
