@@ -58,7 +58,9 @@ class Setup:
         tag = f"b{uuid.uuid4().hex[:8]}"
         self.bootstrap = bootstrap
         self.tmp = tmp
-        self.topics = {k: f"{tag}.{k}" for k in ("events", "outcomes", "failures", "rejected", "sessions")}
+        self.topics = {
+            k: f"{tag}.{k}" for k in ("events", "outcomes", "failures", "rejected", "sessions")
+        }
         self.env = dict(
             os.environ,
             CAREWATCH_KAFKA_BOOTSTRAP=bootstrap,
@@ -68,8 +70,11 @@ class Setup:
             **extra,
         )
         subprocess.run(
-            [sys.executable, "-m", "streams.cli", "kafka", "init"], env=self.env, check=True,
-            capture_output=True, cwd=ROOT,
+            [sys.executable, "-m", "streams.cli", "kafka", "init"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
         )
         self.worker: subprocess.Popen[bytes] | None = None
 
@@ -77,7 +82,10 @@ class Setup:
         log = (self.tmp / f"{self.topics['events']}.log").open("wb")
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(self.tmp), *args],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
 
     def stop(self) -> None:
@@ -92,8 +100,12 @@ class Setup:
 
     def consumer(self, role: str) -> KafkaConsumer:
         return KafkaConsumer(
-            self.topics[role], bootstrap_servers=self.bootstrap, group_id=None,
-            auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=200,
+            self.topics[role],
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=200,
         )
 
 
@@ -121,8 +133,14 @@ def throughput(bootstrap: str, tmp: Path, days: int, scale: str) -> dict[str, fl
         producer.send(events, key=event_key(obj), value=line.rstrip(b"\n"))
     sentinels = sentinel_patients()
     for i, patient in enumerate(sentinels):
-        ev = {"id": f"sentinel-{i}", "type": "order.placed", "time": format_time(end),
-              "patient": patient, "refs": {"order": f"SO-{i}"}, "attrs": {"priority": "stat"}}
+        ev = {
+            "id": f"sentinel-{i}",
+            "type": "order.placed",
+            "time": format_time(end),
+            "patient": patient,
+            "refs": {"order": f"SO-{i}"},
+            "attrs": {"priority": "stat"},
+        }
         producer.send(events, key=patient.encode(), value=orjson.dumps(ev))
     value, headers = control_message("advance", end + 60 * 86400.0)
     for p in range(PARTITIONS):
@@ -153,12 +171,18 @@ def throughput(bootstrap: str, tmp: Path, days: int, scale: str) -> dict[str, fl
     if want or first is None or last is None:
         sys.exit(f"the worker did not finish within the time limit; see {tmp}")
     drain = last - first
-    return {"events": n, "publish_per_s": n / publish_s, "seconds": drain, "per_s": n / drain,
-            "outcomes": outcomes}
+    return {
+        "events": n,
+        "publish_per_s": n / publish_s,
+        "seconds": drain,
+        "per_s": n / drain,
+        "outcomes": outcomes,
+    }
 
 
-def latency(bootstrap: str, tmp: Path, rate: float, seconds: float, lateness: str,
-            tick: str) -> dict[str, float]:
+def latency(
+    bootstrap: str, tmp: Path, rate: float, seconds: float, lateness: str, tick: str
+) -> dict[str, float]:
     rules = tmp / "latency-rules.yaml"
     rules.write_text(f"engine:\n  allowed_lateness: {lateness}\n")
     s = Setup(bootstrap, tmp, CAREWATCH_TICK_INTERVAL=tick)
@@ -191,11 +215,25 @@ def latency(bootstrap: str, tmp: Path, rate: float, seconds: float, lateness: st
         seq += 1
         now = time.time()
         patient = f"D{tag}{seq}"
-        send({"id": f"died-{tag}{seq}", "type": "patient.died", "time": format_time(now - 1),
-              "patient": patient})
+        send(
+            {
+                "id": f"died-{tag}{seq}",
+                "type": "patient.died",
+                "time": format_time(now - 1),
+                "patient": patient,
+            }
+        )
         cid = f"contact-{tag}{seq}"
-        send({"id": cid, "type": "patient.notified", "time": format_time(now),
-              "patient": patient, "refs": {"appointment": f"A{seq}"}, "attrs": {"channel": "sms"}})
+        send(
+            {
+                "id": cid,
+                "type": "patient.notified",
+                "time": format_time(now),
+                "patient": patient,
+                "refs": {"appointment": f"A{seq}"},
+                "attrs": {"channel": "sms"},
+            }
+        )
         return cid
 
     # warm up: the worker is up once a violation comes back
@@ -219,9 +257,16 @@ def latency(bootstrap: str, tmp: Path, rate: float, seconds: float, lateness: st
                 sent[cid] = time.monotonic()
                 n += 1
             else:
-                send({"id": f"n{n}", "type": "patient.notified", "time": format_time(time.time()),
-                      "patient": f"P{rng.randrange(50_000)}", "refs": {"appointment": f"A{n}"},
-                      "attrs": {"channel": "letter"}})
+                send(
+                    {
+                        "id": f"n{n}",
+                        "type": "patient.notified",
+                        "time": format_time(time.time()),
+                        "patient": f"P{rng.randrange(50_000)}",
+                        "refs": {"appointment": f"A{n}"},
+                        "attrs": {"channel": "letter"},
+                    }
+                )
         left = slot - (time.monotonic() - t_slot)
         if left > 0:
             time.sleep(left)
@@ -239,8 +284,15 @@ def latency(bootstrap: str, tmp: Path, rate: float, seconds: float, lateness: st
     def q(p: float) -> float:
         return lat[min(len(lat) - 1, int(p * len(lat)))]
 
-    return {"events": n, "rate": n / seconds, "violations": len(sent), "received": len(lat),
-            "p50": q(0.50), "p99": q(0.99), "max": lat[-1]}
+    return {
+        "events": n,
+        "rate": n / seconds,
+        "violations": len(sent),
+        "received": len(lat),
+        "p50": q(0.50),
+        "p99": q(0.99),
+        "max": lat[-1],
+    }
 
 
 def main() -> None:
@@ -273,8 +325,10 @@ def main() -> None:
             f"p99 {r['p99']:.3f}s  max {r['max']:.3f}s"
         )
     if not args.bootstrap:
-        print("(bench broker left running; stop it with CAREWATCH_KAFKA_STATE_DIR="
-              "deploy/kafka/.state-bench CAREWATCH_KAFKA_PORT=... deploy/kafka/broker stop)")
+        print(
+            "(bench broker left running; stop it with CAREWATCH_KAFKA_STATE_DIR="
+            "deploy/kafka/.state-bench CAREWATCH_KAFKA_PORT=... deploy/kafka/broker stop)"
+        )
 
 
 if __name__ == "__main__":
