@@ -15,6 +15,7 @@ with output off, later ones (journaled but never committed) are dropped.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -137,8 +138,8 @@ class Runtime:
         assignment = self.app.consumer.assignment()
         topic = self.topic_names[kind]
         for p, events in by_part.items():
-            if TP(topic, p) not in assignment:
-                continue  # revoked meanwhile: the new owner processes these again
+            if TP(topic, p) not in assignment and not await self._owned(TP(topic, p)):
+                continue  # moved to another worker: it processes these again
             st = self.states.get((kind, p))
             if st is None:
                 st = await self._restore(kind, p, events[0].message.offset)
@@ -164,6 +165,25 @@ class Runtime:
             for o in outs:
                 await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
             self.processed += len(events)
+
+    async def _owned(self, tp: TP) -> bool:
+        """Whether ``tp`` is (again) this worker's once a rebalance under way settles.
+
+        A batch can hold messages fetched before a rebalance revoked their partition.
+        take_events acknowledges every message of a batch, so skipping them while the
+        partition comes straight back to this worker (eager rebalancing revokes
+        everything first) would commit past messages nobody processed. So wait: if the
+        partition is ours again, process them (the journal holds exactly what came
+        before); if it went elsewhere, leave them to the new owner."""
+        started = time.monotonic()
+        while time.monotonic() - started < 60.0:
+            if tp in self.app.consumer.assignment():
+                return True
+            settled = not getattr(self.app, "rebalancing", False)
+            if settled and time.monotonic() - started > 2.0:
+                return False
+            await asyncio.sleep(0.05)
+        return False
 
     async def _write_journal(self, kind: str, p: int, writes: dict[str, bytes | None]) -> None:
         table = self.tables[kind]
