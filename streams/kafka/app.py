@@ -85,6 +85,7 @@ class Runtime:
                 allowed_lateness=self.lateness,
                 session_partitions=self.config.partitions,
                 origin=self.config.topics.events,
+                horizon=self.config.journal_horizon,
             )
         return SessionPartition(
             p,
@@ -92,6 +93,7 @@ class Runtime:
             allowed_lateness=self.lateness,
             sources=self.config.partitions,
             origin=self.config.topics.sessions,
+            horizon=self.config.journal_horizon,
         )
 
     async def _restore(self, kind: str, p: int, resume: int) -> PartitionBase:

@@ -241,6 +241,7 @@ class PatientPartition(PartitionBase):
         allowed_lateness: float,
         session_partitions: int,
         origin: str = "events",
+        horizon: float | None = None,
     ) -> None:
         self.settings = settings
         self.allowed_lateness = allowed_lateness
@@ -249,7 +250,9 @@ class PatientPartition(PartitionBase):
         # forward session events only when clinic-overbooked is on
         self.session_partitions = session_partitions if by_session else 0
         self.origin = origin
-        super().__init__(partition, self._engine(), journal.horizon_of(settings, allowed_lateness))
+        if horizon is None:
+            horizon = journal.horizon_of(settings, allowed_lateness)
+        super().__init__(partition, self._engine(), horizon)
         self.routes: dict[str, _Route] = {}
         self._marked = NEG_INF
 
@@ -378,12 +381,15 @@ class SessionPartition(PartitionBase):
         allowed_lateness: float,
         sources: int,
         origin: str = "sessions",
+        horizon: float | None = None,
     ) -> None:
         self.settings = settings
         self.sources = sources
         self.origin = origin
         _, self.detectors = session_detectors(settings)
-        super().__init__(partition, self._engine(), journal.horizon_of(settings, allowed_lateness))
+        if horizon is None:
+            horizon = journal.horizon_of(settings, allowed_lateness)
+        super().__init__(partition, self._engine(), horizon)
         self.marks: dict[int, float] = {}
         #: ids of the events in the journal: each is applied once, however often it is
         #: forwarded (pruned with the journal)
