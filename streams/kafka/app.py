@@ -53,6 +53,8 @@ class Runtime:
         self.settings = settings
         self.lateness = lateness
         self.states: dict[tuple[str, int], PartitionBase] = {}
+        # states of revoked partitions until the rebalance says where they went
+        self.parked: dict[tuple[str, int], PartitionBase] = {}
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         t = config.topics
         n = config.partitions
@@ -117,6 +119,14 @@ class Runtime:
             hook()
         return st
 
+    def assigned(self, tps: set[TP]) -> None:
+        """After a rebalance: parked states of partitions that went elsewhere are stale
+        from now on (their new owner moves on); the others are ours again."""
+        for key in list(self.parked):
+            kind, p = key
+            if TP(self.topic_names[kind], p) not in tps:
+                del self.parked[key]
+
     def revoked(self, tps: set[TP]) -> None:
         """Forget the state of partitions this worker no longer owns. Their journal stays
         in the table: faust keeps reading the changelog from where it got to, so if a
@@ -127,7 +137,11 @@ class Runtime:
                 kind = "sessions"
             if kind is None:
                 continue
-            if self.states.pop((kind, tp.partition), None) is not None:
+            st = self.states.pop((kind, tp.partition), None)
+            if st is not None:
+                # Eager rebalancing revokes everything, then hands most partitions
+                # straight back: keep the state until the new assignment is known.
+                self.parked[(kind, tp.partition)] = st
                 log(f"{tp.topic}[{tp.partition}]: revoked")
 
     # -- batches
@@ -143,8 +157,22 @@ class Runtime:
             if TP(topic, p) not in assignment and not await self._owned(TP(topic, p)):
                 continue  # moved to another worker: it processes these again
             st = self.states.get((kind, p))
+            first = events[0].message.offset
             if st is None:
-                st = await self._restore(kind, p, events[0].message.offset)
+                parked = self.parked.pop((kind, p), None)
+                if parked is not None and first <= parked.last_offset + 1:
+                    st = self.states[(kind, p)] = parked  # ours again, nothing missed
+                elif parked is not None:
+                    # messages between the parked state and this batch were dropped
+                    # with the revocation: leave these to be fetched again in order
+                    self.parked[(kind, p)] = parked
+                    log(f"{topic}[{p}]: gap after offset {parked.last_offset:,}; waiting")
+                    continue
+                else:
+                    st = await self._restore(kind, p, first)
+            elif first > st.last_offset + 1:
+                log(f"{topic}[{p}]: gap after offset {st.last_offset:,}; waiting")
+                continue
             outs = st.begin_batch()
             for ev in events:
                 msg = ev.message
@@ -160,6 +188,7 @@ class Runtime:
                     st.handle_control(msg.offset, control)
                 else:
                     st.handle_event(msg.offset, msg.key, msg.value)
+                st.last_offset = max(st.last_offset, msg.offset)
             writes = st.end_batch()
             await self._write_journal(kind, p, writes)
             send = self.app.producer.send
@@ -288,6 +317,10 @@ def build_app(
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
         rt.revoked(revoked)
 
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        rt.assigned(assigned)
+
     if not replay:
 
         @app.timer(interval=config.tick_interval)
@@ -302,5 +335,5 @@ def build_app(
             rate = rt.processed / max(1e-9, time.monotonic() - rt.started)
             log(f"lag {total:,} messages over {len(lag)} partitions; {rate:,.0f} msg/s on average")
 
-    del patients, sessions, on_revoked, report_lag
+    del patients, sessions, on_revoked, on_assigned, report_lag
     return app, rt
