@@ -27,7 +27,12 @@ from faust.types import TP
 from detectors.rules import Settings
 from streams.kafka.config import KafkaConfig
 from streams.kafka.ledger import read_published_failures
-from streams.kafka.partitions import PartitionBase, PatientPartition, SessionPartition
+from streams.kafka.partitions import (
+    JournalIncomplete,
+    PartitionBase,
+    PatientPartition,
+    SessionPartition,
+)
 from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
@@ -35,6 +40,8 @@ __all__ = ["Runtime", "build_app"]
 #: Messages per batch and the longest wait (seconds) for a batch to fill.
 BATCH = 2000
 BATCH_WITHIN = 0.02
+#: Tries (1 s apart) to find a complete journal in the table before giving up.
+RESTORE_ATTEMPTS = 30
 
 
 def log(msg: str) -> None:
@@ -102,12 +109,23 @@ class Runtime:
         st = self._new(kind, p)
         prefix = f"{p:05d}."
         table = self.tables[kind]
-        chunks = {}
-        for k, v in list(table.data.items()):
-            key = k.decode() if isinstance(k, bytes) else str(k)
-            if key.startswith(prefix) and v is not None:
-                chunks[key] = v
-        writes = st.restore(chunks, resume)
+        for attempt in range(RESTORE_ATTEMPTS):
+            chunks = {}
+            for k, v in list(table.data.items()):
+                key = k.decode() if isinstance(k, bytes) else str(k)
+                if key.startswith(prefix) and v is not None:
+                    chunks[key] = v
+            try:
+                writes = st.restore(chunks, resume)
+                break
+            except JournalIncomplete as exc:
+                # never carry on from a journal with holes: the outputs would be wrong
+                if attempt == RESTORE_ATTEMPTS - 1:
+                    log(f"{self.topic_names[kind]}[{p}]: {exc}; stopping")
+                    await self.app.crash(exc)
+                    raise
+                log(f"{self.topic_names[kind]}[{p}]: {exc}; waiting for the table")
+                await asyncio.sleep(1.0)
         await self._write_journal(kind, p, writes)
         st.ledger = await read_published_failures(self.config, p)
         log(
@@ -188,7 +206,6 @@ class Runtime:
                     st.handle_control(msg.offset, control)
                 else:
                     st.handle_event(msg.offset, msg.key, msg.value)
-                st.last_offset = max(st.last_offset, msg.offset)
             writes = st.end_batch()
             await self._write_journal(kind, p, writes)
             send = self.app.producer.send

@@ -7,7 +7,8 @@ engine after a restart or rebalance by replaying them with its output switched o
 
 Entries are written in chunks (one table key per processed batch of a partition:
 ``PPPPP.OOOOOOOOOOOOOOOOOOOO``, partition and first source offset, zero-padded so that
-key order is offset order). An input stops mattering once the watermark is past
+key order is offset order; the value also says which offset the chunk runs to, so the
+chunks of a complete journal cover the offsets without holes). An input stops mattering once the watermark is past
 ``keep_until``: the latest of its event time and any session start it names, plus the
 horizon (largest deadline + late retention + dedupe window + allowed lateness).
 ``patient.died`` events, and contacts of patients who died, are kept for good: the
@@ -77,15 +78,19 @@ def parse_chunk_key(key: str) -> tuple[int, int]:
     return int(p), int(o)
 
 
-def encode_chunk(entries: Iterable[Entry]) -> bytes:
-    """A chunk's table value."""
-    return orjson.dumps([e.to_json() for e in entries])
+def encode_chunk(entries: Iterable[Entry], last: int) -> bytes:
+    """A chunk's table value: its entries and ``last``, the last source offset the chunk
+    accounts for (messages that leave no entry, such as rejected ones, count too), so
+    that a restore can tell a complete journal from one with holes."""
+    return orjson.dumps({"to": last, "e": [e.to_json() for e in entries]})
 
 
-def decode_chunk(value: bytes) -> list[Entry]:
-    """Entries of a chunk value (events keep their JSON; time is re-read from it)."""
+def decode_chunk(value: bytes) -> tuple[int, list[Entry]]:
+    """``(last offset accounted for, entries)`` of a chunk value (events keep their
+    JSON; time is re-read from it)."""
+    doc = orjson.loads(value)
     out = []
-    for item in orjson.loads(value):
+    for item in doc["e"]:
         offset, kind = item[0], item[1]
         if kind == EVENT:
             obj = item[2]
@@ -94,7 +99,7 @@ def decode_chunk(value: bytes) -> list[Entry]:
             out.append(Entry(offset, WATERMARK, float(item[2]), source=int(item[3])))
         else:
             out.append(Entry(offset, kind, float(item[2])))
-    return out
+    return int(doc["to"]), out
 
 
 def horizon_of(settings: Settings, allowed_lateness: float) -> float:

@@ -37,6 +37,7 @@ from streams.kafka.wire import (
 )
 
 __all__ = [
+    "JournalIncomplete",
     "PartitionBase",
     "PatientPartition",
     "SessionPartition",
@@ -80,6 +81,11 @@ class _Route:
     session_time: float = NEG_INF
 
 
+class JournalIncomplete(Exception):
+    """The journal in the table does not account for every offset before the resume
+    point (the table is not fully restored yet, or records were lost)."""
+
+
 class PartitionBase:
     """Common state: the engine, the in-memory journal and the publishing ledger.
 
@@ -101,6 +107,8 @@ class PartitionBase:
         self._batch: list[Entry] = []
         self._out: list[Output] | None = None
         self._last_prune = NEG_INF
+        self._from: int | None = None  # first source offset of the batch under way
+        self._first_covered: int | None = None  # first offset the journal accounts for
         self.events = 0
         self.controls = 0
         self.rejected: dict[str, int] = {}
@@ -135,7 +143,14 @@ class PartitionBase:
         """Start collecting outputs; returns the list they go to."""
         self._out = []
         self._batch = []
+        self._from = None
         return self._out
+
+    def _note(self, offset: int) -> None:
+        """Every message of a batch passes here, journaled or not."""
+        if self._from is None:
+            self._from = offset
+        self.last_offset = offset
 
     def end_batch(self) -> dict[str, bytes | None]:
         """Finish a batch: the table writes to make (chunk key -> value, ``None`` to
@@ -143,12 +158,15 @@ class PartitionBase:
         self._after_batch()
         self._out = None
         writes: dict[str, bytes | None] = {}
-        if self._batch:
-            key = journal.chunk_key(self.partition, self._batch[0].offset)
-            writes[key] = journal.encode_chunk(self._batch)
+        if self._from is not None:
+            key = journal.chunk_key(self.partition, self._from)
+            writes[key] = journal.encode_chunk(self._batch, self.last_offset)
+            if self._first_covered is None:
+                self._first_covered = self._from
             self.entries.extend(self._batch)
             self.chunk_keys.append(key)
             self._batch = []
+            self._from = None
         wm = self.engine.watermark
         if wm != NEG_INF and wm - self._last_prune >= PRUNE_STEP:
             self._last_prune = wm
@@ -165,16 +183,16 @@ class PartitionBase:
         writes: dict[str, bytes | None] = dict.fromkeys(self.chunk_keys)
         # Rebuild from what is kept, so that this state is exactly the state a restart
         # would rebuild from the pruned journal.
-        stats = self.engine.stats
+        stats, last = self.engine.stats, self.last_offset
         self.reset()
         self.replay(kept)
-        self.engine.stats = stats
+        self.engine.stats, self.last_offset = stats, last
         self.entries = kept
-        self.chunk_keys = []
-        if kept:
-            key = journal.chunk_key(self.partition, kept[0].offset)
-            writes[key] = journal.encode_chunk(kept)
-            self.chunk_keys = [key]
+        # one chunk accounting for everything this journal ever covered
+        first = self._first_covered if self._first_covered is not None else 0
+        key = journal.chunk_key(self.partition, first)
+        writes[key] = journal.encode_chunk(kept, self.last_offset)
+        self.chunk_keys = [key]
         return writes
 
     def reset(self) -> None:
@@ -193,25 +211,45 @@ class PartitionBase:
         """Rebuild from this partition's journal ``chunks`` (key -> value), keeping only
         entries before ``resume``, the source offset consumption resumes from. Entries
         at or after it were journaled but not committed: they will be consumed again,
-        so they are dropped. Returns the table writes that drop them."""
+        so they are dropped. Returns the table writes that drop them.
+
+        Raises ``JournalIncomplete`` when the chunks do not account for every offset up
+        to ``resume`` without a hole: replaying them would give a wrong state."""
         writes: dict[str, bytes | None] = {}
         entries: list[Entry] = []
         keys: list[str] = []
+        covered: int | None = None
+        first_covered: int | None = None
         for key in sorted(chunks):
             _, first = journal.parse_chunk_key(key)
             if first >= resume:
                 writes[key] = None
                 continue
-            items = journal.decode_chunk(chunks[key])
+            last, items = journal.decode_chunk(chunks[key])
+            if covered is not None and first != covered + 1:
+                raise JournalIncomplete(
+                    f"partition {self.partition}: journal has a hole after offset {covered}"
+                )
             kept = [e for e in items if e.offset < resume]
-            if len(kept) != len(items):
-                writes[key] = journal.encode_chunk(kept)
+            if last >= resume:
+                last = resume - 1
+                writes[key] = journal.encode_chunk(kept, last)
+            covered = last
+            if first_covered is None:
+                first_covered = first
             entries.extend(kept)
             keys.append(key)
+        if covered is not None and covered != resume - 1:
+            raise JournalIncomplete(
+                f"partition {self.partition}: journal ends at offset {covered} but "
+                f"consumption resumes at {resume}"
+            )
         self.reset()
         self.replay(entries)
         self.entries = entries
         self.chunk_keys = keys
+        self._first_covered = first_covered
+        self.last_offset = resume - 1
         return writes
 
     def replay(self, entries: Iterable[Entry]) -> None:
@@ -227,7 +265,6 @@ class PartitionBase:
     def _journal(self, e: Entry) -> None:
         self._batch.append(e)
         self._apply(e)
-        self.last_offset = e.offset
 
 
 class PatientPartition(PartitionBase):
@@ -273,6 +310,7 @@ class PatientPartition(PartitionBase):
 
     def handle_control(self, offset: int, control: Control) -> None:
         """A tick or advance control message from the events topic."""
+        self._note(offset)
         self.controls += 1
         if control.kind == "tick":
             self._journal(Entry(offset, TICK, control.time))
@@ -292,13 +330,13 @@ class PatientPartition(PartitionBase):
 
     def handle_event(self, offset: int, key: bytes | None, value: bytes | None) -> None:
         """One message of the events topic that is not a control message."""
+        self._note(offset)
         ev = decode_event(value, self.origin, f"{self.partition}:{offset}")
         if isinstance(ev, Rejected):
             self._reject(ev, key, value)
             return
         self.events += 1
         self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
-        self.last_offset = offset
         self._process(ev, value or b"")
 
     def _apply(self, e: Entry) -> None:
@@ -413,17 +451,18 @@ class SessionPartition(PartitionBase):
 
     def handle_control(self, offset: int, control: Control) -> None:
         """A watermark message from an events-topic partition."""
+        self._note(offset)
         self.controls += 1
         if control.kind == "watermark" and control.source >= 0:
             self._journal(Entry(offset, WATERMARK, control.time, source=control.source))
 
     def handle_event(self, offset: int, key: bytes | None, value: bytes | None) -> None:
         """A forwarded session event."""
+        self._note(offset)
         ev = decode_event(value, self.origin, f"{self.partition}:{offset}")
         if isinstance(ev, Rejected):
             self._reject(ev, key, value)
             return
-        self.last_offset = offset
         if ev.id in self.seen:
             # Forwarded again by a patient partition that re-processed after a crash,
             # possibly long after: the engine's dedupe window (event time) may have

@@ -133,3 +133,22 @@ def test_forwards_repeated_long_after_are_applied_once(data) -> None:
     assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
         k: project(v) for k, v in outcomes.items()
     }
+
+
+def test_a_journal_with_a_hole_is_refused(data) -> None:
+    from streams.kafka.partitions import JournalIncomplete
+
+    lines, *_ = data
+    c = Cluster(load_settings(None), partitions=1)
+    c.publish_lines(lines[:300])
+    c.drain(50)
+    resume = c.pos[("events", 0)]
+    chunks = {k[1:]: v for k, v in c.table.items() if k.startswith("e")}
+    assert len(chunks) >= 3
+    c._new("events", 0).restore(dict(chunks), resume)  # complete: fine
+    first = sorted(chunks)[0]
+    with pytest.raises(JournalIncomplete, match="resumes"):
+        c._new("events", 0).restore({first: chunks[first]}, resume)
+    del chunks[sorted(chunks)[1]]
+    with pytest.raises(JournalIncomplete, match="hole"):
+        c._new("events", 0).restore(chunks, resume)
