@@ -320,15 +320,25 @@ def build_app(
     )
     rt = Runtime(app, config, settings, lateness)
 
+    async def run(kind: str, stream: Any) -> None:
+        try:
+            async for batch in stream.take_events(BATCH, within=BATCH_WITHIN):
+                await rt.handle(kind, batch)
+        except Exception as exc:
+            # faust would keep the worker up with a dead agent, holding its partitions
+            # and processing nothing: stop instead, so that it is restarted (or its
+            # partitions go to the other workers)
+            log(f"stopping: {kind} agent failed: {exc!r}")
+            await app.crash(exc)
+            raise
+
     @app.agent(rt.events_topic, name="patients")
     async def patients(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=BATCH_WITHIN):
-            await rt.handle("events", batch)
+        await run("events", stream)
 
     @app.agent(rt.sessions_topic, name="sessions")
     async def sessions(stream: Any) -> None:
-        async for batch in stream.take_events(BATCH, within=BATCH_WITHIN):
-            await rt.handle("sessions", batch)
+        await run("sessions", stream)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "keep_until",
     "parse_chunk_key",
     "prune",
+    "split_chunks",
 ]
 
 FOREVER = float("inf")
@@ -100,6 +101,29 @@ def decode_chunk(value: bytes) -> tuple[int, list[Entry]]:
         else:
             out.append(Entry(offset, kind, float(item[2])))
     return int(doc["to"]), out
+
+
+#: Largest chunk value written (bytes of entries), well under Kafka's 1 MB default limit.
+MAX_CHUNK_BYTES = 256 * 1024
+
+
+def split_chunks(entries: list[Entry], first: int, last: int) -> list[tuple[int, int, list[Entry]]]:
+    """Cut the entries covering offsets ``first..last`` into ``(from, to, entries)``
+    pieces of at most about ``MAX_CHUNK_BYTES``, covering the same offsets without holes."""
+    pieces: list[tuple[int, list[Entry]]] = [(first, [])]
+    size = 0
+    for e in entries:
+        n = len(e.raw) + 48
+        if size + n > MAX_CHUNK_BYTES and pieces[-1][1]:
+            pieces.append((e.offset, []))
+            size = 0
+        pieces[-1][1].append(e)
+        size += n
+    out = []
+    for i, (start, items) in enumerate(pieces):
+        end = pieces[i + 1][0] - 1 if i + 1 < len(pieces) else last
+        out.append((start, end, items))
+    return out
 
 
 def horizon_of(settings: Settings, allowed_lateness: float) -> float:

@@ -159,12 +159,15 @@ class PartitionBase:
         self._out = None
         writes: dict[str, bytes | None] = {}
         if self._from is not None:
-            key = journal.chunk_key(self.partition, self._from)
-            writes[key] = journal.encode_chunk(self._batch, self.last_offset)
+            for start, end, items in journal.split_chunks(
+                self._batch, self._from, self.last_offset
+            ):
+                key = journal.chunk_key(self.partition, start)
+                writes[key] = journal.encode_chunk(items, end)
+                self.chunk_keys.append(key)
             if self._first_covered is None:
                 self._first_covered = self._from
             self.entries.extend(self._batch)
-            self.chunk_keys.append(key)
             self._batch = []
             self._from = None
         wm = self.engine.watermark
@@ -190,9 +193,11 @@ class PartitionBase:
         self.entries = kept
         # one chunk accounting for everything this journal ever covered
         first = self._first_covered if self._first_covered is not None else 0
-        key = journal.chunk_key(self.partition, first)
-        writes[key] = journal.encode_chunk(kept, self.last_offset)
-        self.chunk_keys = [key]
+        self.chunk_keys = []
+        for start, end, items in journal.split_chunks(kept, first, self.last_offset):
+            key = journal.chunk_key(self.partition, start)
+            writes[key] = journal.encode_chunk(items, end)
+            self.chunk_keys.append(key)
         return writes
 
     def reset(self) -> None:

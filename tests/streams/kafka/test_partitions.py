@@ -152,3 +152,21 @@ def test_a_journal_with_a_hole_is_refused(data) -> None:
     del chunks[sorted(chunks)[1]]
     with pytest.raises(JournalIncomplete, match="hole"):
         c._new("events", 0).restore(chunks, resume)
+
+
+def test_small_chunks_split_batches_and_restore_the_same(data, monkeypatch) -> None:
+    from streams.kafka import journal
+
+    monkeypatch.setattr(journal, "MAX_CHUNK_BYTES", 3000)
+    lines, as_of, outcomes, _, _ = data
+    c = Cluster(load_settings(None), partitions=2)
+    c.publish_lines(lines)
+    c.drain(400)
+    assert len(c.table) > 2 * len(lines) // 400  # batches were cut into pieces
+    c.commit()
+    c.crash()
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
