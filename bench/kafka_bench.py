@@ -151,6 +151,13 @@ def throughput(bootstrap: str, tmp: Path, days: int, scale: str) -> dict[str, fl
     print(f"published {n:,} events in {publish_s:.1f}s ({n / publish_s:,.0f}/s)", flush=True)
 
     s.start_worker("--replay")
+    try:
+        return _drain(s, sentinels, n, publish_s, tmp)
+    finally:
+        s.stop()
+
+
+def _drain(s: Setup, sentinels: list[str], n: int, publish_s: float, tmp: Path) -> dict[str, float]:
     first = last = None
     want = {f"sentinel-{i}" for i in range(len(sentinels))}
     outcomes = 0
@@ -167,7 +174,6 @@ def throughput(bootstrap: str, tmp: Path, days: int, scale: str) -> dict[str, fl
                 want.discard(rec["evidence"][0])
                 last = now
     c.close()
-    s.stop()
     if want or first is None or last is None:
         sys.exit(f"the worker did not finish within the time limit; see {tmp}")
     drain = last - first

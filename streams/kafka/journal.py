@@ -155,8 +155,9 @@ def keep_until(ev: Event, horizon: float) -> float:
     return latest + horizon
 
 
-def prune(entries: list[Entry], watermark: float, horizon: float) -> list[Entry]:
-    """The entries still needed at ``watermark`` (epoch seconds, UTC). Of the control
+def prune(entries: list[Entry], watermark: float, horizon: float) -> tuple[list[Entry], float]:
+    """The entries still needed at ``watermark`` (epoch seconds, UTC), and the
+    watermark at which the next of them expires (``inf`` if none will). Of the control
     entries only recent ones and the latest per kind (and per source) are kept, since
     only the highest watermark they set matters."""
     events: dict[int, Event] = {}
@@ -173,15 +174,20 @@ def prune(entries: list[Entry], watermark: float, horizon: float) -> list[Entry]
             latest[(e.kind, e.source)] = i
     keep_idx = set(latest.values())
     out = []
+    next_due = FOREVER
     for i, e in enumerate(entries):
         if e.kind == EVENT:
             ev = events[e.offset]
-            if (
-                ev.type == "patient.died"
-                or (ev.patient in dead and ev.type in _CONTACTS)
-                or keep_until(ev, horizon) >= watermark
-            ):
+            if ev.type == "patient.died" or (ev.patient in dead and ev.type in _CONTACTS):
                 out.append(e)
-        elif i in keep_idx or e.time + horizon >= watermark:
+                continue
+            until = keep_until(ev, horizon)
+        elif i in keep_idx:
             out.append(e)
-    return out
+            continue
+        else:
+            until = e.time + horizon
+        if until >= watermark:
+            out.append(e)
+            next_due = min(next_due, until)
+    return out, next_due

@@ -107,6 +107,7 @@ class PartitionBase:
         self._batch: list[Entry] = []
         self._out: list[Output] | None = None
         self._last_prune = NEG_INF
+        self._next_prune = INF  # watermark at which the first journaled entry expires
         self._from: int | None = None  # first source offset of the batch under way
         self._first_covered: int | None = None  # first offset the journal accounts for
         self.events = 0
@@ -171,16 +172,23 @@ class PartitionBase:
             self._batch = []
             self._from = None
         wm = self.engine.watermark
-        if wm != NEG_INF and wm - self._last_prune >= PRUNE_STEP:
+        # pruning parses the whole journal: only when something has expired, and at
+        # most once per PRUNE_STEP of watermark
+        if wm > self._next_prune and wm - self._last_prune >= PRUNE_STEP:
             self._last_prune = wm
             writes.update(self._prune(wm))
         return writes
+
+    def _track(self, until: float) -> None:
+        """Note when a newly journaled entry expires (watermark, epoch seconds)."""
+        if until < self._next_prune:
+            self._next_prune = until
 
     def _after_batch(self) -> None:
         """Hook for work at the end of a batch (e.g. watermark messages)."""
 
     def _prune(self, wm: float) -> dict[str, bytes | None]:
-        kept = journal.prune(self.entries, wm, self.horizon)
+        kept, self._next_prune = journal.prune(self.entries, wm, self.horizon)
         if len(kept) == len(self.entries):
             return {}
         writes: dict[str, bytes | None] = dict.fromkeys(self.chunk_keys)
@@ -255,6 +263,7 @@ class PartitionBase:
         self.chunk_keys = keys
         self._first_covered = first_covered
         self.last_offset = resume - 1
+        self._next_prune = NEG_INF  # not known until the next prune looks
         return writes
 
     def replay(self, entries: Iterable[Entry]) -> None:
@@ -269,6 +278,7 @@ class PartitionBase:
 
     def _journal(self, e: Entry) -> None:
         self._batch.append(e)
+        self._track(e.time + self.horizon)
         self._apply(e)
 
 
@@ -342,6 +352,7 @@ class PatientPartition(PartitionBase):
             return
         self.events += 1
         self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
+        self._track(journal.keep_until(ev, self.horizon))
         self._process(ev, value or b"")
 
     def _apply(self, e: Entry) -> None:
@@ -475,6 +486,7 @@ class SessionPartition(PartitionBase):
             return
         self.events += 1
         self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
+        self._track(journal.keep_until(ev, self.horizon))
         self.seen.add(ev.id)
         self.engine.process(ev)
 
