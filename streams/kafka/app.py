@@ -62,6 +62,8 @@ class Runtime:
         self.states: dict[tuple[str, int], PartitionBase] = {}
         # states of revoked partitions until the rebalance says where they went
         self.parked: dict[tuple[str, int], PartitionBase] = {}
+        self._refetching: dict[TP, int] = {}
+        self._refetched_at: dict[TP, float] = {}
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         t = config.topics
         n = config.partitions
@@ -182,14 +184,14 @@ class Runtime:
                     st = self.states[(kind, p)] = parked  # ours again, nothing missed
                 elif parked is not None:
                     # messages between the parked state and this batch were dropped
-                    # with the revocation: leave these to be fetched again in order
+                    # from faust's buffers with the revocation: fetch them again
                     self.parked[(kind, p)] = parked
-                    log(f"{topic}[{p}]: gap after offset {parked.last_offset:,}; waiting")
+                    await self._refetch(TP(topic, p), parked.last_offset + 1)
                     continue
                 else:
                     st = await self._restore(kind, p, first)
             elif first > st.last_offset + 1:
-                log(f"{topic}[{p}]: gap after offset {st.last_offset:,}; waiting")
+                await self._refetch(TP(topic, p), st.last_offset + 1)
                 continue
             outs = st.begin_batch()
             for ev in events:
@@ -213,6 +215,19 @@ class Runtime:
             for o in outs:
                 await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
             self.processed += len(events)
+
+    async def _refetch(self, tp: TP, offset: int) -> None:
+        """Messages from ``offset`` on were dropped before reaching us (a rebalance
+        clears faust's buffers): seek back so they come again, in order. The batch in
+        hand is left unprocessed; its acknowledgement cannot be committed past the hole.
+        """
+        now = time.monotonic()
+        if self._refetching.get(tp) == offset and now - self._refetched_at.get(tp, 0.0) < 2.0:
+            return  # already asked; what arrives now is still the old buffer
+        self._refetching[tp] = offset
+        self._refetched_at[tp] = now
+        log(f"{tp.topic}[{tp.partition}]: messages after offset {offset - 1:,} missing; refetching")
+        await self.app.consumer.seek(tp, offset)
 
     async def _owned(self, tp: TP) -> bool:
         """Whether ``tp`` is (again) this worker's once a rebalance under way settles.

@@ -119,7 +119,7 @@ class Setup:
         out = []
         for i in range(len(self.workers)):
             text = (self.tmp / f"worker{i}.log").read_text(errors="replace")
-            out.append(f"--- worker{i}\n{text[-4000:]}")
+            out.append(f"--- worker{i}\n{text[-12000:]}")
         return "\n".join(out)
 
     def producer(self) -> KafkaProducer:
