@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "streams.commands.generate",
         "write synthetic hospital traffic and its exact expected outcomes",
     ),
+    "kafka": ("streams.commands.kafka", "Kafka set-up: create topics, advance the watermark"),
+    "publish": ("streams.commands.publish", "publish event files to the Kafka events topic"),
+    "worker": ("streams.commands.worker", "run a Kafka worker (faust) with the detectors"),
+    "tail": ("streams.commands.tail", "follow the failures, outcomes or rejected topic"),
 }
 
 

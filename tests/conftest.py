@@ -1,10 +1,9 @@
-"""The broker for the ``kafka``-marked listener tests.
+"""The broker for every ``kafka``-marked integration test (worker, MLLP listener).
 
-Same convention as the Kafka worker's tests: ``CAREWATCH_TEST_KAFKA`` names a running
-broker (``tests/run`` or CI starts one); without it the session fixture starts one with
-``deploy/kafka/broker start`` on the ports in ``CAREWATCH_TEST_KAFKA_PORT`` /
-``CAREWATCH_TEST_KAFKA_CONTROLLER_PORT`` (default 39392/39393) and stops it at the end.
-If no broker can be had the tests fail with the reason: they are never skipped.
+``tests/run`` starts one (``deploy/kafka/broker start`` on a port of its own) and exports
+its address as ``CAREWATCH_TEST_KAFKA``. Run by hand without it, the session fixture
+starts one the same way and stops it at the end. If no broker can be had, the tests
+fail with the reason: they are never skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 BROKER = ROOT / "deploy" / "kafka" / "broker"
 
 
@@ -40,7 +39,10 @@ def kafka_bootstrap() -> Iterator[str]:
         yield address
         return
     if os.environ.get("CI"):
-        pytest.fail("CAREWATCH_TEST_KAFKA is not set: the kafka tests need a running broker")
+        pytest.fail(
+            "CAREWATCH_TEST_KAFKA is not set: the kafka tests need the broker that "
+            "tests/run starts; run them through tests/run"
+        )
     try:
         out = subprocess.run(
             [str(BROKER), "start"], env=broker_env(), capture_output=True, text=True, check=True
@@ -53,5 +55,4 @@ def kafka_bootstrap() -> Iterator[str]:
     try:
         yield address
     finally:
-        os.environ.pop("CAREWATCH_TEST_KAFKA", None)
         subprocess.run([str(BROKER), "stop"], env=broker_env(), capture_output=True)

@@ -1,0 +1,48 @@
+"""Kafka housekeeping: `kafka init` creates the topics (idempotent); `kafka advance --to
+TIME` moves the watermark of every events partition to TIME (backfills, or to compare
+with `carewatch run --as-of TIME`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from detectors.errors import ConfigError
+from detectors.events import parse_time
+
+__all__ = ["add_arguments", "main"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from streams.kafka.cli_args import add_config_arguments
+
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    init = sub.add_parser("init", help="create the topics (existing ones are left alone)")
+    add_config_arguments(init)
+    adv = sub.add_parser("advance", help="move the watermark of every events partition")
+    add_config_arguments(adv)
+    adv.add_argument("--to", required=True, metavar="TIME", help="ISO-8601 time with a UTC offset")
+
+
+def main(args: argparse.Namespace) -> int:
+    from streams.kafka.cli_args import config_from_args
+
+    config = config_from_args(args)
+    if args.action == "init":
+        from streams.kafka.admin import create_topics
+
+        for name, state in create_topics(config).items():
+            print(f"{name}: {state}")
+        return 0
+    try:
+        at = parse_time(args.to, field_name="--to")
+    except Exception as exc:
+        raise ConfigError(str(exc)) from None
+    from streams.kafka.publisher import make_producer, publish_control
+
+    producer = make_producer(config)
+    try:
+        n = publish_control(producer, config, "advance", at)
+    finally:
+        producer.close()
+    print(f"advance to {args.to} sent to {n} partitions of {config.topics.events}")
+    return 0

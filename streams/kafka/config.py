@@ -1,0 +1,273 @@
+"""The Kafka runtime's settings: one typed, validated object read at the edge.
+
+Sources, later winning over earlier: built-in defaults, a YAML file (``--config FILE``),
+then environment variables named ``CAREWATCH_`` plus the setting's name in capitals
+(``CAREWATCH_KAFKA_BOOTSTRAP``, ``CAREWATCH_TOPIC_EVENTS``...; the full list is
+``ENV_NAMES`` and ``docs/kafka.md``). Secrets (the SASL password) are kept out of
+``repr`` and of every log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detectors.durations import parse_duration
+from detectors.errors import ConfigError
+
+__all__ = ["ENV_NAMES", "KafkaConfig", "Topics", "load_config"]
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_MASK = "***"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names. ``sessions`` is internal: session-relevant events re-keyed by clinic
+    session for the ``clinic-overbooked`` detector (see ``docs/kafka.md``)."""
+
+    events: str = "carewatch.events"
+    outcomes: str = "carewatch.outcomes"
+    failures: str = "carewatch.failures"
+    rejected: str = "carewatch.rejected"
+    sessions: str = "carewatch.sessions"
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    """Everything the Kafka commands need. Durations are seconds.
+
+    ``rules`` is the path of the rules file (``None``: built-in defaults);
+    ``allowed_lateness`` overrides the rules file's value when set. ``tick_interval`` is
+    how often (wall-clock seconds) a live worker moves the watermark of its partitions.
+    ``journal_horizon`` (seconds, ``None``: computed from the rules) is how far behind
+    the watermark journal entries are kept. ``data_dir`` holds the worker's local files.
+    """
+
+    bootstrap: str = "127.0.0.1:9092"
+    security_protocol: str = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    topics: Topics = field(default_factory=Topics)
+    partitions: int = 6
+    replication_factor: int = 1
+    group_id: str = "carewatch"
+    rules: str | None = None
+    allowed_lateness: float | None = None
+    tick_interval: float = 1.0
+    journal_horizon: float | None = None
+    metrics_port: int | None = None
+    data_dir: str = "carewatch-worker-data"
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sasl_password" and value is not None:
+                value = _MASK
+            shown.append(f"{f.name}={value!r}")
+        return f"KafkaConfig({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    def validate(self) -> KafkaConfig:
+        """Raise ``ConfigError`` naming the first unusable setting; returns ``self``."""
+        if not self.bootstrap or any(
+            ":" not in s or not s.rsplit(":", 1)[1].isdigit() for s in self.bootstrap.split(",")
+        ):
+            raise ConfigError(
+                f"kafka_bootstrap must be host:port[,host:port...], got {self.bootstrap!r}"
+            )
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"kafka_security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {self.security_protocol!r}"
+            )
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(
+                    f"kafka_sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)} "
+                    f"with {self.security_protocol}"
+                )
+            if not self.sasl_username or self.sasl_password is None:
+                raise ConfigError(
+                    "kafka_sasl_username and kafka_sasl_password are needed with "
+                    f"{self.security_protocol} (set the password in CAREWATCH_KAFKA_SASL_PASSWORD)"
+                )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"kafka_{name} {path} does not exist or is not a file")
+        if self.partitions < 1:
+            raise ConfigError(f"partitions must be at least 1, got {self.partitions}")
+        if self.replication_factor < 1:
+            raise ConfigError(
+                f"replication_factor must be at least 1, got {self.replication_factor}"
+            )
+        if not self.group_id:
+            raise ConfigError("group_id must not be empty")
+        names = [getattr(self.topics, f.name) for f in fields(self.topics)]
+        if len(set(names)) != len(names) or not all(names):
+            raise ConfigError(f"topic names must be distinct and non-empty, got {names}")
+        if self.tick_interval <= 0:
+            raise ConfigError(f"tick_interval must be positive, got {self.tick_interval}")
+        if self.allowed_lateness is not None and self.allowed_lateness < 0:
+            raise ConfigError("allowed_lateness must not be negative")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
+        return self
+
+    # -- client settings
+
+    def kafka_python_kwargs(self) -> dict[str, Any]:
+        """Connection settings for kafka-python clients (producer, consumer, admin)."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.ssl_cafile:
+            kw["ssl_cafile"] = self.ssl_cafile
+        if self.ssl_certfile:
+            kw["ssl_certfile"] = self.ssl_certfile
+        if self.ssl_keyfile:
+            kw["ssl_keyfile"] = self.ssl_keyfile
+        if self.security_protocol.startswith("SASL"):
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password
+        return kw
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Connection settings for aiokafka clients (the worker's own readers)."""
+        kw: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": self.security_protocol,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            kw["ssl_context"] = self.ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            kw["sasl_mechanism"] = self.sasl_mechanism
+            kw["sasl_plain_username"] = self.sasl_username
+            kw["sasl_plain_password"] = self.sasl_password
+        return kw
+
+    def ssl_context(self) -> Any:
+        """An ``ssl.SSLContext`` from the TLS files (system CAs when no CA file is set)."""
+        import ssl
+
+        ctx = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return ctx
+
+
+# setting name (file key) -> (environment variable, kind)
+_SETTINGS: dict[str, tuple[str, str]] = {
+    "kafka_bootstrap": ("CAREWATCH_KAFKA_BOOTSTRAP", "str"),
+    "kafka_security_protocol": ("CAREWATCH_KAFKA_SECURITY_PROTOCOL", "str"),
+    "kafka_ssl_cafile": ("CAREWATCH_KAFKA_SSL_CAFILE", "str"),
+    "kafka_ssl_certfile": ("CAREWATCH_KAFKA_SSL_CERTFILE", "str"),
+    "kafka_ssl_keyfile": ("CAREWATCH_KAFKA_SSL_KEYFILE", "str"),
+    "kafka_sasl_mechanism": ("CAREWATCH_KAFKA_SASL_MECHANISM", "str"),
+    "kafka_sasl_username": ("CAREWATCH_KAFKA_SASL_USERNAME", "str"),
+    "kafka_sasl_password": ("CAREWATCH_KAFKA_SASL_PASSWORD", "str"),
+    "topic_events": ("CAREWATCH_TOPIC_EVENTS", "str"),
+    "topic_outcomes": ("CAREWATCH_TOPIC_OUTCOMES", "str"),
+    "topic_failures": ("CAREWATCH_TOPIC_FAILURES", "str"),
+    "topic_rejected": ("CAREWATCH_TOPIC_REJECTED", "str"),
+    "topic_sessions": ("CAREWATCH_TOPIC_SESSIONS", "str"),
+    "partitions": ("CAREWATCH_PARTITIONS", "int"),
+    "replication_factor": ("CAREWATCH_REPLICATION_FACTOR", "int"),
+    "group_id": ("CAREWATCH_GROUP_ID", "str"),
+    "rules": ("CAREWATCH_RULES", "str"),
+    "allowed_lateness": ("CAREWATCH_ALLOWED_LATENESS", "duration"),
+    "tick_interval": ("CAREWATCH_TICK_INTERVAL", "duration"),
+    "journal_horizon": ("CAREWATCH_JOURNAL_HORIZON", "duration"),
+    "metrics_port": ("CAREWATCH_METRICS_PORT", "int"),
+    "data_dir": ("CAREWATCH_DATA_DIR", "str"),
+}
+
+#: Every setting's environment variable, by setting name.
+ENV_NAMES: dict[str, str] = {name: env for name, (env, _) in _SETTINGS.items()}
+
+
+def _convert(name: str, kind: str, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if kind == "str":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{name} in {where} must be a string")
+        return str(value)
+    if kind == "int":
+        if isinstance(value, bool):
+            raise ConfigError(f"{name} in {where} must be a whole number")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} in {where} must be a whole number, got {value!r}") from None
+    try:
+        return parse_duration(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{name} in {where}: {exc}") from None
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {path} must be a mapping of setting: value")
+    unknown = sorted(set(doc) - set(_SETTINGS))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting {unknown[0]!r} in {path}; settings are {', '.join(_SETTINGS)}"
+        )
+    return {k: _convert(k, _SETTINGS[k][1], v, path) for k, v in doc.items()}
+
+
+def load_config(
+    path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> KafkaConfig:
+    """Build the validated config from ``path`` (YAML, optional), the environment
+    (``os.environ`` unless ``env`` is given) and keyword ``overrides`` (setting names as
+    in the file, e.g. ``kafka_bootstrap``; ``None`` values are ignored), in that order
+    of increasing precedence."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(_read_file(path))
+    environ = os.environ if env is None else env
+    for name, (var, kind) in _SETTINGS.items():
+        if var in environ and environ[var] != "":
+            values[name] = _convert(name, kind, environ[var], f"${var}")
+    for name, value in overrides.items():
+        if name not in _SETTINGS:
+            raise ConfigError(f"unknown setting {name!r}")
+        if value is not None:
+            values[name] = value
+    topics = Topics()
+    kw: dict[str, Any] = {}
+    for name, value in values.items():
+        if name.startswith("topic_"):
+            topics = replace(topics, **{name.removeprefix("topic_"): value})
+        else:
+            kw[name.removeprefix("kafka_")] = value
+    return KafkaConfig(topics=topics, **kw).validate()

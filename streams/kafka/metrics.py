@@ -1,0 +1,98 @@
+"""Prometheus metrics of a worker: the engine metrics (``detectors.metrics``) over the
+sum of all its partitions' engines, plus consumer lag. Built on an injected registry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from detectors.engine import Engine, EngineStats
+from detectors.metrics import EngineMetrics
+from detectors.records import Outcome
+from streams.kafka.partitions import stats_sum
+
+__all__ = ["WorkerMetrics"]
+
+
+class _Detector:
+    """Stands for one detector over all partitions (name and summed open count)."""
+
+    def __init__(self, name: str, states: Callable[[], list[Any]]) -> None:
+        self.name = name
+        self._states = states
+
+    def open_count(self) -> int:
+        n = 0
+        for st in self._states():
+            for d in st.engine.detectors:
+                if d.name == self.name and hasattr(d, "open_count"):
+                    n += d.open_count()
+        return n
+
+
+class _AllEngines:
+    """What ``EngineMetrics`` reads from an engine, summed over partitions. The
+    watermark shown is the lowest one: detection is complete only up to it."""
+
+    def __init__(self, states: Callable[[], list[Any]], names: list[str]) -> None:
+        self._states = states
+        self.detectors = [_Detector(n, states) for n in names]
+        self.on_failure: Callable[[Outcome], None] | None = None
+
+    @property
+    def stats(self) -> EngineStats:
+        return stats_sum(st.engine.stats for st in self._states())
+
+    @property
+    def watermark(self) -> float:
+        marks = [st.engine.watermark for st in self._states()]
+        return min(marks) if marks else float("-inf")
+
+
+class _LagCollector(Collector):
+    def __init__(self, lag: Callable[[], dict[str, int]]) -> None:
+        self.lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        g = GaugeMetricFamily(
+            "carewatch_kafka_lag_messages",
+            "Messages of an assigned partition not yet processed.",
+            labels=["partition"],
+        )
+        for name, n in sorted(self.lag().items()):
+            g.add_metric([name], n)
+        yield g
+
+
+class WorkerMetrics:
+    """Metrics of a worker on ``registry``. ``states`` returns the current partition
+    states; ``lag`` the unprocessed messages per partition. ``clock`` gives Unix seconds."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        states: Callable[[], list[Any]],
+        detector_names: list[str],
+        lag: Callable[[], dict[str, int]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._states = states
+        self.view = _AllEngines(states, detector_names)
+        self.engine_metrics = EngineMetrics(cast(Engine, self.view), registry, clock)
+        registry.register(_LagCollector(lag))
+
+    def attach(self) -> None:
+        """Wire failure observation and rejected counts of the current partitions (call
+        after partitions are added)."""
+        for st in self._states():
+            st.engine.on_failure = self.engine_metrics.observe_failure
+        total: dict[str, int] = {}
+        for st in self._states():
+            for code, n in st.rejected.items():
+                total[code] = total.get(code, 0) + n
+        self.engine_metrics.rejected = total

@@ -1,0 +1,82 @@
+"""Starting a worker: check the topics, build the app, serve metrics, run until stopped."""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+from detectors.errors import ConfigError
+from detectors.rules import Settings
+from streams.kafka.config import KafkaConfig
+
+__all__ = ["check_topics", "run_worker"]
+
+
+def check_topics(config: KafkaConfig) -> None:
+    """Every topic must exist with ``config.partitions`` partitions (outputs go to the
+    partition number of their input). Raises ``ConfigError`` saying what to do."""
+    try:
+        admin = KafkaAdminClient(client_id="carewatch-worker-check", **config.kafka_python_kwargs())
+    except KafkaError as exc:
+        raise ConfigError(f"cannot reach Kafka at {config.bootstrap}: {exc}") from None
+    try:
+        t = config.topics
+        names = [t.events, t.outcomes, t.failures, t.rejected, t.sessions]
+        existing = set(admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            raise ConfigError(
+                f"topics {', '.join(missing)} do not exist; create them with carewatch kafka init"
+            )
+        for desc in admin.describe_topics(names):
+            n = len(desc["partitions"])
+            if n != config.partitions:
+                raise ConfigError(
+                    f"topic {desc['topic']} has {n} partitions but partitions is "
+                    f"{config.partitions}; all Carewatch topics need the same count"
+                )
+    finally:
+        admin.close()
+
+
+def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_level: str) -> int:
+    """Run a worker until it is stopped (SIGINT/SIGTERM); returns the exit code."""
+    import faust
+
+    from streams.kafka.app import build_app, log
+
+    check_topics(config)
+    lateness = (
+        config.allowed_lateness
+        if config.allowed_lateness is not None
+        else settings.allowed_lateness
+    )
+    app, rt = build_app(config, settings, replay=replay, lateness=lateness)
+    if config.metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from streams.kafka.metrics import WorkerMetrics
+
+        registry = CollectorRegistry()
+        metrics = WorkerMetrics(
+            registry,
+            lambda: list(rt.states.values()),
+            [d.name for d in settings.detectors],
+            rt.lag,
+        )
+        rt.on_states_changed.append(metrics.attach)
+
+        @app.timer(interval=5.0)
+        async def refresh_metrics() -> None:
+            metrics.attach()
+
+        try:
+            start_http_server(config.metrics_port, addr="127.0.0.1", registry=registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on 127.0.0.1:{config.metrics_port}: {exc.strerror}"
+            ) from None
+    log(f"starting ({'replay' if replay else 'live'}) with {config!r}")
+    worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    worker.execute_from_commandline()
+    return 0

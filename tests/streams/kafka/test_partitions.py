@@ -1,0 +1,172 @@
+"""The per-partition logic of the Kafka worker, without Kafka: the same events split
+over partitions, with the clinic sessions re-keyed, give the embedded runner's outcomes;
+a crash at any batch changes nothing and publishes no failure twice."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from detectors.rules import load_settings
+from streams.adapters import iter_records
+from streams.runner import MemorySink, Runner
+from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
+from tests.streams.kafka.sim import Cluster
+
+# detected_at is the watermark at decision time, which is per partition on Kafka, and
+# the summary of a missed failure quotes how overdue it was at that moment.
+_VARIES = ("detected_at", "summary")
+
+
+def project(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k not in _VARIES}
+
+
+def week(seed: int = 3) -> tuple[list[bytes], float]:
+    gen = generate(GeneratorConfig(days=7, seed=seed, scale="small"))
+    faults = DeliveryFaults(shuffle_within=600.0, duplicates=0.02, malformed=0.01)
+    lines = list(deliver(gen.records, faults, seed=seed))
+    last = max(t for t, _, _ in gen.records)
+    return lines, last + 60 * 86400.0
+
+
+def embedded(lines: list[bytes], as_of: float) -> tuple[dict[str, Any], dict[str, Any], int]:
+    sink = MemorySink()
+    runner = Runner(load_settings(None), sink)
+    runner.feed(iter_records(b"".join(lines), "jsonl", origin="x"))
+    runner.finish(as_of)
+    outcomes = {o.failure_id: o.to_outcome_dict() for o in sink.latest.values()}
+    failures = {o.failure_id: o.to_failure_dict() for o in sink.failures()}
+    return outcomes, failures, len(sink.rejected)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[list[bytes], float, dict[str, Any], dict[str, Any], int]:
+    lines, as_of = week()
+    return (lines, as_of, *embedded(lines, as_of))
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 4])
+def test_partitioned_outcomes_equal_the_embedded_runner(data, partitions: int) -> None:
+    lines, as_of, outcomes, failures, rejected = data
+    c = Cluster(load_settings(None), partitions=partitions)
+    c.publish_lines(lines)
+    c.drain()
+    c.control("advance", as_of)
+    c.drain()
+    got = c.latest("outcomes")
+    assert {k: project(v) for k, v in got.items()} == {k: project(v) for k, v in outcomes.items()}
+    assert {k: project(v) for k, v in c.latest("failures").items()} == {
+        k: project(v) for k, v in failures.items()
+    }
+    assert len(c.rejected) == rejected
+    assert any(v["detector"] == "clinic-overbooked" for v in failures.values())
+
+
+def test_a_crash_at_every_few_batches_changes_nothing(data) -> None:
+    lines, as_of, outcomes, _, _ = data
+    c = Cluster(load_settings(None), partitions=3)
+    c.publish_lines(lines)
+    rounds = 0
+    while True:
+        done = 0
+        for p in range(3):
+            done += c.step("events", p, 40 + rounds % 5)
+            done += c.step("sessions", p, 40 + rounds % 3)
+        rounds += 1
+        if rounds % 3 == 0:
+            c.commit()
+        if rounds % 7 == 0:
+            c.crash()  # lose state, go back to the last commit (outputs stay published)
+        if not done:
+            break
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
+    seen = Counter((o.key, orjsonloads(o.value)["status"]) for o in c.failures)
+    assert max(seen.values()) == 1
+
+
+def orjsonloads(b: bytes) -> Any:
+    import orjson
+
+    return orjson.loads(b)
+
+
+def test_pruning_the_journal_changes_nothing() -> None:
+    gen = generate(GeneratorConfig(days=56, seed=5, scale="small"))
+    lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=5))
+    as_of = max(t for t, _, _ in gen.records) + 60 * 86400.0
+    outcomes, _, _ = embedded(lines, as_of)
+    c = Cluster(load_settings(None), partitions=2)
+    c.publish_lines(lines)
+    c.drain(200)
+    before = sum(len(st.entries) for st in c.states.values())
+    assert before < len(lines)  # some entries were pruned
+    c.commit()
+    c.crash()  # and a rebuild from the pruned journal carries on the same way
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
+
+
+def test_forwards_repeated_long_after_are_applied_once(data) -> None:
+    """A patient partition that re-processes after a crash forwards its session events
+    again, possibly when the sessions engine is days past them (beyond its dedupe
+    window): they must not count twice."""
+    lines, as_of, outcomes, _, _ = data
+    c = Cluster(load_settings(None), partitions=3)
+    c.publish_lines(lines)
+    c.drain()
+    for p in range(3):  # every session event forwarded once more, at the end
+        for key, value, headers in list(c.sessions[p]):
+            if not headers:
+                c.sessions[p].append((key, value, headers))
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
+
+
+def test_a_journal_with_a_hole_is_refused(data) -> None:
+    from streams.kafka.partitions import JournalIncomplete
+
+    lines, *_ = data
+    c = Cluster(load_settings(None), partitions=1)
+    c.publish_lines(lines[:300])
+    c.drain(50)
+    resume = c.pos[("events", 0)]
+    chunks = {k[1:]: v for k, v in c.table.items() if k.startswith("e")}
+    assert len(chunks) >= 3
+    c._new("events", 0).restore(dict(chunks), resume)  # complete: fine
+    first = sorted(chunks)[0]
+    with pytest.raises(JournalIncomplete, match="resumes"):
+        c._new("events", 0).restore({first: chunks[first]}, resume)
+    del chunks[sorted(chunks)[1]]
+    with pytest.raises(JournalIncomplete, match="hole"):
+        c._new("events", 0).restore(chunks, resume)
+
+
+def test_small_chunks_split_batches_and_restore_the_same(data, monkeypatch) -> None:
+    from streams.kafka import journal
+
+    monkeypatch.setattr(journal, "MAX_CHUNK_BYTES", 3000)
+    lines, as_of, outcomes, _, _ = data
+    c = Cluster(load_settings(None), partitions=2)
+    c.publish_lines(lines)
+    c.drain(400)
+    assert len(c.table) > 2 * len(lines) // 400  # batches were cut into pieces
+    c.commit()
+    c.crash()
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
