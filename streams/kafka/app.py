@@ -62,7 +62,7 @@ class Runtime:
         self.states: dict[tuple[str, int], PartitionBase] = {}
         # states of revoked partitions until the rebalance says where they went
         self.parked: dict[tuple[str, int], PartitionBase] = {}
-        self._refetching: dict[TP, int] = {}
+        self._refetches: dict[tuple[TP, int], int] = {}
         self._refetched_at: dict[TP, float] = {}
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         t = config.topics
@@ -118,7 +118,7 @@ class Runtime:
                 if key.startswith(prefix) and v is not None:
                     chunks[key] = v
             try:
-                writes = st.restore(chunks, resume)
+                writes = st.restore(chunks, resume, await self._log_start(kind, p))
                 break
             except JournalIncomplete as exc:
                 # never carry on from a journal with holes: the outputs would be wrong
@@ -180,24 +180,21 @@ class Runtime:
             first = events[0].message.offset
             if st is None:
                 parked = self.parked.pop((kind, p), None)
-                if parked is not None and first <= parked.last_offset + 1:
-                    st = self.states[(kind, p)] = parked  # ours again, nothing missed
-                elif parked is not None:
-                    # messages between the parked state and this batch were dropped
-                    # from faust's buffers with the revocation: fetch them again
-                    self.parked[(kind, p)] = parked
-                    await self._refetch(TP(topic, p), parked.last_offset + 1)
-                    continue
+                if parked is not None:
+                    # ours again; anything faust dropped from its buffers with the
+                    # revocation is fetched again by the hole check below
+                    st = self.states[(kind, p)] = parked
                 else:
                     st = await self._restore(kind, p, first)
-            elif first > st.last_offset + 1:
-                await self._refetch(TP(topic, p), st.last_offset + 1)
-                continue
             outs = st.begin_batch()
             for ev in events:
                 msg = ev.message
                 if msg.offset <= st.last_offset:
                     continue  # already in the state (a re-delivered fetch)
+                if msg.offset > st.last_offset + 1 and not await self._refetch(
+                    TP(topic, p), st.last_offset + 1
+                ):
+                    break  # a hole: the rest of this batch comes again after the seek
                 ck = control_kind(msg.headers)
                 if ck is not None:
                     try:
@@ -216,18 +213,33 @@ class Runtime:
                 await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
             self.processed += len(events)
 
-    async def _refetch(self, tp: TP, offset: int) -> None:
+    async def _log_start(self, kind: str, p: int) -> int | None:
+        """The first offset still in the partition (``None`` if it cannot be read)."""
+        tp = TP(self.topic_names[kind], p)
+        try:
+            return int((await self.app.consumer.earliest_offsets(tp))[tp])
+        except Exception:
+            return None
+
+    async def _refetch(self, tp: TP, offset: int) -> bool:
         """Messages from ``offset`` on were dropped before reaching us (a rebalance
-        clears faust's buffers): seek back so they come again, in order. The batch in
-        hand is left unprocessed; its acknowledgement cannot be committed past the hole.
-        """
+        clears faust's buffers, and what was fetched before can arrive after the
+        re-fetch): seek back so they come again, in order. The messages in hand are
+        left unprocessed; their acknowledgement cannot be committed past the hole.
+        Returns True when the hole is real (offsets that hold no message, e.g. the
+        markers of a transactional producer): it persisted over several re-fetches."""
         now = time.monotonic()
-        if self._refetching.get(tp) == offset and now - self._refetched_at.get(tp, 0.0) < 2.0:
-            return  # already asked; what arrives now is still the old buffer
-        self._refetching[tp] = offset
+        tries = self._refetches.get((tp, offset), 0)
+        if now - self._refetched_at.get(tp, 0.0) < 1.0:
+            return False  # asked a moment ago: this is still the old buffer
+        if tries >= 5:
+            log(f"{tp.topic}[{tp.partition}]: no messages at offset {offset:,}; moving on")
+            return True
+        self._refetches[(tp, offset)] = tries + 1
         self._refetched_at[tp] = now
         log(f"{tp.topic}[{tp.partition}]: messages after offset {offset - 1:,} missing; refetching")
         await self.app.consumer.seek(tp, offset)
+        return False
 
     async def _owned(self, tp: TP) -> bool:
         """Whether ``tp`` is (again) this worker's once a rebalance under way settles.

@@ -220,14 +220,17 @@ class PartitionBase:
         """An event message at ``offset`` (malformed ones are rejected)."""
         raise NotImplementedError
 
-    def restore(self, chunks: dict[str, bytes], resume: int) -> dict[str, bytes | None]:
+    def restore(
+        self, chunks: dict[str, bytes], resume: int, log_start: int | None = None
+    ) -> dict[str, bytes | None]:
         """Rebuild from this partition's journal ``chunks`` (key -> value), keeping only
         entries before ``resume``, the source offset consumption resumes from. Entries
         at or after it were journaled but not committed: they will be consumed again,
         so they are dropped. Returns the table writes that drop them.
 
-        Raises ``JournalIncomplete`` when the chunks do not account for every offset up
-        to ``resume`` without a hole: replaying them would give a wrong state."""
+        Raises ``JournalIncomplete`` when the chunks do not account for every offset
+        from ``log_start`` (the partition's first offset, if known) up to ``resume``
+        without a hole: replaying them would give a wrong state."""
         writes: dict[str, bytes | None] = {}
         entries: list[Entry] = []
         keys: list[str] = []
@@ -252,6 +255,16 @@ class PartitionBase:
                 first_covered = first
             entries.extend(kept)
             keys.append(key)
+        if covered is None and log_start is not None and resume > log_start:
+            raise JournalIncomplete(
+                f"partition {self.partition}: journal is empty but consumption resumes "
+                f"at {resume}, after offset {log_start}"
+            )
+        if first_covered is not None and log_start is not None and first_covered > log_start:
+            raise JournalIncomplete(
+                f"partition {self.partition}: journal starts at offset {first_covered}, "
+                f"after the partition's first offset {log_start}"
+            )
         if covered is not None and covered != resume - 1:
             raise JournalIncomplete(
                 f"partition {self.partition}: journal ends at offset {covered} but "
