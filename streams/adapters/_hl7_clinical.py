@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from detectors.errors import InputError
@@ -41,17 +42,28 @@ def order_groups(message: Hl7Message) -> list[Scope]:
     return groups
 
 
+def _each_group(
+    ctx: MessageContext,
+    groups: list[Scope],
+    label: str,
+    event: Callable[[MessageContext, Scope, str], None],
+) -> None:
+    """Run ``event`` on every order group; a bad group is rejected on its own (named
+    ``label n`` when the message has several), the others still become events."""
+    for index, scope in enumerate(groups, start=1):
+        where = f"{label} {index}" if len(groups) > 1 else ""
+        try:
+            event(ctx, scope, where)
+        except InputError as exc:
+            ctx.reject(str(exc), INVALID, where)
+
+
 def handle_orders(ctx: MessageContext, trigger: str) -> None:
     """ORM^O01 / OML^O21: one ``order.placed`` (or ``order.cancelled``) per order group."""
     groups = order_groups(ctx.message)
     if not groups:
         raise InputError("no ORC or OBR segment: no order in this message")
-    for index, scope in enumerate(groups, start=1):
-        where = f"order {index}" if len(groups) > 1 else ""
-        try:
-            _order_event(ctx, scope, where)
-        except InputError as exc:
-            ctx.reject(str(exc), INVALID, where)
+    _each_group(ctx, groups, "order", _order_event)
 
 
 def _order_event(ctx: MessageContext, scope: Scope, where: str) -> None:
@@ -84,12 +96,7 @@ def handle_results(ctx: MessageContext, trigger: str) -> None:
     groups = [g for g in order_groups(ctx.message) if "OBR" in g]
     if not groups:
         raise InputError("no OBR segment: no result in this message")
-    for index, scope in enumerate(groups, start=1):
-        where = f"OBR {index}" if len(groups) > 1 else ""
-        try:
-            _result_event(ctx, scope, where)
-        except InputError as exc:
-            ctx.reject(str(exc), INVALID, where)
+    _each_group(ctx, groups, "OBR", _result_event)
 
 
 def _result_event(ctx: MessageContext, scope: Scope, where: str) -> None:
