@@ -33,7 +33,6 @@ from streams.adapters.hl7v2 import convert_message, iter_hl7
 from streams.adapters.mapping import SiteMapping, default_mapping, load_mapping, mapping_from_text
 from streams.adapters.memory import AdapterMemory, AppointmentMemory, ReportOrderMemory
 from streams.adapters.records import INVALID, NO_EVENT, UNSUPPORTED, Record, Rejected, excerpt
-from streams.adapters.tabular import iter_table
 
 __all__ = [
     "FORMATS",
@@ -217,6 +216,10 @@ def _records(
     elif fmt == "jsonl":
         yield from _iter_jsonl(chunks, origin)
     else:
+        # Only tables need pandas, which takes a third of a second to import: not paid
+        # by the other formats.
+        from streams.adapters.tabular import iter_table
+
         table: Source = source
         if _is_gzip(source):
             table = b"".join(chunks)
@@ -321,11 +324,21 @@ def _iter_jsonl(chunks: Iterable[bytes], origin: str) -> Iterator[Record]:
     """Canonical events, one JSON object per line, validated by ``event_from_dict``."""
     number = 0
     pending = b""
+    loads = orjson.loads
     for chunk in chunks:
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for line in lines:
             number += 1
+            # The common case inline (this loop runs for every input line): a line that
+            # starts an object and decodes to a valid event. Anything else, or any
+            # error, takes the careful path, which also gives the rejection its reason.
+            if line[:1] == b"{" and number > 1:
+                try:
+                    yield event_from_dict(loads(line))
+                    continue
+                except (orjson.JSONDecodeError, EventError):
+                    pass
             record = _jsonl_record(line, number, origin)
             if record is not None:
                 yield record
