@@ -164,15 +164,32 @@ class ExpectationDetector(Detector):
     def summary(self, o: Outcome) -> str:
         """One plain sentence for an operations person (see ``summary_sentence``)."""
         names = _Names(o)
+        outcome = o.outcome
+        if outcome in ("met", "void", "open"):
+            # Most records: their sentence names no times, so the two templates and the
+            # wording around them make one template, rendered in one go.
+            return _template(outcome, self.opened_words, self.expected_words).format_map(names)
         what = self.opened_words.format_map(names)
         expected = self.expected_words.format_map(names)
-        if o.outcome in ("met", "void", "open"):
-            return summary_sentence(o.outcome, what, expected, "", "", "")
         due = human_time(o.due_at) if o.due_at is not None else "the deadline"
         late_by = ""
         if o.outcome == "late" and o.closed_at is not None and o.due_at is not None:
             late_by = format_duration(o.closed_at - o.due_at)
         return summary_sentence(o.outcome, what, expected, human_time(o.opened_at), due, late_by)
+
+
+_TEMPLATES: dict[tuple[str, str, str], str] = {}
+
+
+def _template(outcome: str, opened_words: str, expected_words: str) -> str:
+    """The summary template of a ``met``, ``void`` or ``open`` record, made once by
+    ``summary_sentence`` from the templates themselves (so the wording stays in one place).
+    """
+    k = (outcome, opened_words, expected_words)
+    found = _TEMPLATES.get(k)
+    if found is None:
+        found = _TEMPLATES[k] = summary_sentence(outcome, opened_words, expected_words, "", "", "")
+    return found
 
 
 def summary_sentence(

@@ -126,23 +126,27 @@ class FileSink:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.files = {name: out_dir / f"{name}.jsonl" for name in self.NAMES}
         self._f = {name: path.open("wb") for name, path in self.files.items()}
+        self._outcomes, self._failures = self._f["outcomes"], self._f["failures"]
         self._missed: dict[str, Outcome] = {}
         self._tally: dict[tuple[str, str], int] = {}
         self._dumps = orjson.dumps
 
     def add(self, o: Outcome) -> None:
-        if o.outcome == "missed" and o.amended_from is None:
-            self._missed[o.failure_id] = o  # may still turn late: written at the end
-            return
-        self._missed.pop(o.failure_id, None)
+        if o.amended_from is None:
+            if o.outcome == "missed":
+                self._missed[o.failure_id] = o  # may still turn late: written at the end
+                return
+        else:
+            self._missed.pop(o.failure_id, None)  # only an amendment follows a missed
         self._write(o)
 
     def _write(self, o: Outcome) -> None:
         k = (o.detector, o.outcome)
-        self._tally[k] = self._tally.get(k, 0) + 1
-        self._f["outcomes"].write(o.outcome_json() + b"\n")
-        if o.failure_status is not None:
-            self._f["failures"].write(o.failure_json() + b"\n")
+        tally = self._tally
+        tally[k] = tally.get(k, 0) + 1
+        self._outcomes.write(o.outcome_json() + b"\n")
+        if o.outcome in FAILURE_OUTCOMES or o.amended_from in FAILURE_OUTCOMES:
+            self._failures.write(o.failure_json() + b"\n")  # what ``failure_status`` tells
 
     def reject(self, r: Rejected) -> None:
         self._f["rejected"].write(self._dumps(r.to_dict()) + b"\n")
