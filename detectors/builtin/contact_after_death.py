@@ -9,7 +9,7 @@ death message with an earlier time is in.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -35,10 +35,11 @@ class ContactAfterDeath(ViolationDetector):
         # patient -> (time of death, death event id): the earliest known
         self.deaths: dict[str, tuple[float, str]] = {}
         # contacts waiting for the watermark to pass them, so that every death message
-        # with an earlier time has arrived: (time, id, patient, type, refs, attrs), in
-        # arrival order (time order up to the lateness: judging one a little later than
-        # strictly needed changes nothing but when it is reported)
-        self._pending: deque[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = deque()
+        # with an earlier time has arrived: (time, id, patient, type, refs, attrs), a heap
+        # in event-time order. (Not arrival order: a contact that arrived behind a later
+        # one would wait for that one, and at the end of the input stay unjudged though
+        # the watermark had passed it.)
+        self._pending: list[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = []
         self.reported: set[str] = set()
 
     @property
@@ -58,13 +59,13 @@ class ContactAfterDeath(ViolationDetector):
         if event.time < ctx.watermark:
             self._check(item, ctx)  # beyond the allowed lateness: decide now
         else:
-            self._pending.append(item)
+            heapq.heappush(self._pending, item)  # (time, id) are unique: dicts never compared
 
     def on_watermark(self, ctx: Context) -> None:
         pending = self._pending
         wm = ctx.watermark
         while pending and pending[0][0] <= wm:
-            self._check(pending.popleft(), ctx)
+            self._check(heapq.heappop(pending), ctx)
 
     def open_count(self) -> int:
         return 0  # pending contacts are not opportunities until a death makes them one
@@ -118,11 +119,12 @@ class ContactAfterDeath(ViolationDetector):
     def snapshot(self) -> dict[str, Any]:
         return {
             "deaths": {p: list(v) for p, v in self.deaths.items()},
-            "pending": [list(c) for c in self._pending],
+            "pending": [list(c) for c in sorted(self._pending)],
             "reported": sorted(self.reported),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
-        self._pending = deque((float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"])
+        self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
+        heapq.heapify(self._pending)
         self.reported = set(state["reported"])

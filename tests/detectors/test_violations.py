@@ -41,6 +41,18 @@ def test_death_message_arriving_after_the_contact_within_lateness() -> None:
     assert len(out.by_detector("contact-after-death")) == 1
 
 
+def test_contact_judged_once_the_watermark_passes_it_whatever_arrived_before() -> None:
+    # A contact that arrives behind a later one (within the lateness) must not wait for
+    # it: at the end of the input the watermark (last time - 10 min) has passed the
+    # earlier contact but not the later one, so the earlier is judged and the later open.
+    earlier = booked(4 + 50 / 60, "A1", patient="P2")  # 13:50, the watermark at the end
+    later = booked(4 + 55 / 60, "A2")  # 13:55, arrives first
+    last = ev("appointment.attended", at(5), patient="P1", refs={"appointment": "A0"})
+    out = run_events([died(0, patient="P2"), later, earlier, last])
+    found = out.by_detector("contact-after-death")
+    assert [o.evidence[1] for o in found] == [earlier.id]
+
+
 def test_contact_after_death_reported_once_despite_duplicates() -> None:
     b = booked(2, "A1")
     out = run_events([died(0), b, b, died(0.5)], as_of=FAR)
