@@ -23,6 +23,7 @@ import copy
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 from detectors.contract import Detector, ExpectationDetector, ViolationDetector
@@ -68,15 +69,33 @@ class _DetState:
     rotation drops the older one wholesale (see ``Engine._housekeeping``).
     """
 
-    __slots__ = ("close_old", "close_tokens", "det", "open", "void_old", "void_tokens")
+    __slots__ = (
+        "all_close",
+        "all_void",
+        "close_old",
+        "close_tokens",
+        "det",
+        "key_ref",
+        "name",
+        "open",
+        "void_old",
+        "void_tokens",
+    )
 
     def __init__(self, det: ExpectationDetector, open_: dict[str, list[_Expectation]]) -> None:
         self.det = det
+        self.name = det.name
         self.open = open_
         self.close_tokens: Tokens = {}
         self.close_old: Tokens = {}
         self.void_tokens: Tokens = {}
         self.void_old: Tokens = {}
+        # Fast paths for hooks a detector leaves as the contract's defaults (the engine
+        # then skips the call; a detector that overrides them is called as usual).
+        cls = type(det)
+        self.key_ref = det.key_ref if cls.key_of is ExpectationDetector.key_of else None
+        self.all_close = cls.is_close is ExpectationDetector.is_close
+        self.all_void = cls.is_void is ExpectationDetector.is_void
 
     def rotate(self) -> None:
         """Start a new token generation; the oldest is forgotten."""
@@ -168,6 +187,7 @@ class Engine:
         self.watermark = NEG_INF
         self.max_time = NEG_INF
         self.stats = EngineStats()
+        self._counts = self.stats.events_by_type  # the per-event counter, reached directly
 
         self._exp: list[ExpectationDetector] = []
         self._vio: list[ViolationDetector] = []
@@ -196,8 +216,11 @@ class Engine:
                 for t in d.reads:
                     self._routes.setdefault(t, []).append((_OTHER, d, None))
         self.known_types = frozenset(self._routes)
-        self._heap: list[tuple[float, int, _Expectation]] = []
-        self._seq = 0
+        # The schedule: every wake time in use, in a heap of plain floats (cheap to
+        # compare), each with its opportunities in the order they were scheduled.
+        self._heap: list[float] = []
+        self._at: dict[float, list[_Expectation]] = {}
+        self._entries = 0  # in the schedule, stale ones included
         # A token is needed until the watermark passes its time, at most the allowed
         # lateness after it arrived; two generations rotated at least that far apart keep
         # every needed token (and forget the rest in one go, with no per-token work).
@@ -220,16 +243,15 @@ class Engine:
         if eid in seen or eid in self._seen_old:
             self.stats.duplicates += 1
             return
-        t = ev.time
         seen.add(eid)
-        counts = self.stats.events_by_type
+        t = ev.time
         etype = ev.type
+        counts = self._counts
         routes = self._routes.get(etype)
-        label = etype if routes is not None else "other"
-        counts[label] = counts.get(label, 0) + 1
-        if t < self.watermark:
-            self.stats.late_events += 1
-        if routes is not None:
+        if routes is None:
+            counts["other"] = counts.get("other", 0) + 1
+        else:
+            counts[etype] = counts.get(etype, 0) + 1
             for role, det, st in routes:
                 if role == _OPEN:
                     self._on_open(det, st, ev)  # type: ignore[arg-type]
@@ -243,10 +265,12 @@ class Engine:
             if wm > self.watermark:
                 # most events move the watermark without anything falling due: skip the call
                 heap = self._heap
-                if (heap and heap[0][0] <= wm) or wm >= self._next_housekeeping:
+                if (heap and heap[0] <= wm) or wm >= self._next_housekeeping:
                     self._advance(wm)
                     return
                 self.watermark = wm
+        elif t < self.watermark:
+            self.stats.late_events += 1
         if self._fire_now:
             self._advance(self.watermark)
 
@@ -269,47 +293,64 @@ class Engine:
         due = det.deadline(ev)
         if due is None:
             return
-        key = det.key_of(ev)
+        key_ref = st.key_ref
+        key = ev.refs.get(key_ref) if key_ref is not None else det.key_of(ev)
         if key is None:
             return
         t_a = ev.time
         exp = _Expectation(det, key, ev.id, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev))
-        for gen in (st.close_tokens, st.close_old):
-            toks = gen.get(key)
-            if toks:
-                for tt, tid in toks:
-                    if t_a <= tt and (tt, tid) < (exp.b, exp.b_id):
-                        exp.b, exp.b_id = tt, tid
-        for gen in (st.void_tokens, st.void_old):
-            toks = gen.get(key)
-            if toks:
-                for tt, tid in toks:
-                    if t_a <= tt and (tt, tid) < (exp.z, exp.z_id):
-                        exp.z, exp.z_id = tt, tid
+        # closing/voiding events that came before this opening event (out of order)
+        toks = st.close_tokens.get(key)
+        old = st.close_old.get(key)
+        if toks or old:
+            for tt, tid in (toks or []) + (old or []):
+                if t_a <= tt and (tt < exp.b or (tt == exp.b and tid < exp.b_id)):
+                    exp.b, exp.b_id = tt, tid
+        toks = st.void_tokens.get(key)
+        old = st.void_old.get(key)
+        if toks or old:
+            for tt, tid in (toks or []) + (old or []):
+                if t_a <= tt and (tt < exp.z or (tt == exp.z and tid < exp.z_id)):
+                    exp.z, exp.z_id = tt, tid
         by_key = st.open
         lst = by_key.get(key)
         if lst is None:
             by_key[key] = [exp]
         else:
             lst.append(exp)
-        name = det.name
-        self.stats.opened[name] += 1
-        self.stats.open_now[name] += 1
-        self._schedule(exp)
+        stats = self.stats
+        name = st.name
+        stats.opened[name] += 1
+        stats.open_now[name] += 1
+        # first scheduling (``_schedule`` for a new opportunity, inline: every open pays it)
+        wake = exp.b if exp.b <= exp.z else exp.z
+        if due < wake:
+            wake = due
+        exp.wake = wake
+        lst = self._at.get(wake)
+        if lst is None:
+            self._at[wake] = [exp]
+            heappush(self._heap, wake)
+        else:
+            lst.append(exp)
+        self._entries += 1
+        if wake <= self.watermark:
+            self._fire_now = True
 
     def _on_close(self, det: ExpectationDetector, st: _DetState, ev: Event, role: int) -> None:
         if role == _CLOSE:
-            if not det.is_close(ev):
+            if not st.all_close and not det.is_close(ev):
                 return
-        elif not det.is_void(ev):
+        elif not st.all_void and not det.is_void(ev):
             return
-        key = det.key_of(ev)
+        key_ref = st.key_ref
+        key = ev.refs.get(key_ref) if key_ref is not None else det.key_of(ev)
         if key is None:
             return
         t = ev.time
+        eid = ev.id
         exps = st.open.get(key)
         if exps:
-            eid = ev.id
             for exp in exps:
                 if exp.t_a <= t:
                     # earliest wins; equal times go to the smaller id, so the evidence
@@ -325,24 +366,29 @@ class Engine:
             toks = st.close_tokens if role == _CLOSE else st.void_tokens
             lst = toks.get(key)
             if lst is None:
-                toks[key] = [(t, ev.id)]
+                toks[key] = [(t, eid)]
             else:
-                lst.append((t, ev.id))
-
-    def _wake_time(self, exp: _Expectation) -> float:
-        first = exp.b if exp.b <= exp.z else exp.z
-        if exp.missed:
-            return min(first, exp.due + self.late_retention)
-        return min(first, exp.due)
+                lst.append((t, eid))
 
     def _schedule(self, exp: _Expectation) -> None:
-        wake = self._wake_time(exp)
+        """(Re)schedule ``exp`` at the next watermark time it can be decided: its earliest
+        counting close or void, else its deadline (for a missed one, the end of the
+        retention). A later time than the scheduled one changes nothing."""
+        wake = exp.b if exp.b <= exp.z else exp.z
+        limit = exp.due + self.late_retention if exp.missed else exp.due
+        if limit < wake:
+            wake = limit
         if wake < exp.wake:
             if exp.wake != INF:
                 self._stale += 1  # its earlier heap entry is now stale
             exp.wake = wake
-            self._seq += 1
-            heapq.heappush(self._heap, (wake, self._seq, exp))
+            lst = self._at.get(wake)
+            if lst is None:
+                self._at[wake] = [exp]
+                heappush(self._heap, wake)
+            else:
+                lst.append(exp)
+            self._entries += 1
             if wake <= self.watermark:
                 self._fire_now = True
 
@@ -350,13 +396,18 @@ class Engine:
         self._fire_now = False
         self.watermark = wm
         heap = self._heap
-        while heap and heap[0][0] <= wm:
-            wake, _, exp = heapq.heappop(heap)
-            if exp.done or exp.wake != wake:
-                self._stale -= 1
-                continue  # a stale entry: the opportunity was rescheduled or decided
-            exp.wake = INF
-            self._resolve(exp, wm)
+        at = self._at
+        resolve = self._resolve
+        while heap and heap[0] <= wm:
+            wake = heappop(heap)
+            due = at.pop(wake)
+            self._entries -= len(due)
+            for exp in due:
+                if exp.done or exp.wake != wake:
+                    self._stale -= 1
+                    continue  # a stale entry: the opportunity was rescheduled or decided
+                exp.wake = INF
+                resolve(exp, wm)
         if wm >= self._next_housekeeping:
             self._housekeeping(wm)
 
@@ -365,11 +416,18 @@ class Engine:
         detectors catch up. Done in steps of ``HOUSEKEEPING_STEP`` seconds of watermark,
         not per event: it only decides *when* those things happen, never *what*."""
         self._next_housekeeping = wm + HOUSEKEEPING_STEP
-        if self._stale > 4096 and 2 * self._stale > len(self._heap):
+        if self._stale > 4096 and 2 * self._stale > self._entries:
             # Stale entries keep decided opportunities (and their refs) alive until their
-            # old wake time, weeks away for long deadlines: rebuild the heap without them.
-            self._heap = [e for e in self._heap if not e[2].done and e[2].wake == e[0]]
+            # old wake time, weeks away for long deadlines: rebuild without them.
+            at = {}
+            for wake, lst in self._at.items():
+                live = [e for e in lst if not e.done and e.wake == wake]
+                if live:
+                    at[wake] = live
+            self._at = at
+            self._heap = list(at)
             heapq.heapify(self._heap)
+            self._entries = sum(map(len, at.values()))
             self._stale = 0
         if wm >= self._token_rotate_at:
             for st in self._states.values():
@@ -386,8 +444,13 @@ class Engine:
         first = exp.b if by_b else exp.z
         due = exp.due
         if not exp.missed:
-            if first <= due:
-                self._finish(exp, "met" if by_b else "void", wm, None)
+            if first <= due:  # most opportunities end here (``_finish``, inline)
+                self.stats.open_now[exp.det.name] -= 1
+                if by_b:
+                    self._emit(self._record(exp, "met", wm, exp.b, exp.b_id))
+                else:
+                    self._emit(self._record(exp, "void", wm, exp.z, exp.z_id))
+                self._drop(exp)
                 return
             # the watermark passed the deadline with nothing that counts before it
             exp.missed = True
@@ -575,6 +638,8 @@ class Engine:
         for by_key in self._open.values():
             by_key.clear()  # cleared in place: the routing table holds these dicts
         self._heap = []
+        self._at = {}
+        self._entries = 0
         self._stale = 0
         for name, key, eid, t_a, due, patient, refs, attrs, b, b_id, z, z_id, missed in state[
             "expectations"
@@ -610,6 +675,7 @@ class Engine:
             open_now={**self.stats.open_now, **st["open_now"]},
             outcomes={(a, b, c): v for a, b, c, v in st["outcomes"]},
         )
+        self._counts = self.stats.events_by_type
         for d in self._vio:
             if d.name in state["detectors"]:
                 d.restore(state["detectors"][d.name])
