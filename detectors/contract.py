@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from string import Formatter
 from typing import Any, ClassVar, Protocol
 
 from detectors.durations import format_duration
@@ -159,16 +160,23 @@ class ExpectationDetector(Detector):
     def carried_attrs(self, event: Event) -> dict[str, Any]:
         """What of the opening event goes into the outcome's ``attrs``."""
         a = event.attrs
-        return {k: a[k] for k in CARRIED_ATTRS if k in a}
+        out = {}
+        for k in CARRIED_ATTRS:  # a plain loop: no comprehension frame, on every opening
+            if k in a:
+                out[k] = a[k]
+        return out
 
     def summary(self, o: Outcome) -> str:
         """One plain sentence for an operations person (see ``summary_sentence``)."""
-        names = _Names(o)
         outcome = o.outcome
         if outcome in ("met", "void", "open"):
             # Most records: their sentence names no times, so the two templates and the
-            # wording around them make one template, rendered in one go.
-            return _template(outcome, self.opened_words, self.expected_words).format_map(names)
+            # wording around them make one template, rendered in one go (straight from the
+            # refs when it names nothing else, as the built-in sentences mostly do).
+            template, fields = _template(outcome, self.opened_words, self.expected_words)
+            refs = o.refs
+            return template.format_map(refs if refs.keys() >= fields else _Names(o))
+        names = _Names(o)
         what = self.opened_words.format_map(names)
         expected = self.expected_words.format_map(names)
         due = human_time(o.due_at) if o.due_at is not None else "the deadline"
@@ -178,17 +186,20 @@ class ExpectationDetector(Detector):
         return summary_sentence(o.outcome, what, expected, human_time(o.opened_at), due, late_by)
 
 
-_TEMPLATES: dict[tuple[str, str, str], str] = {}
+_TEMPLATES: dict[tuple[str, str, str], tuple[str, frozenset[str]]] = {}
 
 
-def _template(outcome: str, opened_words: str, expected_words: str) -> str:
+def _template(outcome: str, opened_words: str, expected_words: str) -> tuple[str, frozenset[str]]:
     """The summary template of a ``met``, ``void`` or ``open`` record, made once by
-    ``summary_sentence`` from the templates themselves (so the wording stays in one place).
+    ``summary_sentence`` from the templates themselves (so the wording stays in one place),
+    with the names it uses.
     """
     k = (outcome, opened_words, expected_words)
     found = _TEMPLATES.get(k)
     if found is None:
-        found = _TEMPLATES[k] = summary_sentence(outcome, opened_words, expected_words, "", "", "")
+        template = summary_sentence(outcome, opened_words, expected_words, "", "", "")
+        fields = frozenset(f for _, f, _, _ in Formatter().parse(template) if f is not None)
+        found = _TEMPLATES[k] = (template, fields)
     return found
 
 

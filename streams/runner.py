@@ -217,17 +217,18 @@ class Runner:
             if type(rec) is Event:
                 process(rec)
                 n += 1
-                if n & 0xFFFF == 0:
-                    self._settle()
-                if n & 0xFFF == 0 and time.monotonic() >= next_report:
-                    assert progress is not None
-                    rate = (n - start_n) / max(1e-9, time.monotonic() - started)
-                    wm = self.engine.watermark
-                    progress(
-                        f"{n:,} events ({rate:,.0f}/s), {self.rejected:,} rejected, "
-                        f"watermark {format_time(wm) if wm > float('-inf') else '-'}"
-                    )
-                    next_report = time.monotonic() + every
+                if not n & 0xFFF:  # every 4,096 events: settle now and then, report
+                    if not n & 0xFFFF:
+                        self._settle()
+                    if time.monotonic() >= next_report:
+                        assert progress is not None
+                        rate = (n - start_n) / max(1e-9, time.monotonic() - started)
+                        wm = self.engine.watermark
+                        progress(
+                            f"{n:,} events ({rate:,.0f}/s), {self.rejected:,} rejected, "
+                            f"watermark {format_time(wm) if wm > float('-inf') else '-'}"
+                        )
+                        next_report = time.monotonic() + every
             else:
                 assert isinstance(rec, Rejected)
                 self.rejected += 1
