@@ -111,7 +111,6 @@ class _Expectation:
         "b",
         "b_id",
         "det",
-        "done",
         "due",
         "eid",
         "key",
@@ -148,7 +147,6 @@ class _Expectation:
         self.z = INF
         self.z_id = ""
         self.missed = False
-        self.done = False
         self.wake = INF
 
 
@@ -220,7 +218,6 @@ class Engine:
         # compare), each with its opportunities in the order they were scheduled.
         self._heap: list[float] = []
         self._at: dict[float, list[_Expectation]] = {}
-        self._entries = 0  # in the schedule, stale ones included
         # A token is needed until the watermark passes its time, at most the allowed
         # lateness after it arrived; two generations rotated at least that far apart keep
         # every needed token (and forget the rest in one go, with no per-token work).
@@ -232,7 +229,6 @@ class Engine:
         self._seen_rotate_at = NEG_INF
         self._fire_now = False
         self._next_housekeeping = NEG_INF
-        self._stale = 0  # heap entries known to be stale
 
     # ------------------------------------------------------------------ input
 
@@ -333,7 +329,6 @@ class Engine:
             heappush(self._heap, wake)
         else:
             lst.append(exp)
-        self._entries += 1
         if wake <= self.watermark:
             self._fire_now = True
 
@@ -379,18 +374,29 @@ class Engine:
         if limit < wake:
             wake = limit
         if wake < exp.wake:
+            at = self._at
             if exp.wake != INF:
-                self._stale += 1  # its earlier heap entry is now stale
+                self._unschedule(exp)
             exp.wake = wake
-            lst = self._at.get(wake)
+            lst = at.get(wake)
             if lst is None:
-                self._at[wake] = [exp]
+                at[wake] = [exp]
                 heappush(self._heap, wake)
             else:
                 lst.append(exp)
-            self._entries += 1
             if wake <= self.watermark:
                 self._fire_now = True
+
+    def _unschedule(self, exp: _Expectation) -> None:
+        """Take ``exp`` off its wake time. The time itself stays in the heap (a plain
+        float, skipped when popped) until housekeeping rebuilds the heap."""
+        lst = self._at.get(exp.wake)
+        if lst is not None:
+            if len(lst) == 1 and lst[0] is exp:
+                del self._at[exp.wake]
+            elif exp in lst:
+                lst.remove(exp)
+        exp.wake = INF
 
     def _advance(self, wm: float) -> None:
         self._fire_now = False
@@ -400,12 +406,10 @@ class Engine:
         resolve = self._resolve
         while heap and heap[0] <= wm:
             wake = heappop(heap)
-            due = at.pop(wake)
-            self._entries -= len(due)
+            due = at.pop(wake, None)
+            if due is None:
+                continue  # nothing is scheduled at this time any more
             for exp in due:
-                if exp.done or exp.wake != wake:
-                    self._stale -= 1
-                    continue  # a stale entry: the opportunity was rescheduled or decided
                 exp.wake = INF
                 resolve(exp, wm)
         if wm >= self._next_housekeeping:
@@ -416,19 +420,11 @@ class Engine:
         detectors catch up. Done in steps of ``HOUSEKEEPING_STEP`` seconds of watermark,
         not per event: it only decides *when* those things happen, never *what*."""
         self._next_housekeeping = wm + HOUSEKEEPING_STEP
-        if self._stale > 4096 and 2 * self._stale > self._entries:
-            # Stale entries keep decided opportunities (and their refs) alive until their
-            # old wake time, weeks away for long deadlines: rebuild without them.
-            at = {}
-            for wake, lst in self._at.items():
-                live = [e for e in lst if not e.done and e.wake == wake]
-                if live:
-                    at[wake] = live
-            self._at = at
-            self._heap = list(at)
+        if len(self._heap) > 2 * len(self._at) + 4096:
+            # times nothing is scheduled at any more (opportunities decided before their
+            # deadline): rebuild the heap from the times in use
+            self._heap = list(self._at)
             heapq.heapify(self._heap)
-            self._entries = sum(map(len, at.values()))
-            self._stale = 0
         if wm >= self._token_rotate_at:
             for st in self._states.values():
                 st.rotate()
@@ -487,8 +483,7 @@ class Engine:
 
     def _drop(self, exp: _Expectation) -> None:
         if exp.wake != INF:
-            self._stale += 1
-        exp.done = True
+            self._unschedule(exp)
         by_key = self._open[exp.det.name]
         lst = by_key.get(exp.key)
         if lst is not None:
@@ -639,8 +634,6 @@ class Engine:
             by_key.clear()  # cleared in place: the routing table holds these dicts
         self._heap = []
         self._at = {}
-        self._entries = 0
-        self._stale = 0
         for name, key, eid, t_a, due, patient, refs, attrs, b, b_id, z, z_id, missed in state[
             "expectations"
         ]:
