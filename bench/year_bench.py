@@ -164,9 +164,9 @@ def main() -> int:
             cwd=ROOT,
         )
         started = time.perf_counter()
+        out = str(Path(tmp) / "out")
         run = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "run", "-", "--format", "jsonl"]
-            + ["--out", str(Path(tmp) / "out")],
+            [sys.executable, "-m", "streams.cli", "run", "-", "--format", "jsonl", "--out", out],
             stdin=feeder.stdout,
             stdout=subprocess.PIPE,
             cwd=ROOT,
