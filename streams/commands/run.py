@@ -58,9 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch",
         action="store_true",
-        help="for QI teams recomputing a long history (a year) in one go: read all inputs, "
-        "then run the pandas batch oracle over them instead of streaming them; same files "
-        "and summary, far faster, but the whole input is held in memory",
+        help="recompute with the pandas batch oracle instead of streaming: read all inputs, "
+        "then compute the same files and summary in one go (a second, independent "
+        "implementation; about as fast as streaming, but the whole input is held in memory)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
