@@ -373,10 +373,15 @@ class Engine:
         limit = exp.due + self.late_retention if exp.missed else exp.due
         if limit < wake:
             wake = limit
-        if wake < exp.wake:
+        old = exp.wake
+        if wake < old:
             at = self._at
-            if exp.wake != INF:
-                self._unschedule(exp)
+            if old != INF:  # off its old time (``_unschedule``, inline: closes pay it)
+                lst = at[old]
+                if len(lst) == 1:
+                    del at[old]
+                else:
+                    lst.remove(exp)
             exp.wake = wake
             lst = at.get(wake)
             if lst is None:
