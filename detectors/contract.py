@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from string import Formatter
 from typing import Any, ClassVar, Protocol
 
@@ -38,11 +39,16 @@ __all__ = [
 CARRIED_ATTRS: tuple[str, ...] = ("site", "specialty", "clinic", "test", "priority")
 
 
+_DAY_WORDS: dict[int, str] = {}  # days since the epoch -> "Mon 02 Mar 2026"
+
+
 def human_time(seconds: float) -> str:
     """A short UTC time for summaries, e.g. ``Mon 02 Mar 2026 10:15 UTC``."""
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(seconds, UTC).strftime("%a %d %b %Y %H:%M UTC")
+    day, minute = divmod(int(seconds // 60), 1440)
+    words = _DAY_WORDS.get(day)
+    if words is None:  # strftime is slow and every failure names two times: once a day
+        words = _DAY_WORDS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%a %d %b %Y")
+    return f"{words} {minute // 60:02d}:{minute % 60:02d} UTC"
 
 
 class _Names:

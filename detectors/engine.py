@@ -377,11 +377,11 @@ class Engine:
         if wake < old:
             at = self._at
             if old != INF:  # off its old time (``_unschedule``, inline: closes pay it)
-                lst = at[old]
-                if len(lst) == 1:
+                was = at[old]
+                if len(was) == 1:
                     del at[old]
                 else:
-                    lst.remove(exp)
+                    was.remove(exp)
             exp.wake = wake
             lst = at.get(wake)
             if lst is None:
