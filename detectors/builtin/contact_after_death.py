@@ -26,6 +26,16 @@ _WORDS = {
 }
 
 
+_NEG_INF = float("-inf")
+#: A contact waiting to be judged: time, event id, patient, type, refs, attrs.
+_Contact = tuple[float, str, str, str, dict[str, str], dict[str, Any]]
+
+
+def _held_items(held: dict[str, list[_Contact]]) -> list[_Contact]:
+    """The contacts of one generation, in (time, id) order."""
+    return sorted(c for items in held.values() for c in items)
+
+
 class ContactAfterDeath(ViolationDetector):
     """No contact with a patient after their recorded death."""
 
@@ -39,7 +49,16 @@ class ContactAfterDeath(ViolationDetector):
         # in event-time order. (Not arrival order: a contact that arrived behind a later
         # one would wait for that one, and at the end of the input stay unjudged though
         # the watermark had passed it.)
-        self._pending: list[tuple[float, str, str, str, dict[str, str], dict[str, Any]]] = []
+        self._pending: list[_Contact] = []
+        # Contacts of patients with no known death wait apart, by patient (nearly all of
+        # them: a death is rare), and join the heap only if a death message for their
+        # patient comes while they are held. Two generations: the older is forgotten
+        # once the watermark has passed its latest contact (each contact is held at
+        # least until the watermark passes it; none needs more).
+        self._held: dict[str, list[_Contact]] = {}
+        self._held_latest = _NEG_INF
+        self._held_old: dict[str, list[_Contact]] = {}
+        self._held_old_latest = _NEG_INF
         self.reported: set[str] = set()
 
     @property
@@ -54,25 +73,38 @@ class ContactAfterDeath(ViolationDetector):
             known = self.deaths.get(patient)
             if known is None or (event.time, event.id) < known:
                 self.deaths[patient] = (event.time, event.id)
+            for generation in (self._held, self._held_old):
+                for item in generation.pop(patient, ()):
+                    heapq.heappush(self._pending, item)
             return
-        item = (event.time, event.id, patient, event.type, event.refs, event.attrs)
-        if event.time < ctx.watermark:
+        t = event.time
+        item = (t, event.id, patient, event.type, event.refs, event.attrs)
+        if t < ctx.watermark:
             self._check(item, ctx)  # beyond the allowed lateness: decide now
-        else:
+        elif patient in self.deaths:
             heapq.heappush(self._pending, item)  # (time, id) are unique: dicts never compared
+        else:
+            waiting = self._held.get(patient)
+            if waiting is None:
+                self._held[patient] = [item]
+            else:
+                waiting.append(item)
+            if t > self._held_latest:
+                self._held_latest = t
 
     def on_watermark(self, ctx: Context) -> None:
         pending = self._pending
         wm = ctx.watermark
         while pending and pending[0][0] <= wm:
             self._check(heapq.heappop(pending), ctx)
+        if wm >= self._held_old_latest:
+            self._held_old, self._held_old_latest = self._held, self._held_latest
+            self._held, self._held_latest = {}, _NEG_INF
 
     def open_count(self) -> int:
         return 0  # pending contacts are not opportunities until a death makes them one
 
-    def _check(
-        self, item: tuple[float, str, str, str, dict[str, str], dict[str, Any]], ctx: Context
-    ) -> None:
+    def _check(self, item: _Contact, ctx: Context) -> None:
         t, cid, patient, ctype, refs, attrs = item
         death = self.deaths.get(patient)
         if death is not None and t > death[0]:
@@ -120,6 +152,7 @@ class ContactAfterDeath(ViolationDetector):
         return {
             "deaths": {p: list(v) for p, v in self.deaths.items()},
             "pending": [list(c) for c in sorted(self._pending)],
+            "held": [list(c) for held in (self._held, self._held_old) for c in _held_items(held)],
             "reported": sorted(self.reported),
         }
 
@@ -127,4 +160,9 @@ class ContactAfterDeath(ViolationDetector):
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
         self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
         heapq.heapify(self._pending)
+        self._held, self._held_latest = {}, _NEG_INF
+        self._held_old, self._held_old_latest = {}, _NEG_INF
+        for t, i, p, ty, r, a in state.get("held", ()):
+            self._held.setdefault(p, []).append((float(t), i, p, ty, r, a))
+            self._held_latest = max(self._held_latest, float(t))
         self.reported = set(state["reported"])
