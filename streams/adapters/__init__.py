@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -141,6 +141,8 @@ def iter_records(
         else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
     )
     memory = memory if memory is not None else AdapterMemory()
+    if fmt == "jsonl":  # one generator less between each line and its reader
+        return _iter_jsonl(_Chunks(source), name, "file")
     return _records(source, fmt, mapping or default_mapping(), memory, name)
 
 
@@ -177,7 +179,8 @@ def iter_stream(
     elif fmt == "fhir":
         yield from iter_fhir(chunks, mapping, memory, origin=origin)
     else:
-        yield from _iter_jsonl(chunks, origin)
+        yield from _iter_jsonl(chunks, origin, "stream")
+        return
     if chunks.error:
         yield Rejected(origin, "stream", f"reading stopped: {chunks.error}", "", INVALID)
 
@@ -214,7 +217,8 @@ def _records(
     elif fmt == "fhir":
         yield from iter_fhir(chunks, mapping, memory, origin=origin)
     elif fmt == "jsonl":
-        yield from _iter_jsonl(chunks, origin)
+        yield from _iter_jsonl(chunks, origin, "file")
+        return  # _iter_jsonl reports a reading error itself
     else:
         # Only tables need pandas, which takes a third of a second to import: not paid
         # by the other formats.
@@ -320,8 +324,9 @@ def _sniff(head: bytes) -> str | None:
     return None
 
 
-def _iter_jsonl(chunks: Iterable[bytes], origin: str) -> Iterator[Record]:
-    """Canonical events, one JSON object per line, validated by ``event_from_dict``."""
+def _iter_jsonl(chunks: _Chunks | _StreamChunks, origin: str, place: str) -> Iterator[Record]:
+    """Canonical events, one JSON object per line, validated by ``event_from_dict``; then,
+    if reading failed, a rejection at ``place`` (``file`` or ``stream``)."""
     number = 0
     pending = b""
     loads = orjson.loads
@@ -346,6 +351,8 @@ def _iter_jsonl(chunks: Iterable[bytes], origin: str) -> Iterator[Record]:
         record = _jsonl_record(pending, number + 1, origin)
         if record is not None:
             yield record
+    if chunks.error:
+        yield Rejected(origin, place, f"reading stopped: {chunks.error}", "", INVALID)
 
 
 def _jsonl_record(line: bytes, number: int, origin: str) -> Record | None:

@@ -111,6 +111,19 @@ def test_aliases_and_gzip(tmp_path: Path) -> None:
     assert [e.type for e in events] == ["result.reported"]
 
 
+def test_truncated_gzip_of_canonical_events_keeps_what_was_read(tmp_path: Path) -> None:
+    line = b'{"id": "e%d", "type": "order.placed", "time": "2026-03-02T09:00:00+00:00"}\n'
+    data = gzip.compress(b"".join(line % i for i in range(2000)))
+    path = tmp_path / "events.jsonl.gz"
+    path.write_bytes(data[: len(data) // 2])
+    records = list(iter_records(path, "jsonl"))
+    events = [r for r in records if isinstance(r, Event)]
+    assert events and [e.id for e in events] == [f"e{i}" for i in range(len(events))]
+    last = records[-1]
+    assert isinstance(last, Rejected)
+    assert last.location == "file" and "reading stopped" in last.reason
+
+
 def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
     data = gzip.compress(sample("hl7v2/SIU-S12-01.hl7") * 3)
     events, rejected = convert(data[: len(data) - 12], "hl7")
