@@ -41,13 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     records = chain.from_iterable(read_inputs(args))
 
-    try:
-        with open_output(args.out) as out:
-            events, rejected = _write(records, out)
-    except BrokenPipeError:
-        # The reader went away (`carewatch convert x.hl7 | head`): not an error of ours.
-        _silence_stdout()
-        return 0
+    with open_output(args.out) as out:  # a reader going away: see streams.cli
+        events, rejected = _write(records, out)
 
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(rejected.items()))
     total = sum(rejected.values())
@@ -79,14 +74,3 @@ def _reject_line(r: Rejected) -> str:
     # One line per rejection, whatever the reason text holds, so it can be grepped.
     reason = " ".join(r.reason.split())
     return f"{r.origin}: {r.location}: {r.kind}: {reason}"
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
