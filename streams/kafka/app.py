@@ -11,6 +11,9 @@ messages caused is on the broker (at least once; repeats are filtered by the led
 State is rebuilt lazily: the first message of a partition this worker has no state for
 tells where consumption resumes; the journal entries before that offset are replayed
 with output off, later ones (journaled but never committed) are dropped.
+
+Every message must follow the previous one of its partition: what faust loses across a
+rebalance is read again straight from the broker (``streams.kafka.refill``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
-from faust.types import TP
+from faust.types import TP, Message
 
 from detectors.rules import Settings
 from streams.kafka.config import KafkaConfig
@@ -33,6 +36,7 @@ from streams.kafka.partitions import (
     PatientPartition,
     SessionPartition,
 )
+from streams.kafka.refill import read_range
 from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
@@ -40,6 +44,8 @@ __all__ = ["Runtime", "build_app"]
 #: Messages per batch and the longest wait (seconds) for a batch to fill.
 BATCH = 2000
 BATCH_WITHIN = 0.02
+#: Seconds between looks for partitions whose last messages faust lost (``catch_up``).
+CATCH_UP_INTERVAL = 10.0
 #: Tries (1 s apart) to find a complete journal in the table before giving up.
 RESTORE_ATTEMPTS = 30
 
@@ -62,8 +68,6 @@ class Runtime:
         self.states: dict[tuple[str, int], PartitionBase] = {}
         # states of revoked partitions until the rebalance says where they went
         self.parked: dict[tuple[str, int], PartitionBase] = {}
-        self._refetches: dict[tuple[TP, int], int] = {}
-        self._refetched_at: dict[TP, float] = {}
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         t = config.topics
         n = config.partitions
@@ -85,6 +89,9 @@ class Runtime:
         self.processed = 0
         self.started = time.monotonic()
         self.on_states_changed: list[Callable[[], None]] = []
+        # one batch at a time per topic kind: the agent's, or catch_up's
+        self.locks = {"events": asyncio.Lock(), "sessions": asyncio.Lock()}
+        self._positions: dict[tuple[str, int], int] = {}  # last offsets seen by catch_up
 
     # -- partitions
 
@@ -170,48 +177,101 @@ class Runtime:
         """Process a batch of faust events from the ``kind`` topic."""
         by_part: dict[int, list[Any]] = {}
         for ev in batch:
-            by_part.setdefault(ev.message.partition, []).append(ev)
+            by_part.setdefault(ev.message.partition, []).append(ev.message)
         assignment = self.app.consumer.assignment()
         topic = self.topic_names[kind]
-        for p, events in by_part.items():
-            if TP(topic, p) not in assignment and not await self._owned(TP(topic, p)):
-                continue  # moved to another worker: it processes these again
-            st = self.states.get((kind, p))
-            first = events[0].message.offset
-            if st is None:
-                parked = self.parked.pop((kind, p), None)
-                if parked is not None:
-                    # ours again; anything faust dropped from its buffers with the
-                    # revocation is fetched again by the hole check below
-                    st = self.states[(kind, p)] = parked
-                else:
-                    st = await self._restore(kind, p, first)
-            outs = st.begin_batch()
-            for ev in events:
-                msg = ev.message
-                if msg.offset <= st.last_offset:
-                    continue  # already in the state (a re-delivered fetch)
-                if msg.offset > st.last_offset + 1 and not await self._refetch(
-                    TP(topic, p), st.last_offset + 1
+        async with self.locks[kind]:
+            for p, messages in by_part.items():
+                if TP(topic, p) not in assignment and not await self._owned(TP(topic, p)):
+                    continue  # moved to another worker: it processes these again
+                st = self.states.get((kind, p))
+                if st is None:
+                    parked = self.parked.pop((kind, p), None)
+                    if parked is not None:
+                        # ours again; anything faust dropped from its buffers with the
+                        # revocation is read again by the hole check in _process
+                        st = self.states[(kind, p)] = parked
+                    else:
+                        st = await self._restore(kind, p, messages[0].offset)
+                await self._process(kind, p, st, messages)
+                self.processed += len(messages)
+
+    async def _process(
+        self, kind: str, p: int, st: PartitionBase, messages: Sequence[Any], *, lost: bool = False
+    ) -> None:
+        """Feed ``messages`` of partition ``p`` (faust or aiokafka messages, in offset
+        order) to ``st``, write the journal and publish the outputs. A message that does
+        not follow the previous one reveals messages faust lost: they are read again and
+        fed first. ``lost``: ``messages`` themselves are such messages."""
+        topic = self.topic_names[kind]
+        outs = st.begin_batch()
+        refilled: list[Any] = list(messages) if lost else []
+        for msg in messages:
+            if msg.offset <= st.last_offset:
+                continue  # already in the state (a re-delivered fetch)
+            if msg.offset > st.last_offset + 1:
+                missing = await self._read_missing(topic, p, st.last_offset + 1, msg.offset)
+                for rec in missing:
+                    self._feed(st, rec)
+                refilled.extend(missing)
+            self._feed(st, msg)
+        writes = st.end_batch()
+        await self._write_journal(kind, p, writes)
+        send = self.app.producer.send
+        names = self.names
+        for o in outs:
+            await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
+        # faust never acknowledges what it lost: do it, or its committed offset could
+        # stay behind the hole until the next rebalance
+        consumer = self.app.consumer
+        for rec in refilled:
+            consumer.ack(Message.from_message(rec, TP(topic, p)))
+        self.processed += len(refilled)
+
+    @staticmethod
+    def _feed(st: PartitionBase, msg: Any) -> None:
+        """One message (event or control) into the partition state."""
+        ck = control_kind(msg.headers)
+        if ck is None:
+            st.handle_event(msg.offset, msg.key, msg.value)
+            return
+        try:
+            control = parse_control(ck, msg.value)
+        except ValueError:
+            st.handle_event(msg.offset, msg.key, msg.value)  # rejected
+            return
+        st.handle_control(msg.offset, control)
+
+    async def catch_up(self) -> None:
+        """Read what faust lost at the end of a partition. A lost message is otherwise
+        noticed when the next one of its partition arrives, which in ``--replay`` mode
+        may be never: a partition that shows more messages on the broker than it has
+        processed, and has not moved since the last call, is read on straight from the
+        broker (if faust was merely slow, its copies are skipped as already processed).
+        Called every ``CATCH_UP_INTERVAL`` seconds."""
+        consumer = self.app.consumer
+        before, self._positions = self._positions, {}
+        if getattr(self.app, "rebalancing", False):
+            return
+        for key, st in list(self.states.items()):
+            kind, p = key
+            tp = TP(self.topic_names[kind], p)
+            self._positions[key] = st.last_offset
+            try:
+                end = consumer.highwater(tp)
+            except Exception:
+                continue
+            if end is None or end <= st.last_offset + 1 or before.get(key) != st.last_offset:
+                continue  # nothing missing, or still moving
+            async with self.locks[kind]:
+                if (
+                    self.states.get(key) is not st
+                    or st.last_offset != before[key]
+                    or tp not in consumer.assignment()
                 ):
-                    break  # a hole: the rest of this batch comes again after the seek
-                ck = control_kind(msg.headers)
-                if ck is not None:
-                    try:
-                        control = parse_control(ck, msg.value)
-                    except ValueError:
-                        st.handle_event(msg.offset, msg.key, msg.value)  # rejected
-                        continue
-                    st.handle_control(msg.offset, control)
-                else:
-                    st.handle_event(msg.offset, msg.key, msg.value)
-            writes = st.end_batch()
-            await self._write_journal(kind, p, writes)
-            send = self.app.producer.send
-            names = self.names
-            for o in outs:
-                await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
-            self.processed += len(events)
+                    continue  # moved on, or no longer ours, while we waited
+                records = await self._read_missing(tp.topic, p, st.last_offset + 1, end)
+                await self._process(kind, p, st, records, lost=True)
 
     async def _log_start(self, kind: str, p: int) -> int | None:
         """The first offset still in the partition (``None`` if it cannot be read)."""
@@ -221,37 +281,14 @@ class Runtime:
         except Exception:
             return None
 
-    async def _refetch(self, tp: TP, offset: int) -> bool:
-        """Messages from ``offset`` on were dropped before reaching us (a rebalance
-        clears faust's buffers, and what was fetched before can arrive after the
-        re-fetch): seek back so they come again, in order. The messages in hand are
-        left unprocessed; their acknowledgement cannot be committed past the hole.
-        If the hole persists over several re-fetches the worker stops (exit status
-        non-zero): a restart resumes from the committed offsets and the journal, which
-        is always right, whereas going on would lose the missing messages. (Our topics
-        have no transaction markers, the only legitimate holes in Kafka offsets.)
-        Returns False: the caller leaves the rest of its batch."""
-        now = time.monotonic()
-        tries = self._refetches.get((tp, offset), 0)
-        if now - self._refetched_at.get(tp, 0.0) < 1.0:
-            return False  # asked a moment ago: this is still the old buffer
-        if tries >= 5:
-            exc = RuntimeError(f"{tp.topic}[{tp.partition}]: offset {offset:,} never came back")
-            log(f"{exc}; stopping so that a restart resumes from the committed offsets")
-            await self.app.crash(exc)
-            raise exc
-        self._refetches[(tp, offset)] = tries + 1
-        self._refetched_at[tp] = now
-        log(f"{tp.topic}[{tp.partition}]: messages after offset {offset - 1:,} missing; refetching")
-        consumer: Any = self.app.consumer
-        thread = getattr(consumer, "_thread", None)
-        if thread is not None and hasattr(thread, "seek_wait"):
-            # on the consumer's own thread: a plain seek from here does not reliably
-            # reach the fetcher that runs there
-            await thread.seek_wait({tp: offset})
-        else:
-            await consumer.seek(tp, offset)
-        return False
+    async def _read_missing(self, topic: str, p: int, start: int, stop: int) -> list[Any]:
+        """Offsets ``start`` to ``stop - 1`` of ``topic[p]``, which faust did not
+        deliver, read straight from the broker (see ``streams.kafka.refill``)."""
+        log(f"{topic}[{p}]: offsets {start:,} to {stop - 1:,} not delivered by faust; reading them")
+        records = await read_range(self.config, topic, p, start, stop)
+        if len(records) != stop - start:
+            log(f"{topic}[{p}]: only {len(records):,} of them are still in the topic")
+        return records
 
     async def _owned(self, tp: TP) -> bool:
         """Whether ``tp`` is (again) this worker's once a rebalance under way settles.
@@ -393,6 +430,15 @@ def build_app(
         async def ticker() -> None:
             await rt.tick()
 
+    @app.timer(interval=CATCH_UP_INTERVAL)
+    async def catch_up() -> None:
+        try:
+            await rt.catch_up()
+        except Exception as exc:
+            log(f"stopping: reading lost messages failed: {exc!r}")
+            await app.crash(exc)
+            raise
+
     @app.timer(interval=10.0)
     async def report_lag() -> None:
         lag = rt.lag()
@@ -401,5 +447,5 @@ def build_app(
             rate = rt.processed / max(1e-9, time.monotonic() - rt.started)
             log(f"lag {total:,} messages over {len(lag)} partitions; {rate:,.0f} msg/s on average")
 
-    del patients, sessions, on_revoked, on_assigned, report_lag
+    del patients, sessions, on_revoked, on_assigned, catch_up, report_lag
     return app, rt

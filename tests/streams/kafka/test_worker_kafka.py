@@ -88,11 +88,6 @@ def test_kill_9_and_restart_loses_and_repeats_nothing(setup: Setup) -> None:
     no_repeats(setup)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky: after the rebalance that follows the kill the survivor sometimes stops "
-    "making progress (faust drops buffered messages; see docs/kafka.md); passes most runs",
-)
 def test_a_second_worker_takes_over_from_a_killed_one(setup: Setup) -> None:
     lines, as_of = week(seed=14)
     expected = embedded(lines, as_of)
