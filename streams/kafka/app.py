@@ -392,6 +392,8 @@ def build_app(
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         stream_buffer_maxsize=20000,
+        # the stream takes messages already queued without awaiting the channel
+        cython_optimizations=True,
         autodiscover=False,
     )
     rt = Runtime(app, config, settings, lateness)

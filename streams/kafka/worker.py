@@ -78,5 +78,9 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             ) from None
     log(f"starting ({'replay' if replay else 'live'}) with {config!r}")
     worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    # No start-up spinner: to drive it faust sets the root logger to DEBUG and adds a
+    # handler, so every debug call of faust, mode and aiokafka (one per record sent)
+    # built a log record that was then thrown away: about 6% of a draining worker's time.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
