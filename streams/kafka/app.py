@@ -21,10 +21,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.types import TP, Message
 
 from detectors.rules import Settings
@@ -368,6 +369,13 @@ def _credentials(config: KafkaConfig) -> Any:
     )
 
 
+class _IdempotentProducer(AIOKafkaProducer):
+    """faust's aiokafka producer with idempotence on (acks=all, which we use anyway)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
 def build_app(
     config: KafkaConfig, settings: Settings, *, replay: bool, lateness: float
 ) -> tuple[faust.App, Runtime]:
@@ -396,6 +404,10 @@ def build_app(
         cython_optimizations=True,
         autodiscover=False,
     )
+    # faust enables the producer's idempotence only inside transactions (which we do not
+    # use), so a send retried across a broker restart could be written twice: the
+    # failures topic would show a record twice. Our producer asks for it always.
+    app.transport.Producer = _IdempotentProducer  # type: ignore[misc]
     rt = Runtime(app, config, settings, lateness)
 
     async def run(kind: str, stream: Any) -> None:

@@ -79,3 +79,15 @@ def test_every_setting_is_documented() -> None:
     for name, var in ENV_NAMES.items():
         assert f"`{name}`" in doc and f"`{var}`" in doc, name
     assert isinstance(load_config(env={}), KafkaConfig)
+
+
+def test_the_worker_producer_is_idempotent(tmp_path: Path) -> None:
+    # faust turns idempotence on only inside transactions; without it a send retried
+    # across a broker restart can be written twice (a failure record seen twice)
+    from detectors.rules import load_settings
+    from streams.kafka.app import build_app
+
+    config = KafkaConfig(bootstrap="127.0.0.1:1", data_dir=str(tmp_path))
+    app, _ = build_app(config, load_settings(None), replay=True, lateness=600.0)
+    extra = app.producer._settings_extra()
+    assert extra["enable_idempotence"] is True and extra["acks"] == "all"
