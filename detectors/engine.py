@@ -9,8 +9,9 @@ How it works (the exact rules are in ``docs/detectors.md``):
   same events give the same outcomes whatever their arrival order (within the lateness)
   and however they are batched.
 - Expectations (``ExpectationDetector``) are run here: each opportunity remembers the
-  earliest closing and voiding event that count for it and sits in a heap keyed by the
-  next watermark time at which it can be decided. Closing events that arrive before
+  earliest closing and voiding event that count for it and is scheduled at the next
+  watermark time at which it can be decided (a heap of times, each with its
+  opportunities in scheduling order). Closing events that arrive before
   their opening event are kept as *tokens* until the watermark passes them.
 - Violation detectors keep their own state and are told when the watermark moves.
 - ``snapshot()`` / ``Engine.restore()`` turn the whole state into plain data and back,
