@@ -34,6 +34,7 @@ __all__ = [
     "chunk_key",
     "decode_chunk",
     "encode_chunk",
+    "event_entry",
     "horizon_of",
     "keep_until",
     "parse_chunk_key",
@@ -52,13 +53,21 @@ EVENT, TICK, ADVANCE, WATERMARK = "e", "t", "a", "w"
 class Entry:
     """One journaled input. ``time`` is epoch seconds (UTC): the event time, or the
     control message's time. ``raw`` is the event's JSON (events only); ``source`` the
-    partition a watermark came from."""
+    partition a watermark came from.
+
+    Events also carry what pruning needs, so that a prune never parses the journal
+    again (build them with ``event_entry``): ``until``, the watermark after which the
+    event no longer matters (``keep_until``), and ``died`` / ``contact``, the patient
+    whose death the event records or whom it contacts."""
 
     offset: int
     kind: str
     time: float
     raw: bytes = b""
     source: int = -1
+    until: float = FOREVER
+    died: str | None = None
+    contact: str | None = None
 
     def to_json(self) -> list[Any]:
         if self.kind == EVENT:
@@ -66,6 +75,16 @@ class Entry:
         if self.kind == WATERMARK:
             return [self.offset, WATERMARK, self.time, self.source]
         return [self.offset, self.kind, self.time]
+
+
+def event_entry(offset: int, ev: Event, raw: bytes, horizon: float) -> Entry:
+    """The journal entry of event ``ev`` (JSON ``raw``) at source offset ``offset``."""
+    entry = Entry(offset, EVENT, ev.time, raw, until=keep_until(ev, horizon))
+    if ev.type == "patient.died":
+        entry.died = ev.patient
+    elif ev.type in _CONTACTS:
+        entry.contact = ev.patient
+    return entry
 
 
 def chunk_key(partition: int, first_offset: int) -> str:
@@ -86,16 +105,16 @@ def encode_chunk(entries: Iterable[Entry], last: int) -> bytes:
     return orjson.dumps({"to": last, "e": [e.to_json() for e in entries]})
 
 
-def decode_chunk(value: bytes) -> tuple[int, list[Entry]]:
+def decode_chunk(value: bytes, horizon: float) -> tuple[int, list[Entry]]:
     """``(last offset accounted for, entries)`` of a chunk value (events keep their
-    JSON; time is re-read from it)."""
+    JSON; the rest is re-read from it, ``horizon`` as for ``keep_until``)."""
     doc = orjson.loads(value)
     out = []
     for item in doc["e"]:
         offset, kind = item[0], item[1]
         if kind == EVENT:
             obj = item[2]
-            out.append(Entry(offset, EVENT, parse_time(obj["time"]), orjson.dumps(obj)))
+            out.append(event_entry(offset, event_from_dict(obj), orjson.dumps(obj), horizon))
         elif kind == WATERMARK:
             out.append(Entry(offset, WATERMARK, float(item[2]), source=int(item[3])))
         else:
@@ -160,14 +179,7 @@ def prune(entries: list[Entry], watermark: float, horizon: float) -> tuple[list[
     watermark at which the next of them expires (``inf`` if none will). Of the control
     entries only recent ones and the latest per kind (and per source) are kept, since
     only the highest watermark they set matters."""
-    events: dict[int, Event] = {}
-    dead: set[str] = set()
-    for e in entries:
-        if e.kind == EVENT:
-            ev = event_from_dict(orjson.loads(e.raw))
-            events[e.offset] = ev
-            if ev.type == "patient.died" and ev.patient is not None:
-                dead.add(ev.patient)
+    dead = {e.died for e in entries if e.died is not None}
     latest: dict[tuple[str, int], int] = {}
     for i, e in enumerate(entries):
         if e.kind != EVENT:
@@ -177,11 +189,10 @@ def prune(entries: list[Entry], watermark: float, horizon: float) -> tuple[list[
     next_due = FOREVER
     for i, e in enumerate(entries):
         if e.kind == EVENT:
-            ev = events[e.offset]
-            if ev.type == "patient.died" or (ev.patient in dead and ev.type in _CONTACTS):
+            if e.died is not None or (e.contact is not None and e.contact in dead):
                 out.append(e)
                 continue
-            until = keep_until(ev, horizon)
+            until = e.until
         elif i in keep_idx:
             out.append(e)
             continue

@@ -53,8 +53,14 @@ SESSION_TYPES = frozenset(
 )
 #: Order in which a failure's statuses can follow each other.
 _RANK = {"missed": 0, "violation": 0, "late": 1, "withdrawn": 1}
-#: Watermark progress (seconds of event time) between journal prunes.
+#: Watermark progress (seconds of event time) between looks for expired journal entries.
 PRUNE_STEP = 86400.0
+#: Share of the journal that must have expired before a prune is done. A prune rebuilds
+#: the engine from the kept entries and writes them to the table again, so with a
+#: quarter at least each journaled entry is replayed and rewritten at most three times
+#: over on average (kept <= 3 x expired at every prune), where pruning whatever had
+#: expired each day replayed and rewrote the whole journal daily.
+PRUNE_FRACTION = 0.25
 
 
 def fresh(detectors: Iterable[Detector]) -> list[Detector]:
@@ -189,8 +195,8 @@ class PartitionBase:
 
     def _prune(self, wm: float) -> dict[str, bytes | None]:
         kept, self._next_prune = journal.prune(self.entries, wm, self.horizon)
-        if len(kept) == len(self.entries):
-            return {}
+        if (len(self.entries) - len(kept)) < PRUNE_FRACTION * len(self.entries):
+            return {}  # not yet worth a rebuild; the expired entries go next time
         writes: dict[str, bytes | None] = dict.fromkeys(self.chunk_keys)
         # Rebuild from what is kept, so that this state is exactly the state a restart
         # would rebuild from the pruned journal.
@@ -241,7 +247,7 @@ class PartitionBase:
             if first >= resume:
                 writes[key] = None
                 continue
-            last, items = journal.decode_chunk(chunks[key])
+            last, items = journal.decode_chunk(chunks[key], self.horizon)
             if covered is not None and first != covered + 1:
                 raise JournalIncomplete(
                     f"partition {self.partition}: journal has a hole after offset {covered}"
@@ -364,8 +370,9 @@ class PatientPartition(PartitionBase):
             self._reject(ev, key, value)
             return
         self.events += 1
-        self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
-        self._track(journal.keep_until(ev, self.horizon))
+        entry = journal.event_entry(offset, ev, value or b"", self.horizon)
+        self._batch.append(entry)
+        self._track(entry.until)
         self._process(ev, value or b"")
 
     def _apply(self, e: Entry) -> None:
@@ -498,8 +505,9 @@ class SessionPartition(PartitionBase):
             # forgotten it, and a booking applied twice would count twice.
             return
         self.events += 1
-        self._batch.append(Entry(offset, EVENT, ev.time, value or b""))
-        self._track(journal.keep_until(ev, self.horizon))
+        entry = journal.event_entry(offset, ev, value or b"", self.horizon)
+        self._batch.append(entry)
+        self._track(entry.until)
         self.seen.add(ev.id)
         self.engine.process(ev)
 
