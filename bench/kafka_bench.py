@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,9 @@ def start_broker(port: int) -> str:
 
 
 class Setup:
+    #: command the worker runs under (``--worker-prefix``), e.g. a sampling profiler
+    prefix: tuple[str, ...] = ()
+
     def __init__(self, bootstrap: str, tmp: Path, **extra: str) -> None:
         tag = f"b{uuid.uuid4().hex[:8]}"
         self.bootstrap = bootstrap
@@ -80,8 +85,18 @@ class Setup:
 
     def start_worker(self, *args: str) -> None:
         log = (self.tmp / f"{self.topics['events']}.log").open("wb")
+        prefix = [a.replace("{tag}", self.topics["events"]) for a in self.prefix]
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--data-dir", str(self.tmp), *args],
+            [
+                *prefix,
+                sys.executable,
+                "-m",
+                "streams.cli",
+                "worker",
+                "--data-dir",
+                str(self.tmp),
+                *args,
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,7 +105,8 @@ class Setup:
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
+            # a profiler in front of the worker writes its output on SIGINT
+            self.worker.send_signal(signal.SIGINT if self.prefix else signal.SIGTERM)
             self.worker.wait(timeout=60)
 
     def producer(self) -> KafkaProducer:
@@ -312,7 +328,14 @@ def main() -> None:
     ap.add_argument("--lateness", default="1s")
     ap.add_argument("--tick", default="0.25s")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument(
+        "--worker-prefix",
+        default="",
+        help="command to run each worker under, e.g. a sampling profiler; {tag} in it\n"
+        "becomes the run's topic prefix, so each worker can write its own file",
+    )
     args = ap.parse_args()
+    Setup.prefix = tuple(shlex.split(args.worker_prefix))
     bootstrap = args.bootstrap or start_broker(args.port)
     with tempfile.TemporaryDirectory(prefix="cw-kafka-bench-") as d:
         tmp = Path(d)
