@@ -140,7 +140,7 @@ class Runtime:
         st.ledger = await read_published_failures(self.config, p)
         log(
             f"{self.topic_names[kind]}[{p}]: state rebuilt from {len(st.entries):,} journal "
-            f"entries, resuming at offset {resume:,}"
+            f"entries, resuming at offset {st.last_offset + 1:,}"
         )
         self.states[(kind, p)] = st
         for hook in self.on_states_changed:
@@ -217,11 +217,17 @@ class Runtime:
                 refilled.extend(missing)
             self._feed(st, msg)
         writes = st.end_batch()
-        await self._write_journal(kind, p, writes)
+        if not st.pruned:
+            await self._write_journal(kind, p, writes)
         send = self.app.producer.send
         names = self.names
         for o in outs:
             await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
+        if st.pruned:
+            # a pruned journal is where a restore carries on from, even if these
+            # offsets are never committed: everything up to here must be out first
+            await self.app.producer.flush()
+            await self._write_journal(kind, p, writes)
         # faust never acknowledges what it lost: do it, or its committed offset could
         # stay behind the hole until the next rebalance
         consumer = self.app.consumer

@@ -8,11 +8,16 @@ engine after a restart or rebalance by replaying them with its output switched o
 Entries are written in chunks (one table key per processed batch of a partition:
 ``PPPPP.OOOOOOOOOOOOOOOOOOOO``, partition and first source offset, zero-padded so that
 key order is offset order; the value also says which offset the chunk runs to, so the
-chunks of a complete journal cover the offsets without holes). An input stops mattering once the watermark is past
-``keep_until``: the latest of its event time and any session start it names, plus the
-horizon (largest deadline + late retention + dedupe window + allowed lateness).
-``patient.died`` events, and contacts of patients who died, are kept for good: the
-contact-after-death detector remembers them forever.
+chunks of a complete journal cover the offsets without holes). An input stops mattering
+once the watermark is past ``keep_until``: the latest of its event time and any session
+start it names, plus the horizon (largest deadline + late retention + dedupe window +
+allowed lateness). ``patient.died`` events, and contacts of patients who died, are kept
+for good: the contact-after-death detector remembers them forever.
+
+A prune rewrites the journal as of the offset it is made at, with the outputs up to
+that offset already on the broker; its chunks say so (``pruned_at``), and a restore
+carries on from that offset even when the committed offset is earlier (the pruned
+journal no longer holds the state at any earlier offset).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from detectors.events import Event, event_from_dict, parse_time
 from detectors.rules import Settings
 
 __all__ = [
+    "Chunk",
     "Entry",
     "chunk_key",
     "decode_chunk",
@@ -98,16 +104,33 @@ def parse_chunk_key(key: str) -> tuple[int, int]:
     return int(p), int(o)
 
 
-def encode_chunk(entries: Iterable[Entry], last: int) -> bytes:
+def encode_chunk(entries: Iterable[Entry], last: int, pruned_at: int | None = None) -> bytes:
     """A chunk's table value: its entries and ``last``, the last source offset the chunk
     accounts for (messages that leave no entry, such as rejected ones, count too), so
-    that a restore can tell a complete journal from one with holes."""
-    return orjson.dumps({"to": last, "e": [e.to_json() for e in entries]})
+    that a restore can tell a complete journal from one with holes. ``pruned_at``: the
+    chunk is a piece of the journal as a prune rewrote it at that offset (see
+    ``Chunk``)."""
+    doc: dict[str, Any] = {"to": last, "e": [e.to_json() for e in entries]}
+    if pruned_at is not None:
+        doc["pruned_at"] = pruned_at
+    return orjson.dumps(doc)
 
 
-def decode_chunk(value: bytes, horizon: float) -> tuple[int, list[Entry]]:
-    """``(last offset accounted for, entries)`` of a chunk value (events keep their
-    JSON; the rest is re-read from it, ``horizon`` as for ``keep_until``)."""
+@dataclass(slots=True)
+class Chunk:
+    """A decoded chunk: the entries, the last offset accounted for, and for a piece of
+    a pruned journal the offset the prune was made at. Such a piece holds the state as
+    of that offset only: entries the prune dropped may still have been needed by the
+    state at an earlier offset."""
+
+    last: int
+    entries: list[Entry]
+    pruned_at: int | None = None
+
+
+def decode_chunk(value: bytes, horizon: float) -> Chunk:
+    """A chunk value decoded (events keep their JSON; the rest is re-read from it,
+    ``horizon`` as for ``keep_until``)."""
     doc = orjson.loads(value)
     out = []
     for item in doc["e"]:
@@ -119,7 +142,8 @@ def decode_chunk(value: bytes, horizon: float) -> tuple[int, list[Entry]]:
             out.append(Entry(offset, WATERMARK, float(item[2]), source=int(item[3])))
         else:
             out.append(Entry(offset, kind, float(item[2])))
-    return int(doc["to"]), out
+    pruned_at = doc.get("pruned_at")
+    return Chunk(int(doc["to"]), out, None if pruned_at is None else int(pruned_at))
 
 
 #: Largest chunk value written (bytes of entries), well under Kafka's 1 MB default limit.

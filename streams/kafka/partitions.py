@@ -114,6 +114,9 @@ class PartitionBase:
         self._out: list[Output] | None = None
         self._last_prune = NEG_INF
         self._next_prune = INF  # watermark at which the first journaled entry expires
+        #: the last batch pruned the journal: its outputs must be on the broker before
+        #: its table writes are (see ``journal``)
+        self.pruned = False
         self._from: int | None = None  # first source offset of the batch under way
         self._first_covered: int | None = None  # first offset the journal accounts for
         self.events = 0
@@ -151,6 +154,7 @@ class PartitionBase:
         self._out = []
         self._batch = []
         self._from = None
+        self.pruned = False
         return self._out
 
     def _note(self, offset: int) -> None:
@@ -197,7 +201,6 @@ class PartitionBase:
         kept, self._next_prune = journal.prune(self.entries, wm, self.horizon)
         if (len(self.entries) - len(kept)) < PRUNE_FRACTION * len(self.entries):
             return {}  # not yet worth a rebuild; the expired entries go next time
-        writes: dict[str, bytes | None] = dict.fromkeys(self.chunk_keys)
         # Rebuild from what is kept, so that this state is exactly the state a restart
         # would rebuild from the pruned journal.
         stats, last = self.engine.stats, self.last_offset
@@ -205,13 +208,19 @@ class PartitionBase:
         self.replay(kept)
         self.engine.stats, self.last_offset = stats, last
         self.entries = kept
-        # one chunk accounting for everything this journal ever covered
+        # the pruned journal, accounting for everything this journal ever covered, is
+        # written first; then the old chunks it replaces are deleted
         first = self._first_covered if self._first_covered is not None else 0
+        old = self.chunk_keys
+        writes: dict[str, bytes | None] = {}
         self.chunk_keys = []
-        for start, end, items in journal.split_chunks(kept, first, self.last_offset):
+        for start, end, items in journal.split_chunks(kept, first, last):
             key = journal.chunk_key(self.partition, start)
-            writes[key] = journal.encode_chunk(items, end)
+            writes[key] = journal.encode_chunk(items, end, pruned_at=last)
             self.chunk_keys.append(key)
+        for key in old:
+            writes.setdefault(key, None)
+        self.pruned = True
         return writes
 
     def reset(self) -> None:
@@ -234,26 +243,44 @@ class PartitionBase:
         at or after it were journaled but not committed: they will be consumed again,
         so they are dropped. Returns the table writes that drop them.
 
+        A pruned journal holds the state as of the offset the prune was made at only, so
+        when that is at or past ``resume`` the state is rebuilt as of that offset, and
+        the messages up to it, which consumption delivers again, are skipped as already
+        processed (``last_offset``): their outputs were on the broker before the prune
+        was written.
+
         Raises ``JournalIncomplete`` when the chunks do not account for every offset
         from ``log_start`` (the partition's first offset, if known) up to ``resume``
         without a hole: replaying them would give a wrong state."""
         writes: dict[str, bytes | None] = {}
+        decoded = {key: journal.decode_chunk(v, self.horizon) for key, v in chunks.items()}
+        pruned_at = max(
+            (c.pruned_at for c in decoded.values() if c.pruned_at is not None), default=None
+        )
+        if pruned_at is not None:
+            for key, c in list(decoded.items()):
+                if c.pruned_at != pruned_at and journal.parse_chunk_key(key)[1] <= pruned_at:
+                    # replaced by the latest prune, whose deletes did not all land
+                    writes[key] = None
+                    del decoded[key]
+            resume = max(resume, pruned_at + 1)
         entries: list[Entry] = []
         keys: list[str] = []
         covered: int | None = None
         first_covered: int | None = None
-        for key in sorted(chunks):
+        for key in sorted(decoded):
             _, first = journal.parse_chunk_key(key)
             if first >= resume:
                 writes[key] = None
                 continue
-            last, items = journal.decode_chunk(chunks[key], self.horizon)
+            chunk = decoded[key]
             if covered is not None and first != covered + 1:
                 raise JournalIncomplete(
                     f"partition {self.partition}: journal has a hole after offset {covered}"
                 )
-            kept = [e for e in items if e.offset < resume]
-            if last >= resume:
+            last = chunk.last
+            kept = [e for e in chunk.entries if e.offset < resume]
+            if last >= resume:  # never a pruned piece: those end by ``resume``
                 last = resume - 1
                 writes[key] = journal.encode_chunk(kept, last)
             covered = last

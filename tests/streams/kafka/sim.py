@@ -90,6 +90,8 @@ class Cluster:
         st = self.state(topic, p)
         outs = st.begin_batch()
         for i, (key, value, headers) in enumerate(batch, start):
+            if i <= st.last_offset:
+                continue  # in the state already (restored from a prune made later)
             kind = control_kind(headers)
             if kind is not None:
                 st.handle_control(i, parse_control(kind, value))

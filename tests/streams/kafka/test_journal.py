@@ -64,9 +64,10 @@ def test_a_chunk_round_trip_keeps_what_pruning_needs() -> None:
         event("e2", "appointment.booked", T0, "P1", start=_iso(T0 + 3 * DAY))[0],
         Entry(9, TICK, T0 + 60.0),
     ]
-    last, back = journal.decode_chunk(journal.encode_chunk(entries, 9), HORIZON)
-    assert last == 9
-    assert back == entries
+    chunk = journal.decode_chunk(journal.encode_chunk(entries, 9), HORIZON)
+    assert (chunk.last, chunk.entries, chunk.pruned_at) == (9, entries, None)
+    piece = journal.decode_chunk(journal.encode_chunk(entries, 9, pruned_at=40), HORIZON)
+    assert (piece.last, piece.entries, piece.pruned_at) == (9, entries, 40)
 
 
 def test_a_partition_prunes_only_once_a_quarter_of_its_journal_has_expired() -> None:

@@ -116,6 +116,35 @@ def test_pruning_the_journal_changes_nothing() -> None:
     }
 
 
+def test_a_crash_after_a_prune_and_before_the_commit_changes_nothing() -> None:
+    """A prune rewrites the journal as of the latest processed offset. If the worker
+    dies before those offsets are committed, consumption resumes from an earlier offset,
+    whose state the pruned journal no longer holds: the restore must carry on from where
+    the prune was made, not rebuild an earlier state from the pruned entries."""
+    gen = generate(GeneratorConfig(days=56, seed=5, scale="small"))
+    lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=5))
+    as_of = max(t for t, _, _ in gen.records) + 60 * 86400.0
+    outcomes, failures, _ = embedded(lines, as_of)
+    c = Cluster(load_settings(None), partitions=2)
+    c.publish_lines(lines)
+    for p in range(2):
+        c.step("events", p, 500)
+    c.commit()  # the last commit before the crash: early on
+    c.drain(200)
+    assert sum(len(st.entries) for st in c.states.values()) < len(lines)  # pruned
+    c.crash()
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
+    assert {k: project(v) for k, v in c.latest("failures").items()} == {
+        k: project(v) for k, v in failures.items()
+    }
+    seen = Counter((o.key, orjsonloads(o.value)["status"]) for o in c.failures)
+    assert max(seen.values()) == 1
+
+
 def test_forwards_repeated_long_after_are_applied_once(data) -> None:
     """A patient partition that re-processes after a crash forwards its session events
     again, possibly when the sessions engine is days past them (beyond its dedupe
