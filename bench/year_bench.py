@@ -5,17 +5,24 @@ traffic, about 50 million events, replayed by the streaming engine in under 10 m
 on one core. No generator here holds 50M events in memory, so this script tiles one
 generated four-week run of a large hospital: tile k is that traffic moved 4k weeks on
 (weekdays stay weekdays) with every event id, reference and patient given the tile's
-suffix, so no two tiles share an opportunity. A feeder process merges the tiles in event
-time and pipes canonical JSON Lines into ``carewatch run -`` (what a replay from an
-archive looks like). The run's own CPU seconds are the figure; the feeder works on the
-other core. The run writes its four files as usual (into a temporary directory, which
-needs room: about 200 bytes per outcome).
+suffix, so no two tiles share an opportunity. The tiles are merged in event time into
+one canonical JSON Lines archive on disk (not timed; about 230 bytes per event, so some
+12 GB for 50M), which ``carewatch run ARCHIVE`` then replays, alone on the machine, as a
+QI team replays a year's archive. The run's own CPU seconds are the figure. The run
+writes its four files as usual (about 200 bytes per outcome more).
+
+With ``--pipe`` nothing is written first: a feeder process merges the tiles while the
+run reads them from a pipe (``carewatch run -``). The feeder then works on the other
+core, and on a small machine that load costs the run itself some 10-15% more CPU
+(shared caches), so this variant measures the engine beside a busy neighbour.
 
 Prints events, CPU and wall seconds, events/s, peak RSS of the run, and the verdict.
 
 Usage:
-    .venv/bin/python bench/year_bench.py                      # 50M events, ~10 minutes
+    .venv/bin/python bench/year_bench.py                      # 50M events, ~20 minutes
     .venv/bin/python bench/year_bench.py --events 5000000     # a shorter look
+    .venv/bin/python bench/year_bench.py --pipe               # no archive: piped from a feeder
+    .venv/bin/python bench/year_bench.py --workdir DIR        # where the archive goes
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -117,22 +124,43 @@ def _merged(times: list[float], events: list[dict[str, Any]], tiles: int) -> Ite
             yield dumps(_moved(events[i], k, dates)) + b"\n"
 
 
-def feed(base: str, tiles: int) -> int:
-    """Write the merged tiles to standard output (the feeder process)."""
+def feed(base: str, tiles: int, out: BinaryIO, progress: bool = False) -> int:
+    """Write the merged tiles to ``out`` (the feeder process: standard output)."""
     times, events = _load(Path(base))
-    out = sys.stdout.buffer
     batch: list[bytes] = []
+    written = 0
+    total = tiles * len(events)
     try:
         for line in _merged(times, events, tiles):
             batch.append(line)
             if len(batch) >= 4096:
                 out.write(b"".join(batch))
+                written += len(batch)
                 batch.clear()
+                if progress and written % 2_000_000 < 4096:
+                    print(f"  archive: {written:,} of {total:,} events", file=sys.stderr)
         out.write(b"".join(batch))
         out.flush()
     except BrokenPipeError:
         return 1
     return 0
+
+
+def _run(args: list[str], stdin: Any = None) -> tuple[str, int, Any, float]:
+    """Run ``carewatch run ARGS``; its summary, exit status, resource usage, wall seconds."""
+    started = time.perf_counter()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "run", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    if stdin is not None:
+        stdin.close()  # the run holds the pipe now
+    assert run.stdout is not None
+    summary = run.stdout.read().decode()
+    _, status, usage = os.wait4(run.pid, 0)
+    return summary, status, usage, time.perf_counter() - started
 
 
 def main() -> int:
@@ -142,43 +170,48 @@ def main() -> int:
     p.add_argument(
         "--events", type=int, default=TARGET_EVENTS, help="events to replay (about; whole tiles)"
     )
+    p.add_argument(
+        "--pipe",
+        action="store_true",
+        help="pipe the events from a feeder process instead of replaying an archive file",
+    )
+    p.add_argument(
+        "--workdir", help="directory for the archive and the run's files (default: system temp)"
+    )
     p.add_argument("--feed", nargs=2, metavar=("BASE", "TILES"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.feed:
-        return feed(args.feed[0], int(args.feed[1]))
+        return feed(args.feed[0], int(args.feed[1]), sys.stdout.buffer)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="carewatch-year-") as tmp:
         base = Path(tmp) / "base.jsonl"
         generate_file(TILE_DAYS * EVENTS_PER_LARGE_DAY, base)
         with base.open("rb") as f:
             per_tile = sum(1 for _ in f)
         tiles = max(1, round(args.events / per_tile))
-        print(
-            f"replaying {tiles} tiles of {per_tile:,} events ({tiles * per_tile:,} events, "
-            f"{tiles * TILE_DAYS} days of a large hospital) through `carewatch run -`...",
-            file=sys.stderr,
-        )
-        feeder = subprocess.Popen(
-            [sys.executable, __file__, "--feed", str(base), str(tiles)],
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-        )
-        started = time.perf_counter()
         out = str(Path(tmp) / "out")
-        run = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "run", "-", "--format", "jsonl", "--out", out],
-            stdin=feeder.stdout,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-        )
-        assert feeder.stdout is not None
-        feeder.stdout.close()  # the run holds the pipe now
-        assert run.stdout is not None
-        summary = run.stdout.read().decode()
-        _, status, usage = os.wait4(run.pid, 0)
-        wall = time.perf_counter() - started
-        feeder.wait()
-        if status != 0 or feeder.returncode != 0:
+        what = f"{tiles} tiles of {per_tile:,} events ({tiles * per_tile:,} events, {tiles * TILE_DAYS} days of a large hospital)"
+        if args.pipe:
+            print(f"replaying {what} through `carewatch run -`...", file=sys.stderr)
+            feeder = subprocess.Popen(
+                [sys.executable, __file__, "--feed", str(base), str(tiles)],
+                stdout=subprocess.PIPE,
+                cwd=ROOT,
+            )
+            summary, status, usage, wall = _run(
+                ["-", "--format", "jsonl", "--out", out], stdin=feeder.stdout
+            )
+            feeder.wait()
+            failed = status != 0 or feeder.returncode != 0
+        else:
+            archive = Path(tmp) / "year.jsonl"
+            print(f"writing {what} to {archive}...", file=sys.stderr)
+            with archive.open("wb") as f:
+                feed(str(base), tiles, f, progress=True)
+            print(f"replaying it through `carewatch run {archive.name}`...", file=sys.stderr)
+            summary, status, usage, wall = _run([str(archive), "--out", out])
+            failed = status != 0
+        if failed:
             print(summary, file=sys.stderr)
             print("the replay failed", file=sys.stderr)
             return 1
@@ -189,7 +222,9 @@ def main() -> int:
     year = TARGET_EVENTS / rate
     print(summary.rstrip())
     print()
-    print(f"events replayed                 {events:>12,}")
+    print(
+        f"events replayed                 {events:>12,}  ({'piped from a feeder' if args.pipe else 'from an archive file'})"
+    )
     print(f"CPU of the run                  {cpu:>12,.1f} s  (wall {wall:,.1f} s)")
     print(f"engine, end to end              {rate:>12,.0f} events/s on one core")
     print(f"peak RSS of the run             {usage.ru_maxrss / 1024:>12,.0f} MiB")
