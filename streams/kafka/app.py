@@ -399,6 +399,11 @@ def build_app(
         topic_replication_factor=config.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # fewer, larger produce requests (each batch publishes thousands of records):
+        # a draining worker went from about 10,100 to 10,900 events/s; 5 ms is nothing
+        # beside the live latency (allowed lateness plus tick)
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,
         table_standby_replicas=0,
         broker_commit_interval=1.0,
         # a dead worker's partitions move to the others after this long, not after
