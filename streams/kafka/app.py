@@ -221,12 +221,18 @@ class Runtime:
             await self._write_journal(kind, p, writes)
         send = self.app.producer.send
         names = self.names
+        sent = []
         for o in outs:
-            await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
+            fut = await send(names[o.role], o.key, o.value, o.partition, None, list(o.headers))
+            if st.pruned:
+                sent.append(fut)
         if st.pruned:
-            # a pruned journal is where a restore carries on from, even if these
-            # offsets are never committed: everything up to here must be out first
+            # A pruned journal is where a restore carries on from, even if these offsets
+            # are never committed: every output up to here must be on the broker first.
+            # (A failed send raises here, the journal is not written, and the worker
+            # stops: a restart processes these messages again.)
             await self.app.producer.flush()
+            await asyncio.gather(*sent)
             await self._write_journal(kind, p, writes)
         # faust never acknowledges what it lost: do it, or its committed offset could
         # stay behind the hole until the next rebalance

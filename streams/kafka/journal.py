@@ -15,9 +15,12 @@ allowed lateness). ``patient.died`` events, and contacts of patients who died, a
 for good: the contact-after-death detector remembers them forever.
 
 A prune rewrites the journal as of the offset it is made at, with the outputs up to
-that offset already on the broker; its chunks say so (``pruned_at``), and a restore
-carries on from that offset even when the committed offset is earlier (the pruned
-journal no longer holds the state at any earlier offset).
+that offset already on the broker; its pieces say so (``pruned_at``, and how many there
+are), and a restore carries on from that offset even when the committed offset is
+earlier (the pruned journal no longer holds the state at any earlier offset). The
+pieces go under keys of their own and the chunks they replace are deleted only after
+them, so a worker killed half-way through a prune leaves the previous journal whole: a
+restore uses the latest prune whose pieces are all there.
 """
 
 from __future__ import annotations
@@ -93,39 +96,46 @@ def event_entry(offset: int, ev: Event, raw: bytes, horizon: float) -> Entry:
     return entry
 
 
-def chunk_key(partition: int, first_offset: int) -> str:
-    """Table key of a chunk starting at ``first_offset`` of ``partition``."""
-    return f"{partition:05d}.{first_offset:020d}"
+def chunk_key(partition: int, first_offset: int, pruned_at: int | None = None) -> str:
+    """Table key of a chunk starting at ``first_offset`` of ``partition``. The pieces
+    of a pruned journal also carry the prune's offset, so that they never overwrite the
+    chunks they replace before they are all written."""
+    key = f"{partition:05d}.{first_offset:020d}"
+    return key if pruned_at is None else f"{key}.{pruned_at:020d}"
 
 
 def parse_chunk_key(key: str) -> tuple[int, int]:
     """``(partition, first_offset)`` of a chunk key."""
-    p, o = key.split(".")
+    p, o = key.split(".")[:2]
     return int(p), int(o)
 
 
-def encode_chunk(entries: Iterable[Entry], last: int, pruned_at: int | None = None) -> bytes:
+def encode_chunk(
+    entries: Iterable[Entry], last: int, pruned_at: int | None = None, pieces: int = 1
+) -> bytes:
     """A chunk's table value: its entries and ``last``, the last source offset the chunk
     accounts for (messages that leave no entry, such as rejected ones, count too), so
     that a restore can tell a complete journal from one with holes. ``pruned_at``: the
-    chunk is a piece of the journal as a prune rewrote it at that offset (see
-    ``Chunk``)."""
+    chunk is one of ``pieces`` pieces of the journal as a prune rewrote it at that
+    offset (see ``Chunk``)."""
     doc: dict[str, Any] = {"to": last, "e": [e.to_json() for e in entries]}
     if pruned_at is not None:
         doc["pruned_at"] = pruned_at
+        doc["pieces"] = pieces
     return orjson.dumps(doc)
 
 
 @dataclass(slots=True)
 class Chunk:
     """A decoded chunk: the entries, the last offset accounted for, and for a piece of
-    a pruned journal the offset the prune was made at. Such a piece holds the state as
-    of that offset only: entries the prune dropped may still have been needed by the
-    state at an earlier offset."""
+    a pruned journal the offset the prune was made at and how many pieces it wrote.
+    Such a piece holds the state as of that offset only: entries the prune dropped may
+    still have been needed by the state at an earlier offset."""
 
     last: int
     entries: list[Entry]
     pruned_at: int | None = None
+    pieces: int = 1
 
 
 def decode_chunk(value: bytes, horizon: float) -> Chunk:
@@ -143,7 +153,9 @@ def decode_chunk(value: bytes, horizon: float) -> Chunk:
         else:
             out.append(Entry(offset, kind, float(item[2])))
     pruned_at = doc.get("pruned_at")
-    return Chunk(int(doc["to"]), out, None if pruned_at is None else int(pruned_at))
+    if pruned_at is None:
+        return Chunk(int(doc["to"]), out)
+    return Chunk(int(doc["to"]), out, int(pruned_at), int(doc.get("pieces", 1)))
 
 
 #: Largest chunk value written (bytes of entries), well under Kafka's 1 MB default limit.

@@ -117,6 +117,7 @@ class PartitionBase:
         #: the last batch pruned the journal: its outputs must be on the broker before
         #: its table writes are (see ``journal``)
         self.pruned = False
+        self._pruned_at = -1  # offset of the latest prune
         self._from: int | None = None  # first source offset of the batch under way
         self._first_covered: int | None = None  # first offset the journal accounts for
         self.events = 0
@@ -184,7 +185,11 @@ class PartitionBase:
         wm = self.engine.watermark
         # pruning parses the whole journal: only when something has expired, and at
         # most once per PRUNE_STEP of watermark
-        if wm > self._next_prune and wm - self._last_prune >= PRUNE_STEP:
+        if (
+            wm > self._next_prune
+            and wm - self._last_prune >= PRUNE_STEP
+            and self.last_offset > self._pruned_at  # one prune per offset
+        ):
             self._last_prune = wm
             writes.update(self._prune(wm))
         return writes
@@ -214,13 +219,15 @@ class PartitionBase:
         old = self.chunk_keys
         writes: dict[str, bytes | None] = {}
         self.chunk_keys = []
-        for start, end, items in journal.split_chunks(kept, first, last):
-            key = journal.chunk_key(self.partition, start)
-            writes[key] = journal.encode_chunk(items, end, pruned_at=last)
+        pieces = journal.split_chunks(kept, first, last)
+        for start, end, items in pieces:
+            key = journal.chunk_key(self.partition, start, pruned_at=last)
+            writes[key] = journal.encode_chunk(items, end, pruned_at=last, pieces=len(pieces))
             self.chunk_keys.append(key)
         for key in old:
             writes.setdefault(key, None)
         self.pruned = True
+        self._pruned_at = last
         return writes
 
     def reset(self) -> None:
@@ -254,16 +261,31 @@ class PartitionBase:
         without a hole: replaying them would give a wrong state."""
         writes: dict[str, bytes | None] = {}
         decoded = {key: journal.decode_chunk(v, self.horizon) for key, v in chunks.items()}
-        pruned_at = max(
-            (c.pruned_at for c in decoded.values() if c.pruned_at is not None), default=None
-        )
+        # the pieces of each prune; the latest prune with all its pieces is the journal
+        # up to its offset (a later one was cut short by a crash: the journal it was to
+        # replace is still whole)
+        prunes: dict[int, list[str]] = {}
+        for key, c in decoded.items():
+            if c.pruned_at is not None:
+                prunes.setdefault(c.pruned_at, []).append(key)
+        pruned_at = None
+        for at in sorted(prunes, reverse=True):
+            if len(prunes[at]) == decoded[prunes[at][0]].pieces:
+                pruned_at = at
+                break
+        for key, c in list(decoded.items()):
+            superseded = (
+                pruned_at is not None
+                and c.pruned_at != pruned_at
+                and journal.parse_chunk_key(key)[1] <= pruned_at
+            )
+            unfinished = c.pruned_at is not None and (pruned_at is None or c.pruned_at > pruned_at)
+            if superseded or unfinished:
+                writes[key] = None
+                del decoded[key]
         if pruned_at is not None:
-            for key, c in list(decoded.items()):
-                if c.pruned_at != pruned_at and journal.parse_chunk_key(key)[1] <= pruned_at:
-                    # replaced by the latest prune, whose deletes did not all land
-                    writes[key] = None
-                    del decoded[key]
             resume = max(resume, pruned_at + 1)
+            self._pruned_at = pruned_at
         entries: list[Entry] = []
         keys: list[str] = []
         covered: int | None = None

@@ -97,13 +97,17 @@ class Cluster:
                 st.handle_control(i, parse_control(kind, value))
             else:
                 st.handle_event(i, key, value)
-        self._write(topic, st.end_batch())
+        writes = st.end_batch()
+        if not st.pruned:
+            self._write(topic, writes)
         for o in outs:
             if o.role == "sessions":
                 assert o.partition is not None
                 self.sessions[o.partition].append((o.key, o.value, o.headers))
             else:
                 getattr(self, o.role).append(o)
+        if st.pruned:  # as the worker does: a prune is written after the outputs
+            self._write(topic, writes)
         self.pos[(topic, p)] = start + len(batch)
         return len(batch)
 

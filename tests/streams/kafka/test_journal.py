@@ -66,8 +66,9 @@ def test_a_chunk_round_trip_keeps_what_pruning_needs() -> None:
     ]
     chunk = journal.decode_chunk(journal.encode_chunk(entries, 9), HORIZON)
     assert (chunk.last, chunk.entries, chunk.pruned_at) == (9, entries, None)
-    piece = journal.decode_chunk(journal.encode_chunk(entries, 9, pruned_at=40), HORIZON)
-    assert (piece.last, piece.entries, piece.pruned_at) == (9, entries, 40)
+    piece = journal.decode_chunk(journal.encode_chunk(entries, 9, pruned_at=40, pieces=3), HORIZON)
+    assert (piece.last, piece.entries, piece.pruned_at, piece.pieces) == (9, entries, 40, 3)
+    assert journal.parse_chunk_key(journal.chunk_key(2, 7, pruned_at=40)) == (2, 7)
 
 
 def test_a_partition_prunes_only_once_a_quarter_of_its_journal_has_expired() -> None:

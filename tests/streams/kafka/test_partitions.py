@@ -145,6 +145,56 @@ def test_a_crash_after_a_prune_and_before_the_commit_changes_nothing() -> None:
     assert max(seen.values()) == 1
 
 
+class _Killed(Exception):
+    pass
+
+
+def test_a_crash_half_way_through_a_prune_leaves_the_previous_journal_whole(
+    monkeypatch,
+) -> None:
+    """The pieces of a pruned journal are written before the chunks they replace are
+    deleted, under keys of their own: a worker killed after some of them resumes from
+    the journal as it was before the prune."""
+    from streams.kafka import journal
+
+    monkeypatch.setattr(journal, "MAX_CHUNK_BYTES", 3000)  # so that a prune writes pieces
+    gen = generate(GeneratorConfig(days=56, seed=5, scale="small"))
+    lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=5))
+    as_of = max(t for t, _, _ in gen.records) + 60 * 86400.0
+    outcomes, failures, _ = embedded(lines, as_of)
+    c = Cluster(load_settings(None), partitions=2)
+    c.publish_lines(lines)
+    for p in range(2):
+        c.step("events", p, 500)
+    c.commit()
+    write = c._write
+    cut: list[int] = []
+
+    def write_until_killed(topic: str, writes: dict[str, bytes | None]) -> None:
+        pieces = [k for k in writes if k.count(".") == 2]
+        if not cut and len(pieces) > 2:
+            write(topic, dict(list(writes.items())[:2]))  # two pieces land, then the kill
+            cut.append(len(pieces))
+            raise _Killed
+        write(topic, writes)
+
+    monkeypatch.setattr(c, "_write", write_until_killed)
+    with pytest.raises(_Killed):
+        c.drain(200)
+    c.crash()
+    c.drain(200)
+    c.control("advance", as_of)
+    c.drain()
+    assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
+        k: project(v) for k, v in outcomes.items()
+    }
+    assert {k: project(v) for k, v in c.latest("failures").items()} == {
+        k: project(v) for k, v in failures.items()
+    }
+    seen = Counter((o.key, orjsonloads(o.value)["status"]) for o in c.failures)
+    assert max(seen.values()) == 1
+
+
 def test_forwards_repeated_long_after_are_applied_once(data) -> None:
     """A patient partition that re-processes after a crash forwards its session events
     again, possibly when the sessions engine is days past them (beyond its dedupe
