@@ -320,7 +320,7 @@ def latency(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
-    ap.add_argument("--port", type=int, default=39492, help="port of the bench broker")
+    ap.add_argument("--port", type=int, default=29492, help="port of the bench broker")
     ap.add_argument("--days", type=int, default=3)
     ap.add_argument("--scale", default="medium")
     ap.add_argument("--rate", type=float, default=2000.0, help="events/s in the latency run")

@@ -22,9 +22,9 @@ BROKER = ROOT / "deploy" / "kafka" / "broker"
 def broker_env() -> dict[str, str]:
     """Environment for ``deploy/kafka/broker`` addressing the test broker."""
     env = dict(os.environ)
-    env["CAREWATCH_KAFKA_PORT"] = os.environ.get("CAREWATCH_TEST_KAFKA_PORT", "39392")
+    env["CAREWATCH_KAFKA_PORT"] = os.environ.get("CAREWATCH_TEST_KAFKA_PORT", "29392")
     env["CAREWATCH_KAFKA_CONTROLLER_PORT"] = os.environ.get(
-        "CAREWATCH_TEST_KAFKA_CONTROLLER_PORT", "39393"
+        "CAREWATCH_TEST_KAFKA_CONTROLLER_PORT", "29393"
     )
     env["CAREWATCH_KAFKA_STATE_DIR"] = os.environ.get(
         "CAREWATCH_TEST_KAFKA_STATE_DIR", str(ROOT / "deploy/kafka/.state-test")
