@@ -42,8 +42,9 @@ from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
 
-#: Messages per batch and the longest wait (seconds) for a batch to fill.
-BATCH = 2000
+#: Messages per batch and the longest wait (seconds) for a batch to fill. (A draining
+#: worker gave 10,300-11,100 events/s with 5,000 against 10,050-10,080 with 2,000.)
+BATCH = 5000
 BATCH_WITHIN = 0.02
 #: Seconds between looks for partitions whose last messages faust lost (``catch_up``).
 CATCH_UP_INTERVAL = 10.0
