@@ -125,7 +125,9 @@ class FileSink:
     def __init__(self, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.files = {name: out_dir / f"{name}.jsonl" for name in self.NAMES}
-        self._f = {name: path.open("wb") for name, path in self.files.items()}
+        # 1 MiB buffers: a run writes one line per opportunity, and with the default
+        # 8 KiB each file took a write system call every ~16 records (about 2% of a run)
+        self._f = {name: path.open("wb", buffering=1 << 20) for name, path in self.files.items()}
         self._outcomes, self._failures = self._f["outcomes"], self._f["failures"]
         self._missed: dict[str, Outcome] = {}
         self._tally: dict[tuple[str, str], int] = {}
