@@ -140,6 +140,16 @@ def test_the_worker_rides_out_a_broker_restart(setup: Setup) -> None:
 
     from tests.conftest import BROKER, broker_env
 
+    # The restart goes through the broker script; it must manage the broker under test,
+    # or it would start another one beside it (and leave it running).
+    status = subprocess.run(
+        [str(BROKER), "status"], env=broker_env(), capture_output=True, text=True
+    )
+    assert status.stdout.startswith(f"running {setup.bootstrap} "), (
+        f"this test restarts the broker at {setup.bootstrap} with deploy/kafka/broker, which "
+        f"(with CAREWATCH_TEST_KAFKA_PORT / _STATE_DIR as set) manages another: "
+        f"{status.stdout.strip()!r}; point those at the broker under test"
+    )
     lines, as_of = week(seed=15)
     expected = embedded(lines, as_of)
     first, second = halves(lines)
