@@ -183,8 +183,8 @@ class PartitionBase:
             self._batch = []
             self._from = None
         wm = self.engine.watermark
-        # pruning parses the whole journal: only when something has expired, and at
-        # most once per PRUNE_STEP of watermark
+        # look for expired entries only when one has expired, at most once per
+        # PRUNE_STEP of watermark (``_prune`` decides whether pruning is worth it)
         if (
             wm > self._next_prune
             and wm - self._last_prune >= PRUNE_STEP
