@@ -665,14 +665,14 @@ class Engine:
         self._seen_now = set(state["seen"])
         self._seen_old = set(state["seen_old"])
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
-        st = state["stats"]
+        saved = state["stats"]
         self.stats = EngineStats(
-            events_by_type=dict(st["events_by_type"]),
-            duplicates=st["duplicates"],
-            late_events=st["late_events"],
-            opened={**self.stats.opened, **st["opened"]},
-            open_now={**self.stats.open_now, **st["open_now"]},
-            outcomes={(a, b, c): v for a, b, c, v in st["outcomes"]},
+            events_by_type=dict(saved["events_by_type"]),
+            duplicates=saved["duplicates"],
+            late_events=saved["late_events"],
+            opened={**self.stats.opened, **saved["opened"]},
+            open_now={**self.stats.open_now, **saved["open_now"]},
+            outcomes={(a, b, c): v for a, b, c, v in saved["outcomes"]},
         )
         self._counts = self.stats.events_by_type
         for d in self._vio:

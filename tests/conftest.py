@@ -1,4 +1,5 @@
-"""The broker for every ``kafka``-marked integration test (worker, MLLP listener).
+"""The broker for every ``kafka``-marked integration test (worker, MLLP listener), and
+the check that a compiled test pass really tests the compiled build.
 
 ``tests/run`` starts one (``deploy/kafka/broker start`` on a port of its own) and exports
 its address as ``CAREWATCH_TEST_KAFKA``. Run by hand without it, the session fixture
@@ -17,6 +18,31 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BROKER = ROOT / "deploy" / "kafka" / "broker"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With ``CAREWATCH_TEST_BUILD=compiled`` (``tests/run`` sets it for its second pass,
+    over ``bench/compiled.py``'s install), refuse to start unless every module setup.py
+    compiles is imported as an extension module: a pass that quietly imported the
+    sources would test the wrong build."""
+    if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
+        return
+    import importlib
+
+    from bench.compiled import compiled_modules
+
+    plain = [
+        f"{name} ({module.__file__})"
+        for name in compiled_modules()
+        if not str((module := importlib.import_module(name)).__file__).endswith((".so", ".pyd"))
+    ]
+    if plain:
+        raise pytest.UsageError(
+            "CAREWATCH_TEST_BUILD=compiled, but these modules are plain Python: "
+            + ", ".join(plain)
+            + ". Put the compiled install first: PYTHONPATH=build/compiled pytest "
+            "--import-mode=append (tests/run does)."
+        )
 
 
 def broker_env() -> dict[str, str]:

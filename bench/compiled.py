@@ -1,0 +1,130 @@
+"""The compiled build (mypyc, see ``setup.py``) in a directory of its own.
+
+Benchmarks measure it beside the pure-Python build, and ``tests/run`` runs the test
+suite against it too, so both builds are held to the same tests. The directory holds a
+complete non-editable install of Carewatch (``pip install --target``) made from a
+temporary copy of the working tree, edits not yet committed included. It is rebuilt
+whenever a file of the package differs from the one it was built from, so it can never
+run stale code; run with ``PYTHONPATH=DIR`` in front and it replaces the editable
+install for that process.
+
+Usage:
+    .venv/bin/python bench/compiled.py            # build if stale; print the directory
+    .venv/bin/python bench/compiled.py --dir DIR  # somewhere else
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DIR = ROOT / "build" / "compiled"
+#: What the install is made from (the package's files and its build description).
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "detectors", "streams")
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.pyd")
+_STAMP = ".carewatch-fingerprint"
+
+
+def compiled_modules() -> list[str]:
+    """The module names ``setup.py`` compiles (its ``COMPILED`` list, read, not run)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets
+        ):
+            paths = ast.literal_eval(node.value)
+            return [p.removesuffix(".py").replace("/", ".") for p in paths]
+    raise RuntimeError("setup.py has no COMPILED list")
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256(sys.version.encode())
+    for name in SOURCES:
+        top = ROOT / name
+        files = sorted(top.rglob("*")) if top.is_dir() else [top]
+        for f in files:
+            if f.is_dir() or "__pycache__" in f.parts or f.suffix in (".pyc", ".so", ".pyd"):
+                continue
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def missing_extensions(target: Path) -> list[str]:
+    """Modules of ``compiled_modules()`` that have no extension module under ``target``."""
+    missing = []
+    for mod in compiled_modules():
+        parent = target.joinpath(*mod.split(".")[:-1])
+        leaf = mod.rsplit(".", 1)[-1]
+        if not any(parent.glob(f"{leaf}.*.so")) and not any(parent.glob(f"{leaf}.*.pyd")):
+            missing.append(mod)
+    return missing
+
+
+def ensure(target: Path = DEFAULT_DIR, *, quiet: bool = False) -> Path:
+    """Build the compiled install into ``target`` unless it is already up to date."""
+    stamp = target / _STAMP
+    fingerprint = _fingerprint()
+    if stamp.exists() and stamp.read_text() == fingerprint and not missing_extensions(target):
+        return target
+    if not quiet:
+        print(f"building the compiled Carewatch into {target} ...", file=sys.stderr)
+    shutil.rmtree(target, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="carewatch-compile-") as tmp:
+        src = Path(tmp) / "src"
+        for name in SOURCES:
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, src / name, ignore=_SKIP)
+            else:
+                src.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, src / name)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--target",
+                str(target),
+                str(src),
+            ],
+            env={**os.environ, "CAREWATCH_COMPILE": "1"},
+            check=True,
+            stdout=subprocess.DEVNULL if quiet else None,
+        )
+    missing = missing_extensions(target)
+    if missing:
+        raise RuntimeError(f"the compiled build has no extension module for {missing}")
+    stamp.write_text(fingerprint)
+    return target
+
+
+def environ(target: Path) -> dict[str, str]:
+    """This process's environment with ``target`` first on the module path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(target), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"default: {DEFAULT_DIR}")
+    args = p.parse_args()
+    print(ensure(args.dir.resolve()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
