@@ -24,6 +24,7 @@ COMPILED = [
     "detectors/engine.py",
     "detectors/events.py",
     "detectors/records.py",
+    "streams/adapters/jsonl.py",
     "streams/runner.py",
 ]
 

@@ -2,7 +2,9 @@
 per child process (so each peak RSS is that measurement's alone).
 
 Each ``measure_*`` function returns plain numbers: ``events``, ``cpu`` and ``wall``
-seconds, ``rss_mb`` (peak resident memory of the process, MiB).
+seconds, ``rss_mb`` (peak resident memory of the process, MiB), and ``build``: which
+build of Carewatch the child really imported (``pure`` or ``compiled``, see
+``bench/compiled.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,35 @@ from typing import Any
 
 EVENTS_PER_LARGE_DAY = 52_000  # what `carewatch generate --scale large` gives a day, roughly
 ROOT = Path(__file__).resolve().parents[1]
+#: The builds a benchmark can measure: the sources as they are, and the mypyc build.
+BUILDS = ("pure", "compiled")
+
+
+def build_env(build: str) -> dict[str, str] | None:
+    """Environment for a child process that is to run ``build`` (None: this one's)."""
+    if build == "pure":
+        return None
+    if build != "compiled":
+        raise ValueError(f"unknown build {build!r}; one of {BUILDS}")
+    from bench.compiled import ensure, environ
+
+    return environ(ensure())
+
+
+def loaded_build() -> str:
+    """``compiled`` if this process imported the compiled engine, else ``pure``."""
+    import detectors.engine
+
+    return "compiled" if str(detectors.engine.__file__).endswith((".so", ".pyd")) else "pure"
+
+
+def builds_arg(value: str) -> list[str]:
+    """``--build`` of the scripts: ``pure``, ``compiled`` or ``both``."""
+    if value == "both":
+        return list(BUILDS)
+    if value not in BUILDS:
+        raise ValueError(f"--build must be pure, compiled or both, not {value!r}")
+    return [value]
 
 
 def generate_file(events: int, path: Path, seed: int = 1) -> None:
@@ -128,12 +159,16 @@ MEASURES = {"parse": measure_parse, "engine": measure_engine, "oracle": measure_
 def child_main(argv: list[str]) -> int:
     """``python bench/common.py KIND ARGS...``: one measurement, printed as JSON."""
     kind, *args = argv
-    print(json.dumps(MEASURES[kind](*args)))
+    res = MEASURES[kind](*args)
+    res["build"] = loaded_build()
+    print(json.dumps(res))
     return 0
 
 
-def run_child(kind: str, *args: str, repeat: int = 1) -> dict[str, Any]:
-    """Run one measurement in a fresh process ``repeat`` times; keep the least CPU."""
+def run_child(kind: str, *args: str, repeat: int = 1, build: str = "pure") -> dict[str, Any]:
+    """Run one measurement of ``build`` in a fresh process ``repeat`` times; keep the
+    least CPU. Fails if the child imported another build than the one asked for."""
+    env = build_env(build)
     best: dict[str, Any] | None = None
     for _ in range(repeat):
         out = subprocess.run(
@@ -142,8 +177,11 @@ def run_child(kind: str, *args: str, repeat: int = 1) -> dict[str, Any]:
             capture_output=True,
             text=True,
             cwd=ROOT,
+            env=env,
         )
         res = json.loads(out.stdout.strip().splitlines()[-1])
+        if res["build"] != build:
+            raise RuntimeError(f"asked to measure the {build} build, the child ran {res['build']}")
         if best is None or res["cpu"] < best["cpu"]:
             best = res
     assert best is not None
@@ -151,5 +189,7 @@ def run_child(kind: str, *args: str, repeat: int = 1) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
+    # appended, not put first: the compiled build, when asked for, comes first on the
+    # path (PYTHONPATH) and must win over the sources
+    sys.path.append(str(ROOT))
     sys.exit(child_main(sys.argv[1:]))

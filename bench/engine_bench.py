@@ -6,11 +6,14 @@ the parse floor (reading the file and building each ``Event``), the embedded eng
 ratio, events/s and peak RSS. A second run adds the local rules in
 ``bench/stress-rules.yaml``, which keep 200,000+ opportunities open at the peak, for the
 memory target. Each measurement runs in its own process; CPU seconds are reported
-(best of --repeat), so the figures are per core.
+(best of --repeat), so the figures are per core. Both builds are measured, each with its
+own parse floor: the pure-Python one (the sources) and the compiled one
+(``CAREWATCH_COMPILE=1 pip install .``, made by ``bench/compiled.py``).
 
 Usage:
     .venv/bin/python bench/engine_bench.py                 # generate ~1M events, measure
     .venv/bin/python bench/engine_bench.py --input FILE    # measure an existing JSONL file
+    .venv/bin/python bench/engine_bench.py --build pure    # one build only
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import generate_file, run_child
+from bench.common import builds_arg, generate_file, run_child
 
 HERE = Path(__file__).resolve().parent
+BUILD_NAMES = {"pure": "pure Python (the sources)", "compiled": "compiled (mypyc, setup.py)"}
 
 
 def main() -> int:
@@ -36,43 +40,60 @@ def main() -> int:
     p.add_argument(
         "--repeat", type=int, default=3, help="runs of each measurement; the least CPU counts"
     )
+    p.add_argument(
+        "--build",
+        type=builds_arg,
+        default="both",
+        help="pure (the sources), compiled (setup.py's mypyc build) or both (default)",
+    )
     args = p.parse_args()
 
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.input
         if path is None:
             path = str(Path(tmp) / "events.jsonl")
             generate_file(args.events, Path(path))
-        parse = run_child("parse", path, repeat=args.repeat)
-        engine = run_child("engine", path, "", str(Path(tmp) / "a"), repeat=args.repeat)
-        stress = run_child("engine", path, str(HERE / "stress-rules.yaml"), str(Path(tmp) / "b"))
+        for build in args.build:
+            out = Path(tmp) / build
+            results[build] = (
+                run_child("parse", path, repeat=args.repeat, build=build),
+                run_child("engine", path, "", str(out / "a"), repeat=args.repeat, build=build),
+                run_child(
+                    "engine", path, str(HERE / "stress-rules.yaml"), str(out / "b"), build=build
+                ),
+            )
 
-    n = engine["events"]
-    rate = n / engine["cpu"]
-    ratio = engine["cpu"] / parse["cpu"]
-    print(f"events                          {n:,}")
-    print(
-        f"parse floor                     {n / parse['cpu']:>10,.0f} events/s  ({parse['cpu']:.2f} s CPU)"
-    )
-    print(
-        f"engine, built-in detectors      {rate:>10,.0f} events/s  ({engine['cpu']:.2f} s CPU, {engine['wall']:.2f} s wall)"
-    )
-    print(f"engine / parse floor            {ratio:>10.2f} x")
-    print(
-        f"peak RSS, built-in detectors    {engine['rss_mb']:>10,.0f} MiB  (peak open {engine['peak_open']:,})"
-    )
-    print(
-        f"with stress rules: peak open    {stress['peak_open']:>10,}  peak RSS {stress['rss_mb']:,.0f} MiB, "
-        f"{n / stress['cpu']:,.0f} events/s"
-    )
-    print(f"outcomes / failures             {engine['outcomes']:,} / {engine['failures']:,}")
-    verdict = {
-        ">= 100,000 events/s": rate >= 100_000,
-        "<= 3x parse floor": ratio <= 3,
-        "< 1 GiB RSS with >= 200,000 open": stress["rss_mb"] < 1024
-        and stress["peak_open"] >= 200_000,
-    }
-    print("targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdict.items()))
+    for build, (parse, engine, stress) in results.items():
+        n = engine["events"]
+        rate = n / engine["cpu"]
+        ratio = engine["cpu"] / parse["cpu"]
+        print(f"== {BUILD_NAMES[build]}")
+        print(f"events                          {n:,}")
+        print(
+            f"parse floor                     {n / parse['cpu']:>10,.0f} events/s  ({parse['cpu']:.2f} s CPU)"
+        )
+        print(
+            f"engine, built-in detectors      {rate:>10,.0f} events/s  ({engine['cpu']:.2f} s CPU, {engine['wall']:.2f} s wall)"
+        )
+        print(f"engine / parse floor            {ratio:>10.2f} x")
+        print(
+            f"peak RSS, built-in detectors    {engine['rss_mb']:>10,.0f} MiB  (peak open {engine['peak_open']:,})"
+        )
+        print(
+            f"with stress rules: peak open    {stress['peak_open']:>10,}  peak RSS {stress['rss_mb']:,.0f} MiB, "
+            f"{n / stress['cpu']:,.0f} events/s"
+        )
+        print(f"outcomes / failures             {engine['outcomes']:,} / {engine['failures']:,}")
+        verdict = {
+            ">= 100,000 events/s": rate >= 100_000,
+            "<= 3x parse floor": ratio <= 3,
+            "< 1 GiB RSS with >= 200,000 open": stress["rss_mb"] < 1024
+            and stress["peak_open"] >= 200_000,
+        }
+        print(
+            "targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdict.items())
+        )
     return 0
 
 

@@ -7,7 +7,6 @@ text form on the wire is ISO-8601 with an explicit UTC offset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -47,7 +46,6 @@ BUILTIN_TYPES: frozenset[str] = frozenset(
 REF_KINDS: tuple[str, ...] = ("appointment", "order", "encounter", "document", "session")
 
 
-@dataclass(slots=True)
 class Event:
     """One thing that happened in care.
 
@@ -55,17 +53,48 @@ class Event:
     ``None`` for events about no single patient (``session.capacity``).
 
     Read-only by contract: detectors and sinks must never change an event (one event
-    reaches several detectors). It is not ``frozen`` only because a frozen dataclass
-    costs about half a microsecond more to build, paid on every input event.
+    reaches several detectors). Written out rather than a dataclass: the compiled build
+    (``setup.py``) builds a class with a hand-written ``__init__`` natively, but runs a
+    dataclass's generated one as Python, and one is built for every input event.
+    Compared and shown field by field, like a dataclass.
     """
 
-    id: str
-    type: str
-    time: float
-    patient: str | None = None
-    refs: dict[str, str] = field(default_factory=dict)
-    attrs: dict[str, Any] = field(default_factory=dict)
-    source: dict[str, Any] | None = None
+    __slots__ = ("attrs", "id", "patient", "refs", "source", "time", "type")
+
+    def __init__(
+        self,
+        id: str,
+        type: str,
+        time: float,
+        patient: str | None = None,
+        refs: dict[str, str] | None = None,
+        attrs: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.time = time
+        self.patient = patient
+        self.refs: dict[str, str] = {} if refs is None else refs
+        self.attrs: dict[str, Any] = {} if attrs is None else attrs
+        self.source = source
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.id, self.type, self.time, self.patient, self.refs, self.attrs, self.source)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: unhashable, as a dataclass
+
+    def __repr__(self) -> str:
+        return (
+            f"Event(id={self.id!r}, type={self.type!r}, time={self.time!r}, "
+            f"patient={self.patient!r}, refs={self.refs!r}, attrs={self.attrs!r}, "
+            f"source={self.source!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form (JSON-ready dict) of this event."""

@@ -9,7 +9,6 @@ operations team acts on (status ``late``, ``missed``, ``violation`` or ``withdra
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,33 +39,118 @@ def _t(value: float | None) -> str | None:
     return None if value is None else format_time(value)
 
 
+#: Field names in constructor order (what ``repr`` shows).
+_FIELDS = (
+    "failure_id",
+    "detector",
+    "outcome",
+    "key",
+    "patient",
+    "refs",
+    "opened_at",
+    "due_at",
+    "closed_at",
+    "detected_at",
+    "evidence",
+    "attrs",
+    "summary",
+    "amended_from",
+)
+
 _dt = datetime.fromtimestamp
 _dumps = orjson.dumps
 
 
-@dataclass(slots=True)
 class Outcome:
     """The outcome of one opportunity. All times are epoch seconds, UTC.
 
     ``detected_at`` is the watermark when the outcome was decided (for failures: when the
     failure was noticed). ``amended_from`` is the previous outcome when this record
     corrects an earlier one (``missed`` -> ``late``, or a withdrawn ``missed``).
+
+    Written out rather than a dataclass for the compiled build's sake (see ``Event``);
+    compared and shown field by field, like a dataclass.
     """
 
-    failure_id: str
-    detector: str
-    outcome: str
-    key: str
-    patient: str | None
-    refs: dict[str, str]
-    opened_at: float
-    due_at: float | None
-    closed_at: float | None
-    detected_at: float
-    evidence: list[str]
-    attrs: dict[str, Any]
-    summary: str
-    amended_from: str | None = None
+    __slots__ = (
+        "amended_from",
+        "attrs",
+        "closed_at",
+        "detected_at",
+        "detector",
+        "due_at",
+        "evidence",
+        "failure_id",
+        "key",
+        "opened_at",
+        "outcome",
+        "patient",
+        "refs",
+        "summary",
+    )
+
+    def __init__(
+        self,
+        failure_id: str,
+        detector: str,
+        outcome: str,
+        key: str,
+        patient: str | None,
+        refs: dict[str, str],
+        opened_at: float,
+        due_at: float | None,
+        closed_at: float | None,
+        detected_at: float,
+        evidence: list[str],
+        attrs: dict[str, Any],
+        summary: str,
+        amended_from: str | None = None,
+    ) -> None:
+        self.failure_id = failure_id
+        self.detector = detector
+        self.outcome = outcome
+        self.key = key
+        self.patient = patient
+        self.refs = refs
+        self.opened_at = opened_at
+        self.due_at = due_at
+        self.closed_at = closed_at
+        self.detected_at = detected_at
+        self.evidence = evidence
+        self.attrs = attrs
+        self.summary = summary
+        self.amended_from = amended_from
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (
+            self.failure_id,
+            self.detector,
+            self.outcome,
+            self.key,
+            self.patient,
+            self.refs,
+            self.opened_at,
+            self.due_at,
+            self.closed_at,
+            self.detected_at,
+            self.evidence,
+            self.attrs,
+            self.summary,
+            self.amended_from,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outcome):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable fields: unhashable, as a dataclass
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in zip(_FIELDS, self._fields(), strict=True)
+        )
+        return f"Outcome({shown})"
 
     @property
     def is_failure(self) -> bool:

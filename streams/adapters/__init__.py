@@ -26,10 +26,10 @@ from typing import BinaryIO
 
 import orjson
 
-from detectors.errors import ConfigError, EventError, InputError
-from detectors.events import event_from_dict
+from detectors.errors import ConfigError, InputError
 from streams.adapters.fhir import convert_json, convert_resource, iter_fhir
 from streams.adapters.hl7v2 import convert_message, iter_hl7
+from streams.adapters.jsonl import iter_jsonl
 from streams.adapters.mapping import SiteMapping, default_mapping, load_mapping, mapping_from_text
 from streams.adapters.memory import AdapterMemory, AppointmentMemory, ReportOrderMemory
 from streams.adapters.records import INVALID, NO_EVENT, UNSUPPORTED, Record, Rejected, excerpt
@@ -142,7 +142,7 @@ def iter_records(
     )
     memory = memory if memory is not None else AdapterMemory()
     if fmt == "jsonl":  # one generator less between each line and its reader
-        return _iter_jsonl(_Chunks(source), name, "file")
+        return iter_jsonl(_Chunks(source), name, "file")
     return _records(source, fmt, mapping or default_mapping(), memory, name)
 
 
@@ -179,7 +179,7 @@ def iter_stream(
     elif fmt == "fhir":
         yield from iter_fhir(chunks, mapping, memory, origin=origin)
     else:
-        yield from _iter_jsonl(chunks, origin, "stream")
+        yield from iter_jsonl(chunks, origin, "stream")
         return
     if chunks.error:
         yield Rejected(origin, "stream", f"reading stopped: {chunks.error}", "", INVALID)
@@ -217,8 +217,8 @@ def _records(
     elif fmt == "fhir":
         yield from iter_fhir(chunks, mapping, memory, origin=origin)
     elif fmt == "jsonl":
-        yield from _iter_jsonl(chunks, origin, "file")
-        return  # _iter_jsonl reports a reading error itself
+        yield from iter_jsonl(chunks, origin, "file")
+        return  # iter_jsonl reports a reading error itself
     else:
         # Only tables need pandas, which takes a third of a second to import: not paid
         # by the other formats.
@@ -322,47 +322,3 @@ def _sniff(head: bytes) -> str | None:
             return "fhir"
         return "jsonl"
     return None
-
-
-def _iter_jsonl(chunks: _Chunks | _StreamChunks, origin: str, place: str) -> Iterator[Record]:
-    """Canonical events, one JSON object per line, validated by ``event_from_dict``; then,
-    if reading failed, a rejection at ``place`` (``file`` or ``stream``)."""
-    number = 0
-    pending = b""
-    loads = orjson.loads
-    for chunk in chunks:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            number += 1
-            # The common case inline (this loop runs for every input line): a line that
-            # starts an object and decodes to a valid event. Anything else, or any
-            # error, takes the careful path, which also gives the rejection its reason.
-            if line[:1] == b"{" and number > 1:
-                try:
-                    yield event_from_dict(loads(line))
-                    continue
-                except (orjson.JSONDecodeError, EventError):
-                    pass
-            record = _jsonl_record(line, number, origin)
-            if record is not None:
-                yield record
-    if pending:
-        record = _jsonl_record(pending, number + 1, origin)
-        if record is not None:
-            yield record
-    if chunks.error:
-        yield Rejected(origin, place, f"reading stopped: {chunks.error}", "", INVALID)
-
-
-def _jsonl_record(line: bytes, number: int, origin: str) -> Record | None:
-    if number == 1:
-        line = line.removeprefix(_BOM)
-    if not line.strip():
-        return None
-    try:
-        return event_from_dict(orjson.loads(line))
-    except orjson.JSONDecodeError as exc:
-        return Rejected(origin, f"line {number}", f"not valid JSON: {exc}", excerpt(line))
-    except EventError as exc:
-        return Rejected(origin, f"line {number}", str(exc), excerpt(line))
