@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from string import Formatter
 from typing import Any, ClassVar, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from detectors.durations import format_duration
 from detectors.events import Event
 from detectors.records import Outcome, failure_id
@@ -82,6 +84,7 @@ class Context(Protocol):
         ...
 
 
+@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class Thresholds:
     """Named durations (seconds) with per-attribute overrides.
 
@@ -112,6 +115,7 @@ class Thresholds:
         return values
 
 
+@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class Detector(ABC):
     """Common base. ``name`` is the detector's stable id (used in records and metrics)."""
 
@@ -126,6 +130,7 @@ class Detector(ABC):
         """Event types this detector needs to see."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class ExpectationDetector(Detector):
     """Describe an expectation rule; the engine runs it.
 
@@ -229,6 +234,7 @@ def summary_sentence(
     return f"{what} at {opened}; {expected} was due by {due} and has not happened."
 
 
+@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class ViolationDetector(Detector):
     """A detector that keeps its own state and emits outcomes itself.
 

@@ -409,7 +409,8 @@ class Engine:
         self.watermark = wm
         heap = self._heap
         at = self._at
-        resolve = self._resolve
+        # self._resolve, not a local alias: compiled (setup.py), a method called on self
+        # is a direct C call, while an alias goes through Python's call protocol
         while heap and heap[0] <= wm:
             wake = heappop(heap)
             due = at.pop(wake, None)
@@ -417,7 +418,7 @@ class Engine:
                 continue  # nothing is scheduled at this time any more
             for exp in due:
                 exp.wake = INF
-                resolve(exp, wm)
+                self._resolve(exp, wm)
         if wm >= self._next_housekeeping:
             self._housekeeping(wm)
 

@@ -13,6 +13,8 @@ import heapq
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from detectors.contract import Context, ViolationDetector, human_time
 from detectors.errors import EventError
 from detectors.events import Event, parse_time
@@ -23,6 +25,7 @@ __all__ = ["ClinicOverbooked"]
 _EVENT, _START = 0, 1  # at equal times, apply events before deciding at the session start
 
 
+@mypyc_attr(serializable=True)
 class _Session:
     __slots__ = ("attrs", "booked", "capacity", "first_at", "over", "sid", "start", "timer")
 
@@ -47,6 +50,7 @@ def _start_of(ev: Event) -> float | None:
         return None
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ClinicOverbooked(ViolationDetector):
     """Live bookings in a clinic session never exceed its capacity."""
 

@@ -13,6 +13,8 @@ import heapq
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from detectors.contract import CARRIED_ATTRS, Context, ViolationDetector, human_time
 from detectors.events import Event
 
@@ -36,6 +38,7 @@ def _held_items(held: dict[str, list[_Contact]]) -> list[_Contact]:
     return sorted(c for items in held.values() for c in items)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ContactAfterDeath(ViolationDetector):
     """No contact with a patient after their recorded death."""
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from mypy_extensions import mypyc_attr
+
 from detectors.contract import ExpectationDetector, Thresholds
 from detectors.events import Event
 
 __all__ = ["ClinicLetterOverdue", "DischargeSummaryOverdue"]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class _DocumentAfter(ExpectationDetector):
     closes = ("document.sent",)
     kind: ClassVar[str] = ""
@@ -29,6 +32,7 @@ class _DocumentAfter(ExpectationDetector):
         return event.attrs.get("kind") == self.kind
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class DischargeSummaryOverdue(_DocumentAfter):
     """The GP gets a discharge summary within 24 h of discharge (NHS Standard Contract)."""
 
@@ -41,6 +45,7 @@ class DischargeSummaryOverdue(_DocumentAfter):
     DEFAULTS: ClassVar[dict[str, float]] = {"within": 24 * 3600.0}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ClinicLetterOverdue(_DocumentAfter):
     """A clinic letter follows an outpatient attendance within 7 days."""
 
