@@ -16,9 +16,12 @@ replays alone, as a QI team replays a year's archive. On 4.3M events both ways c
 run the same CPU within noise (55.2 s from the archive, 54.4 s piped).
 
 Prints events, CPU and wall seconds, events/s, peak RSS of the run, and the verdict.
+The replay runs on the compiled build (``setup.py``, made by ``bench/compiled.py``)
+unless ``--build pure`` says otherwise.
 
 Usage:
-    .venv/bin/python bench/year_bench.py                      # 50M events, ~12 minutes
+    .venv/bin/python bench/year_bench.py                      # 50M events, compiled build
+    .venv/bin/python bench/year_bench.py --build pure         # the same on the sources
     .venv/bin/python bench/year_bench.py --events 5000000     # a shorter look
     .venv/bin/python bench/year_bench.py --archive            # replay a file written first
     .venv/bin/python bench/year_bench.py --workdir DIR        # where the files go
@@ -41,12 +44,19 @@ from typing import Any, BinaryIO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import EVENTS_PER_LARGE_DAY, ROOT, generate_file
+from bench.common import BUILDS, EVENTS_PER_LARGE_DAY, ROOT, build_env, generate_file
 
 TILE_DAYS = 28
 TILE_SECONDS = TILE_DAYS * 86400.0
 TARGET_EVENTS = 50_000_000
 TARGET_SECONDS = 600.0
+#: ``carewatch`` itself, after a line saying which build it imported (checked below)
+_RUN_AND_SAY_BUILD = (
+    "import sys, detectors.engine as e; "
+    "print('build:', 'compiled' if e.__file__.endswith(('.so', '.pyd')) else 'pure', "
+    "flush=True); "
+    "from streams.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 _TIME_ATTRS = ("start", "previous_start")
 
 
@@ -145,14 +155,18 @@ def feed(base: str, tiles: int, out: BinaryIO, progress: bool = False) -> int:
     return 0
 
 
-def _run(args: list[str], stdin: Any = None) -> tuple[str, int, Any, float]:
-    """Run ``carewatch run ARGS``; its summary, exit status, resource usage, wall seconds."""
+def _run(args: list[str], build: str, stdin: Any = None) -> tuple[str, int, Any, float]:
+    """Run ``carewatch run ARGS`` of ``build``; its summary, exit status, resource usage,
+    wall seconds."""
     started = time.perf_counter()
     run = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "run", *args],
+        # -P: no working directory first on the path, so the compiled build, when asked
+        # for, is imported rather than the sources
+        [sys.executable, "-P", "-c", _RUN_AND_SAY_BUILD, "run", *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
         cwd=ROOT,
+        env=build_env(build),
     )
     if stdin is not None:
         stdin.close()  # the run holds the pipe now
@@ -177,6 +191,13 @@ def main() -> int:
     p.add_argument(
         "--workdir", help="directory for the archive and the run's files (default: system temp)"
     )
+    p.add_argument(
+        "--build",
+        choices=BUILDS,
+        default="compiled",
+        help="which build replays: compiled (setup.py's mypyc build, the default: what "
+        "a long replay should run on) or pure (the sources)",
+    )
     p.add_argument("--feed", nargs=2, metavar=("BASE", "TILES"), help=argparse.SUPPRESS)
     p.add_argument("--feed-progress", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -199,7 +220,7 @@ def main() -> int:
                 cwd=ROOT,
             )
             summary, status, usage, wall = _run(
-                ["-", "--format", "jsonl", "--out", out], stdin=feeder.stdout
+                ["-", "--format", "jsonl", "--out", out], args.build, stdin=feeder.stdout
             )
             feeder.wait()
             failed = status != 0 or feeder.returncode != 0
@@ -216,13 +237,19 @@ def main() -> int:
                     check=True,
                 )
             print(f"replaying it through `carewatch run {archive.name}`...", file=sys.stderr)
-            summary, status, usage, wall = _run([str(archive), "--out", out])
+            summary, status, usage, wall = _run([str(archive), "--out", out], args.build)
             failed = status != 0
         if failed:
             print(summary, file=sys.stderr)
             print("the replay failed", file=sys.stderr)
             return 1
 
+    said, _, summary = summary.partition("\n")
+    if said != f"build: {args.build}":
+        print(
+            f"asked to replay with the {args.build} build, the run said {said!r}", file=sys.stderr
+        )
+        return 1
     events = tiles * per_tile
     cpu = usage.ru_utime + usage.ru_stime
     rate = events / cpu
@@ -230,7 +257,7 @@ def main() -> int:
     print(summary.rstrip())
     print()
     print(
-        f"events replayed                 {events:>12,}  ({'from an archive file' if args.archive else 'piped from a feeder'})"
+        f"events replayed                 {events:>12,}  ({'from an archive file' if args.archive else 'piped from a feeder'}, {args.build} build)"
     )
     print(
         f"CPU of the run                  {cpu:>12,.1f} s  (user {usage.ru_utime:,.1f} s, "
