@@ -42,10 +42,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version_text() -> str:
+    """``carewatch --version``: the release, and which build is running (the compiled
+    one, ``CAREWATCH_COMPILE=1 pip install .``, or the pure-Python sources)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import detectors.engine
+
+    try:
+        release = version("carewatch")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        release = "(not installed)"
+    compiled = str(detectors.engine.__file__).endswith((".so", ".pyd"))
+    build = "compiled build (mypyc)" if compiled else "pure-Python build"
+    return f"carewatch {release}, {build}, Python {sys.version.split()[0]}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carewatch",
         description="Catch care processes that silently break, from hospital messaging traffic.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=version_text(),
+        help="show the release and whether the compiled build is running, and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

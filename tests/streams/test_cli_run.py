@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,17 @@ def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     assert info.value.code == 0
     assert "run" in capsys.readouterr().out
+
+
+def test_version_says_which_build_is_running(capsys: pytest.CaptureFixture[str]) -> None:
+    # tests/run runs the suite twice: on the sources, then on the compiled build
+    compiled = os.environ.get("CAREWATCH_TEST_BUILD") == "compiled"
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"carewatch {version('carewatch')}, ")
+    assert ("compiled build (mypyc)" if compiled else "pure-Python build") in out
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
