@@ -10,6 +10,7 @@ and a year-of-a-large-hospital replay estimate (50M events) for the engine.
 Usage:
     .venv/bin/python bench/scale_bench.py            # 100k and 1M
     .venv/bin/python bench/scale_bench.py --huge     # also 10M (needs ~20 GB and time)
+    .venv/bin/python bench/scale_bench.py --build compiled   # parse and engine compiled
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import generate_file, run_child
+from bench.common import BUILDS, generate_file, run_child
 
 YEAR_OF_LARGE_HOSPITAL = 50_000_000
 
@@ -34,6 +35,13 @@ def main() -> int:
     p.add_argument(
         "--repeat", type=int, default=1, help="runs of each measurement; least CPU counts"
     )
+    p.add_argument(
+        "--build",
+        choices=BUILDS,
+        default="pure",
+        help="build of the parse floor and the engine: pure (the sources, the default) or "
+        "compiled (setup.py's mypyc build); the oracle is pandas either way",
+    )
     args = p.parse_args()
     sizes = [100_000, 1_000_000] + ([10_000_000] if args.huge else [])
 
@@ -42,8 +50,10 @@ def main() -> int:
         for size in sizes:
             path = str(Path(tmp) / f"events-{size}.jsonl")
             generate_file(size, Path(path))
-            parse = run_child("parse", path, repeat=args.repeat)
-            engine = run_child("engine", path, "", str(Path(tmp) / "e"), repeat=args.repeat)
+            parse = run_child("parse", path, repeat=args.repeat, build=args.build)
+            engine = run_child(
+                "engine", path, "", str(Path(tmp) / "e"), repeat=args.repeat, build=args.build
+            )
             oracle = run_child("oracle", path, "", str(Path(tmp) / "o"), repeat=args.repeat)
             Path(path).unlink()
             rows.append((parse["events"], parse, engine, oracle))
@@ -59,6 +69,7 @@ def main() -> int:
             f"{engine['cpu'] / n * 1e6:>9.2f}  {oracle['cpu'] / n * 1e6:>9.2f}  "
             f"{parse['rss_mb']:>8,.0f} /{engine['rss_mb']:>7,.0f} /{oracle['rss_mb']:>7,.0f}"
         )
+    print(f"(parse floor and engine: the {args.build} build)")
     n, _, engine, oracle = rows[-1]
     year = YEAR_OF_LARGE_HOSPITAL * engine["cpu"] / n
     print(
