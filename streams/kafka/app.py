@@ -8,9 +8,10 @@ faust table's changelog and publishes what the engine decided, and only then are
 batch's messages acknowledged, so faust commits an offset only after everything the
 messages caused is on the broker (at least once; repeats are filtered by the ledger).
 
-State is rebuilt lazily: the first message of a partition this worker has no state for
-tells where consumption resumes; the journal entries before that offset are replayed
-with output off, later ones (journaled but never committed) are dropped.
+State is rebuilt lazily when the first message of a partition this worker has no state
+for arrives: consumption resumes at the group's committed offset (or at that message, if
+it comes first); the journal entries before that offset are replayed with output off,
+later ones (journaled but never committed) are dropped.
 
 Every message must follow the previous one of its partition: what faust loses across a
 rebalance is read again straight from the broker (``streams.kafka.refill``).
@@ -194,7 +195,8 @@ class Runtime:
                         # revocation is read again by the hole check in _process
                         st = self.states[(kind, p)] = parked
                     else:
-                        st = await self._restore(kind, p, messages[0].offset)
+                        resume = await self._resume_offset(kind, p, messages[0].offset)
+                        st = await self._restore(kind, p, resume)
                 await self._process(kind, p, st, messages)
                 self.processed += len(messages)
 
@@ -286,6 +288,27 @@ class Runtime:
                     continue  # moved on, or no longer ours, while we waited
                 records = await self._read_missing(tp.topic, p, st.last_offset + 1, end)
                 await self._process(kind, p, st, records, lost=True)
+
+    async def _resume_offset(self, kind: str, p: int, first_delivered: int) -> int:
+        """Where consumption of partition ``p`` resumes after an assignment: the group's
+        committed offset, which faust read when the partition was assigned. The first
+        message faust delivers can be later than that: faust loses fetched messages
+        across a restart or rebalance too, and a journal that ends before the first
+        *delivered* message is no hole (the lost messages are read again by the hole
+        check in ``_process``). With no commit yet, consumption starts at the
+        partition's first offset (auto_offset_reset=earliest)."""
+        tp = TP(self.topic_names[kind], p)
+        # faust's own record of the committed offsets (it keeps 0 as None)
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        if committed is None:
+            committed = await self._log_start(kind, p)
+        if committed is None or committed >= first_delivered:
+            return first_delivered
+        log(
+            f"{tp.topic}[{p}]: committed offset {committed:,}, first delivered "
+            f"{first_delivered:,}: resuming from the committed offset"
+        )
+        return committed
 
     async def _log_start(self, kind: str, p: int) -> int | None:
         """The first offset still in the partition (``None`` if it cannot be read)."""
