@@ -3,10 +3,13 @@
 Benchmarks measure it beside the pure-Python build, and ``tests/run`` runs the test
 suite against it too, so both builds are held to the same tests. The directory holds a
 complete non-editable install of Carewatch (``pip install --target``) made from a
-temporary copy of the working tree, edits not yet committed included. It is rebuilt
-whenever a file of the package differs from the one it was built from, so it can never
-run stale code; run with ``PYTHONPATH=DIR`` in front and it replaces the editable
-install for that process.
+temporary copy of the working tree, edits not yet committed included, with the mypy (and
+so mypyc) and setuptools of this environment, not ones fetched for the build: the
+compiler is the type checker the tests run. It is rebuilt whenever a file of the
+package, those versions or the C compiler settings (``CC``, ``CFLAGS``) differ from what
+it was built with; ``tests/conftest.py`` refuses a compiled test pass over a stale one.
+Run with ``PYTHONPATH=DIR`` in front and it replaces the editable install for that
+process. A directory that holds anything but such a build is never overwritten.
 
 Usage:
     .venv/bin/python bench/compiled.py            # build if stale; print the directory
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import fcntl
 import hashlib
 import os
 import shutil
@@ -46,7 +50,11 @@ def compiled_modules() -> list[str]:
 
 
 def _fingerprint() -> str:
-    h = hashlib.sha256(sys.version.encode())
+    from importlib.metadata import version
+
+    tools = [sys.version, version("mypy"), version("setuptools")]
+    tools += [os.environ.get(name, "") for name in ("CC", "CFLAGS", "LDFLAGS")]
+    h = hashlib.sha256("\0".join(tools).encode())
     for name in SOURCES:
         top = ROOT / name
         files = sorted(top.rglob("*")) if top.is_dir() else [top]
@@ -68,14 +76,36 @@ def missing_extensions(target: Path) -> list[str]:
     return missing
 
 
+def stale(target: Path) -> bool:
+    """Whether the build in ``target`` is missing, incomplete or older than the sources."""
+    stamp = target / _STAMP
+    return (
+        not stamp.exists()
+        or stamp.read_text() != _fingerprint()
+        or bool(missing_extensions(target))
+    )
+
+
 def ensure(target: Path = DEFAULT_DIR, *, quiet: bool = False) -> Path:
     """Build the compiled install into ``target`` unless it is already up to date."""
-    stamp = target / _STAMP
-    fingerprint = _fingerprint()
-    if stamp.exists() and stamp.read_text() == fingerprint and not missing_extensions(target):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time into the same place
+        if not stale(target):
+            return target
+        if target.exists() and any(target.iterdir()) and not (target / _STAMP).exists():
+            raise RuntimeError(
+                f"{target} is not empty and holds no compiled build of Carewatch: "
+                "not overwriting it; choose another --dir"
+            )
+        if not quiet:
+            print(f"building the compiled Carewatch into {target} ...", file=sys.stderr)
+        _build(target)
         return target
-    if not quiet:
-        print(f"building the compiled Carewatch into {target} ...", file=sys.stderr)
+
+
+def _build(target: Path) -> None:
+    fingerprint = _fingerprint()
     shutil.rmtree(target, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="carewatch-compile-") as tmp:
         src = Path(tmp) / "src"
@@ -94,19 +124,20 @@ def ensure(target: Path = DEFAULT_DIR, *, quiet: bool = False) -> Path:
                 "--quiet",
                 "--disable-pip-version-check",
                 "--no-deps",
+                # this environment's mypy and setuptools (see the module docstring)
+                "--no-build-isolation",
                 "--target",
                 str(target),
                 str(src),
             ],
             env={**os.environ, "CAREWATCH_COMPILE": "1"},
             check=True,
-            stdout=subprocess.DEVNULL if quiet else None,
+            stdout=subprocess.DEVNULL,
         )
     missing = missing_extensions(target)
     if missing:
         raise RuntimeError(f"the compiled build has no extension module for {missing}")
-    stamp.write_text(fingerprint)
-    return target
+    (target / _STAMP).write_text(fingerprint)
 
 
 def environ(target: Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ Detectors know nothing of Kafka, faust or files, and never read the wall clock.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from string import Formatter
 from typing import Any, ClassVar, Protocol
@@ -126,8 +126,9 @@ class Detector(ABC):
 
     @property
     @abstractmethod
-    def reads(self) -> frozenset[str]:
-        """Event types this detector needs to see."""
+    def reads(self) -> Collection[str]:
+        """Event types this detector needs to see (any collection: a frozenset, a set,
+        a tuple)."""
 
 
 @mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
@@ -140,15 +141,16 @@ class ExpectationDetector(Detector):
 
     #: Which ``refs`` entry relates A to B and Z (e.g. ``"order"``).
     key_ref: ClassVar[str] = ""
-    opens: ClassVar[tuple[str, ...]] = ()
-    closes: ClassVar[tuple[str, ...]] = ()
-    voids: ClassVar[tuple[str, ...]] = ()
+    #: Event types (any sequence: a tuple or a list).
+    opens: ClassVar[Sequence[str]] = ()
+    closes: ClassVar[Sequence[str]] = ()
+    voids: ClassVar[Sequence[str]] = ()
     #: Words for summaries: what happened at A, and what was expected.
     opened_words: ClassVar[str] = "the opening event"
     expected_words: ClassVar[str] = "the expected follow-up"
 
     @property
-    def reads(self) -> frozenset[str]:
+    def reads(self) -> Collection[str]:
         return frozenset(self.opens) | frozenset(self.closes) | frozenset(self.voids)
 
     def key_of(self, event: Event) -> str | None:

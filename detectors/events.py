@@ -82,6 +82,10 @@ class Event:
     def _fields(self) -> tuple[Any, ...]:
         return (self.id, self.type, self.time, self.patient, self.refs, self.attrs, self.source)
 
+    def __reduce__(self) -> tuple[type[Event], tuple[Any, ...]]:
+        # pickle and copy rebuild it through __init__: the compiled class has no other way
+        return (Event, self._fields())
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented

@@ -139,6 +139,10 @@ class Outcome:
             self.amended_from,
         )
 
+    def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
+        # pickle and copy rebuild it through __init__: the compiled class has no other way
+        return (Outcome, self._fields())
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Outcome):
             return NotImplemented

@@ -27,6 +27,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     sources would test the wrong build."""
     if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
         return
+    # children started with `python -m` from the repository root would put the sources
+    # first on their path: with safe paths they import the compiled build like this one
+    os.environ["PYTHONSAFEPATH"] = "1"
     import importlib
 
     from bench.compiled import compiled_modules
@@ -40,9 +43,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(
             "CAREWATCH_TEST_BUILD=compiled, but these modules are plain Python: "
             + ", ".join(plain)
-            + ". Put the compiled install first: PYTHONPATH=build/compiled pytest "
+            + ". Build it and put it first: PYTHONPATH=$(python bench/compiled.py) pytest "
             "--import-mode=append (tests/run does)."
         )
+    from bench.compiled import stale
+
+    engine_file = Path(str(importlib.import_module("detectors.engine").__file__))
+    if stale(engine_file.parents[1]):
+        raise pytest.UsageError(
+            f"the compiled build in {engine_file.parents[1]} is older than the sources: "
+            "rebuild it with python bench/compiled.py (tests/run does)"
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The compiled pass runs the tests that need no broker: kafka-marked ones are left
+    to the first pass, whatever ``-m`` says."""
+    if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
+        return
+    kafka = [item for item in items if item.get_closest_marker("kafka") is not None]
+    if kafka:
+        config.hook.pytest_deselected(items=kafka)
+        items[:] = [item for item in items if item.get_closest_marker("kafka") is None]
 
 
 def broker_env() -> dict[str, str]:

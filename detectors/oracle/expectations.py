@@ -9,7 +9,7 @@ deadline), close and void: its ``Sides``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +57,7 @@ class ExpectationForm:
     sides: Callable[[ExpectationDetector, pd.DataFrame], Sides]
 
 
-def of_types(table: pd.DataFrame, types: tuple[str, ...], *columns: str) -> pd.DataFrame:
+def of_types(table: pd.DataFrame, types: Sequence[str], *columns: str) -> pd.DataFrame:
     """``type``, ``time``, ``id`` and ``columns`` of the rows of ``table`` of these event
     types, keeping their row numbers."""
     return table.loc[table["type"].isin(types).to_numpy(), ["type", "time", "id", *columns]]

@@ -6,6 +6,7 @@ import re
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 from detectors.rules import parse_settings
 from detectors.testing import ev, run_events
@@ -47,3 +48,49 @@ def test_a_bad_plugin_is_a_clear_error() -> None:
         parse_settings("plugins:\n  - no_such_module:Nope\n", "r.yaml")
     with pytest.raises(RulesError, match="not a detector class"):
         parse_settings("plugins:\n  - pathlib:Path\n", "r.yaml")
+
+
+def test_a_plugin_with_lists_and_sets_where_the_contract_shows_tuples_runs() -> None:
+    # A hospital's detector written loosely: the type lists are lists and ``reads`` is a
+    # set. Compiled, the contract checks the types it declares, so it declares the loose
+    # ones (tests/run runs this on both builds).
+    from detectors.contract import Context, ExpectationDetector, ViolationDetector
+    from detectors.events import Event
+
+    class LetterAfterDna(ExpectationDetector):
+        name = "letter-after-dna"
+        key_ref = "appointment"
+        opens = ["appointment.missed"]  # noqa: RUF012  (a list on purpose)
+        closes = ["patient.notified"]  # noqa: RUF012
+
+        def deadline(self, event: Event) -> float | None:
+            return event.time + 86400.0
+
+    class NoticeCounter(ViolationDetector):
+        name = "notice-counter"
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+        @property
+        def reads(self) -> set[str]:
+            return {"patient.notified"}
+
+        def on_event(self, event: Event, ctx: Context) -> None:
+            self.seen += 1
+
+        def snapshot(self) -> dict[str, int]:
+            return {"seen": self.seen}
+
+        def restore(self, state: Any) -> None:
+            self.seen = state["seen"]
+
+    dna = ev("appointment.missed", "2026-03-02T09:00:00+00:00", refs={"appointment": "A1"})
+    told = ev("patient.notified", "2026-03-02T15:00:00+00:00", refs={"appointment": "A1"})
+    out = run_events(
+        [dna, told],
+        detectors=[LetterAfterDna(), NoticeCounter()],
+        as_of="2026-03-05T00:00:00+00:00",
+    )
+    assert out.outcome_of("letter-after-dna", "A1") == "met"
+    assert out.engine.detectors[1].seen == 1  # type: ignore[attr-defined]

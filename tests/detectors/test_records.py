@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import orjson
 import pytest
 
+from detectors.events import Event
 from detectors.records import Outcome, failure_id
 
 
@@ -36,3 +40,29 @@ def test_failure_id_is_stable() -> None:
     assert failure_id("result-overdue", "O1", "e1") == failure_id("result-overdue", "O1", "e1")
     assert len(failure_id("a", "b", "c")) == 16
     assert failure_id("a", "b", "c") != failure_id("a", "bc", "")
+
+
+def test_events_and_outcomes_survive_pickle_and_copy() -> None:
+    # QI scripts pickle them and hand them to other processes; the compiled build must
+    # allow it as the pure one does (tests/run runs this on both)
+    ev = Event("e1", "order.placed", 1772442000.0, "P1", {"order": "O1"}, {"priority": "stat"})
+    o = Outcome(
+        "f1",
+        "result-overdue",
+        "missed",
+        "O1",
+        "P1",
+        {"order": "O1"},
+        1.0,
+        2.0,
+        None,
+        3.0,
+        ["e1"],
+        {"site": "north"},
+        "Order O1 was placed; its result was due.",
+    )
+    for thing in (ev, o):
+        assert pickle.loads(pickle.dumps(thing)) == thing
+        assert copy.copy(thing) == thing
+        deep = copy.deepcopy(thing)
+        assert deep == thing and deep.attrs is not thing.attrs
