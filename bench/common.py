@@ -23,15 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILDS = ("pure", "compiled")
 
 
-def build_env(build: str) -> dict[str, str] | None:
-    """Environment for a child process that is to run ``build`` (None: this one's)."""
-    if build == "pure":
-        return None
-    if build != "compiled":
-        raise ValueError(f"unknown build {build!r}; one of {BUILDS}")
-    from bench.compiled import ensure, environ
+def build_env(build: str) -> dict[str, str]:
+    """Environment for a child process that is to run ``build``: the compiled install
+    (``bench/compiled.py``, rebuilt if stale) or this checkout's sources first on the
+    path, whatever else is installed."""
+    import os
 
-    return environ(ensure())
+    if build not in BUILDS:
+        raise ValueError(f"unknown build {build!r}; one of {BUILDS}")
+    if build == "compiled":
+        from bench.compiled import ensure
+
+        first = str(ensure())
+    else:
+        first = str(ROOT)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (first, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def loaded_build() -> str:
@@ -39,6 +47,18 @@ def loaded_build() -> str:
     import detectors.engine
 
     return "compiled" if str(detectors.engine.__file__).endswith((".so", ".pyd")) else "pure"
+
+
+def check_build(build: str, engine_file: str) -> None:
+    """Refuse a measurement whose child imported another build than ``build``: the
+    compiled one from ``build/compiled/``, or the sources of this checkout."""
+    from bench.compiled import DEFAULT_DIR
+
+    path = Path(engine_file).resolve()
+    compiled = path.suffix in (".so", ".pyd")
+    home = DEFAULT_DIR if build == "compiled" else ROOT / "detectors"
+    if compiled != (build == "compiled") or not path.is_relative_to(home.resolve()):
+        raise RuntimeError(f"asked to measure the {build} build, the child ran {path}")
 
 
 def builds_arg(value: str) -> list[str]:
@@ -159,8 +179,11 @@ MEASURES = {"parse": measure_parse, "engine": measure_engine, "oracle": measure_
 def child_main(argv: list[str]) -> int:
     """``python bench/common.py KIND ARGS...``: one measurement, printed as JSON."""
     kind, *args = argv
+    import detectors.engine
+
     res = MEASURES[kind](*args)
     res["build"] = loaded_build()
+    res["engine_file"] = str(detectors.engine.__file__)
     print(json.dumps(res))
     return 0
 
@@ -180,8 +203,7 @@ def run_child(kind: str, *args: str, repeat: int = 1, build: str = "pure") -> di
             env=env,
         )
         res = json.loads(out.stdout.strip().splitlines()[-1])
-        if res["build"] != build:
-            raise RuntimeError(f"asked to measure the {build} build, the child ran {res['build']}")
+        check_build(build, res["engine_file"])
         if best is None or res["cpu"] < best["cpu"]:
             best = res
     assert best is not None
