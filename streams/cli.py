@@ -58,6 +58,14 @@ def version_text() -> str:
     return f"carewatch {release}, {build}, Python {sys.version.split()[0]}"
 
 
+class _Version(argparse.Action):
+    """``--version``, worked out only when asked for (it reads package metadata)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="carewatch",
@@ -65,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--version",
-        action="version",
-        version=version_text(),
+        action=_Version,
+        nargs=0,
         help="show the release and whether the compiled build is running, and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
