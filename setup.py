@@ -3,9 +3,9 @@
 ``CAREWATCH_COMPILE=1 pip install .`` compiles the per-event hot path (the modules in
 ``COMPILED``) to C extension modules with mypyc, from the same sources and type
 annotations that mypy already checks. The compiled modules behave the same (but check
-the declared types at run time: docs/extending.md) and run
-about 1.3-1.5 times as fast (README, Benchmarks). Without the variable nothing is compiled
-and the package is pure Python, as the tests and editable installs use it.
+the declared types at run time: docs/extending.md) and run the engine about 1.3-1.5
+times as fast (README, Benchmarks). Without the variable nothing is compiled and the
+package is pure Python, as the tests and editable installs use it.
 
 An editable install is never compiled: an extension module next to its source is
 imported instead of the source, so an edit to the ``.py`` file would silently not run.
@@ -18,8 +18,9 @@ import sys
 
 from setuptools import setup
 
-#: The modules every input event passes through: the reader, the engine, the detector
-#: contract and the built-in detectors, the records and the runner that writes them.
+#: The modules every canonical (JSON Lines) event passes through: the reader, the
+#: engine, the detector contract and the built-in detectors, the records and the runner
+#: that writes them.
 #: Detector classes stay open to subclassing from plain Python (``mypyc_attr``), so a
 #: hospital's own detectors and rules work the same on either build.
 COMPILED = [
