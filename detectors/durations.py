@@ -16,19 +16,23 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
 def parse_duration(text: str | int | float) -> float:
-    """Return ``text`` as seconds. Accepts ``48h``, ``1h30m``, ``7d`` or a bare number of seconds.
+    """Return ``text`` as seconds. Accepts ``48h``, ``1h30m``, ``7d``, ``90s``, or ``0``.
 
-    Raises ``ConfigError`` naming the value when it is not a duration.
+    A number without a unit is refused (but 0, which needs none): ``within: 24`` in a
+    rules file would otherwise mean 24 seconds where 24 hours was almost certainly meant,
+    and every opportunity would quietly fail. Raises ``ConfigError`` naming the value.
     """
     if isinstance(text, bool):
         raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h or 7d")
-    if isinstance(text, int | float):
-        if text < 0:
-            raise ConfigError(f"duration {text!r} is negative")
-        return float(text)
     s = str(text).strip().lower().replace(" ", "")
-    if re.fullmatch(r"\d+(\.\d+)?", s):
-        return float(s)
+    if isinstance(text, int | float) or re.fullmatch(r"[-+]?\d+(\.\d+)?", s):
+        if float(s) == 0:
+            return 0.0
+        if float(s) < 0:
+            raise ConfigError(f"duration {text!r} is negative")
+        raise ConfigError(
+            f"duration {text!r} has no unit; write e.g. {s}s, {s}m, {s}h or {s}d"
+        )
     pos = 0
     total = 0.0
     for m in _PART.finditer(s):

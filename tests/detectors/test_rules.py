@@ -88,6 +88,7 @@ def test_custom_rule_runs_like_a_builtin() -> None:
     ("text", "line", "words"),
     [
         ("detectors:\n  result-overdue:\n    stat: soon\n", 3, "not a duration"),
+        ("detectors:\n  discharge-summary-overdue:\n    within: 24\n", 3, "has no unit"),
         ("detectors:\n  result-overdoo: off\n", 2, "unknown detector 'result-overdoo'"),
         ("engine:\n  lateness: 5m\n", 2, "unknown key 'lateness'"),
         ("detectors:\n  result-overdue:\n    statt: 1h\n", 3, "unknown key 'statt'"),

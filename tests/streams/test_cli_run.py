@@ -144,6 +144,7 @@ def test_same_input_same_bytes(tmp_path: Path) -> None:
         (["run", "{src}", "--as-of", "yesterday"], "--as-of"),
         (["run", "{src}", "--as-of", "2026-03-02T09:00:00"], "no UTC offset"),
         (["run", "{src}", "--allowed-lateness", "ten minutes"], "not a duration"),
+        (["run", "{src}", "--allowed-lateness", "10"], "has no unit; write e.g. 10s, 10m"),
         (["run", "{src}", "--rules", "{missing}"], "cannot read rules file"),
     ],
 )
