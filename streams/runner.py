@@ -61,7 +61,12 @@ class RunSummary:
     files: dict[str, Path] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per detector: each outcome, decided opportunities, open, failures, failure rate."""
+        """Per detector: each outcome, decided opportunities, open, failures, failure rate.
+
+        The failure rate is failures out of the opportunities that could fail: a voided
+        one (an order cancelled, an appointment cancelled by the patient) was never
+        due, so it is in neither count.
+        """
         names = list(self.detectors)
         names += sorted({d for d, _ in self.tally if d not in names})
         out = []
@@ -71,7 +76,8 @@ class RunSummary:
             row["open"] = self.open.get(det, 0)
             failures = sum(row[k] for k in FAILURE_OUTCOMES)
             row["failures"] = failures
-            row["failure_rate"] = failures / row["opportunities"] if row["opportunities"] else None
+            could_fail = row["opportunities"] - row["void"]
+            row["failure_rate"] = failures / could_fail if could_fail else None
             out.append({"detector": det, **row})
         return out
 

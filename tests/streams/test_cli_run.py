@@ -246,3 +246,16 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert 'carewatch_events_total{type="order.placed"} 3.0' in body
     assert "carewatch_watermark_seconds" in body
+
+
+def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
+    from streams.runner import RunSummary, format_summary
+
+    tally = {("r", "met"): 3, ("r", "late"): 1, ("r", "missed"): 1, ("r", "void"): 5}
+    tally[("v", "void")] = 2  # nothing that could fail: no rate at all
+    summary = RunSummary(["r", "v"], tally, {}, events=0, duplicates=0, rejected=0, watermark=0)
+    r, v = summary.rows()
+    assert (r["opportunities"], r["failures"], r["failure_rate"]) == (10, 2, 0.4)
+    assert (v["opportunities"], v["failure_rate"]) == (2, None)
+    table = format_summary(summary).splitlines()
+    assert table[2].endswith("40.0%") and table[3].endswith("-")
