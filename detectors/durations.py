@@ -30,9 +30,7 @@ def parse_duration(text: str | int | float) -> float:
             return 0.0
         if float(s) < 0:
             raise ConfigError(f"duration {text!r} is negative")
-        raise ConfigError(
-            f"duration {text!r} has no unit; write e.g. {s}s, {s}m, {s}h or {s}d"
-        )
+        raise ConfigError(f"duration {text!r} has no unit; write e.g. {s}s, {s}m, {s}h or {s}d")
     pos = 0
     total = 0.0
     for m in _PART.finditer(s):

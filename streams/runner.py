@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from detectors.engine import Engine
+from detectors.errors import ConfigError
 from detectors.events import Event, format_time
 from detectors.records import FAILURE_OUTCOMES, Outcome
 from detectors.rules import Settings
@@ -129,11 +130,18 @@ class FileSink:
     NAMES = ("failures", "outcomes", "open", "rejected")
 
     def __init__(self, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"output directory {out_dir} is a file; name a directory")
         self.files = {name: out_dir / f"{name}.jsonl" for name in self.NAMES}
-        # 1 MiB buffers: a run writes one line per opportunity, and with the default
-        # 8 KiB each file took a write system call every ~16 records (about 2% of a run)
-        self._f = {name: path.open("wb", buffering=1 << 20) for name, path in self.files.items()}
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            # 1 MiB buffers: a run writes one line per opportunity, and with the default
+            # 8 KiB each file took a write system call every ~16 records (about 2% of a run)
+            self._f = {
+                name: path.open("wb", buffering=1 << 20) for name, path in self.files.items()
+            }
+        except OSError as exc:
+            raise ConfigError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
         self._outcomes, self._failures = self._f["outcomes"], self._f["failures"]
         self._missed: dict[str, Outcome] = {}
         self._tally: dict[tuple[str, str], int] = {}
@@ -317,6 +325,7 @@ def format_summary(summary: RunSummary) -> str:
     return "\n".join(text)
 
 
-def stderr_progress(msg: str, stream: IO[str] = sys.stderr) -> None:
-    """Default progress line writer."""
-    print(f"carewatch: {msg}", file=stream, flush=True)
+def stderr_progress(msg: str, stream: IO[str] | None = None) -> None:
+    """Default progress line writer: to ``stream``, else to ``sys.stderr`` as it is now
+    (not as it was at import: a caller may have replaced it since)."""
+    print(f"carewatch: {msg}", file=stream if stream is not None else sys.stderr, flush=True)

@@ -44,8 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = load_settings(args.rules)
+    sink = FileSink(out)  # makes the directory, or says why it cannot
     tune_gc()
     say = stderr_progress
     say(f"generating {args.days} days of a {args.scale} hospital (seed {args.seed})...")
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
         write_json_lines(run.truth, f)
 
     say(f"running the detectors over {len(run.records):,} events...")
-    runner = Runner(settings, FileSink(out))
+    runner = Runner(settings, sink)
     runner.feed(iter_records(events_path, "jsonl"), progress=say)
     last = run.records[-1][0]
     summary = runner.finish(as_of=last + _AFTER_END)
@@ -79,7 +79,10 @@ def main(args: argparse.Namespace) -> int:
         ("truth.jsonl", "what the generator injected, to check the detectors against"),
     ):
         print(f"  {name:<16} {what}")
-    print(f"\nNext: carewatch run {events_path} --out my-run --rules docs/rules.example.yaml")
+    # the example rules file is in a checkout's docs/, not in an installed package
+    example = Path("docs/rules.example.yaml")
+    rules = f" --rules {example}" if example.is_file() else " --rules FILE (see docs/rules.md)"
+    print(f"\nNext: carewatch run {events_path} --out my-run{rules}")
     return 0
 
 

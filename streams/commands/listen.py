@@ -25,6 +25,7 @@ import orjson
 
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError, RuntimeFault
+from streams.commands import port
 
 __all__ = ["add_arguments", "main", "parse_size"]
 
@@ -147,7 +148,7 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
     ops.add_argument(
         "--metrics-port",
         metavar="N",
-        type=int,
+        type=port,
         help="serve Prometheus metrics on --metrics-host:N",
     )
     ops.add_argument(

@@ -19,6 +19,7 @@ from detectors.durations import parse_duration
 from detectors.errors import ConfigError
 from detectors.events import parse_time
 from detectors.rules import load_settings
+from streams.commands import port
 from streams.commands.inputs import add_input_arguments, read_inputs
 from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
 
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-port",
         metavar="N",
-        type=int,
+        type=port,
         help="serve Prometheus metrics on 127.0.0.1:N during the run",
     )
     p.add_argument(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from detectors.durations import parse_duration
+from streams.commands import port
 
 __all__ = ["add_arguments", "main"]
 
@@ -24,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rules", metavar="FILE", help="rules YAML (default: the config's rules)")
     p.add_argument("--allowed-lateness", metavar="D", help="e.g. 10m (overrides the rules file)")
-    p.add_argument("--metrics-port", metavar="N", type=int, help="serve metrics on 127.0.0.1:N")
+    p.add_argument("--metrics-port", metavar="N", type=port, help="serve metrics on 127.0.0.1:N")
     p.add_argument("--data-dir", metavar="DIR", help="local working directory of this worker")
     p.add_argument(
         "--log-level", default="warning", help="faust's log level (default: %(default)s)"

@@ -47,4 +47,9 @@ def test_a_number_without_a_unit_and_nonsense_are_refused(value: object, words: 
 
 
 def test_durations_read_back_for_people() -> None:
-    assert [format_duration(s) for s in (12, 2700, 5400, 186000)] == ["12s", "45m", "1h 30m", "2d 3h"]
+    assert [format_duration(s) for s in (12, 2700, 5400, 186000)] == [
+        "12s",
+        "45m",
+        "1h 30m",
+        "2d 3h",
+    ]

@@ -259,3 +259,26 @@ def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
     assert (v["opportunities"], v["failure_rate"]) == (2, None)
     table = format_summary(summary).splitlines()
     assert table[2].endswith("40.0%") and table[3].endswith("-")
+
+
+def test_an_output_directory_that_is_a_file_gives_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    assert main(["run", str(src), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"carewatch run: error: output directory {target} is a file; name a directory"
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("value", ["99999", "0", "http"])
+def test_a_metrics_port_out_of_range_is_refused_by_the_parser(
+    capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "-", "--metrics-port", value])
+    assert exit_.value.code == 2
+    assert "argument --metrics-port: " in capsys.readouterr().err

@@ -39,3 +39,14 @@ def test_demo_generates_runs_and_explains(
     assert outcomes == truth
     assert (out / "open.jsonl").read_text() == ""
     assert len((out / "rejected.jsonl").read_text().splitlines()) >= 1
+
+
+def test_demo_into_a_file_gives_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    assert main(["demo", "--scale", "small", "--days", "1", "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"carewatch demo: error: output directory {target} is a file; name a directory"
+    assert target.read_text() == "keep me"
