@@ -27,9 +27,11 @@ def run_batch(
     seconds (default from the settings). Holds every event in memory."""
     events: list[Event] = []
     kinds: dict[str, int] = {}
+    types: dict[str, int] = {}
     for rec in records:
         if type(rec) is Event:
             events.append(rec)
+            types[rec.type] = types.get(rec.type, 0) + 1
         else:
             assert isinstance(rec, Rejected)
             kinds[rec.kind] = kinds.get(rec.kind, 0) + 1
@@ -51,4 +53,5 @@ def run_batch(
         watermark=found.watermark,
         rejected_kinds=kinds,
         files=dict(getattr(sink, "files", {})),
+        types_seen=types,
     )

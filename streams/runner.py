@@ -38,6 +38,7 @@ __all__ = [
     "RunSummary",
     "Runner",
     "Sink",
+    "feed_gaps",
     "format_summary",
     "stderr_progress",
     "tune_gc",
@@ -60,6 +61,8 @@ class RunSummary:
     watermark: float
     rejected_kinds: dict[str, int] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    #: events per type in the input (what ``feed_gaps`` looks at)
+    types_seen: dict[str, int] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
         """Per detector: each outcome, decided opportunities, open, failures, failure rate.
@@ -280,7 +283,34 @@ class Runner:
             watermark=engine.watermark,
             rejected_kinds=dict(self.rejected_kinds),
             files=dict(getattr(self.sink, "files", {})),
+            types_seen=dict(engine.stats.events_by_type),
         )
+
+
+def feed_gaps(summary: RunSummary, detectors: Iterable[object]) -> list[str]:
+    """Warnings for expectation rules that failed for want of any closing event at all.
+
+    When not one event of a rule's closing types is in the input, every one of its
+    opportunities ends late or missed; usually that means the feed does not carry those
+    events (HL7 v2 has no acknowledgement message, for one), not that the hospital
+    failed every time. One line per such rule, for people to read.
+    """
+    rows = {r["detector"]: r for r in summary.rows()}
+    out = []
+    for det in detectors:
+        closes = getattr(det, "closes", ())
+        row = rows.get(str(getattr(det, "name", "")))
+        if not closes or row is None or not row["failures"]:
+            continue
+        if any(summary.types_seen.get(t, 0) for t in closes):
+            continue
+        out.append(
+            f"{row['detector']}: {row['failures']:,} of {row['opportunities']:,} opportunities "
+            f"failed, and the input has no {' or '.join(closes)} event at all. If this feed "
+            "does not carry them, these are not real failures: switch the detector off in "
+            "a rules file (docs/rules.md)."
+        )
+    return out
 
 
 def tune_gc() -> None:

@@ -17,11 +17,18 @@ from pathlib import Path
 
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError
-from detectors.events import parse_time
+from detectors.events import format_time, parse_time
 from detectors.rules import load_settings
 from streams.commands import port
 from streams.commands.inputs import add_input_arguments, read_inputs
-from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
+from streams.runner import (
+    FileSink,
+    Runner,
+    feed_gaps,
+    format_summary,
+    stderr_progress,
+    tune_gc,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -104,6 +111,15 @@ def main(args: argparse.Namespace) -> int:
         f"{summary.rejected:,} rejected{f' ({kinds})' if kinds else ''}. Files in {out_dir}/: "
         + ", ".join(p.name for p in summary.files.values())
     )
+    if as_of is not None and as_of < summary.watermark:
+        print(
+            f"carewatch: warning: --as-of {args.as_of} is earlier than the input's own "
+            f"watermark ({format_time(summary.watermark)}); a watermark never moves back, "
+            "so the run is as of that time",
+            file=sys.stderr,
+        )
+    for gap in feed_gaps(summary, settings.detectors):
+        print(f"carewatch: warning: {gap}", file=sys.stderr)
     if summary.rejected and not args.quiet:
         print(
             f"carewatch: {summary.rejected:,} input records rejected; see {summary.files['rejected']}",

@@ -282,3 +282,48 @@ def test_a_metrics_port_out_of_range_is_refused_by_the_parser(
         main(["run", "-", "--metrics-port", value])
     assert exit_.value.code == 2
     assert "argument --metrics-port: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", [[], ["--batch"]])
+def test_rules_that_fail_for_want_of_any_closing_event_are_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+) -> None:
+    # GOOD has results but no acknowledgement and no document at all, as an HL7 v2
+    # feed would: the critical result and the discharge can only end missed
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    argv = ["run", str(src), "--out", str(tmp_path / "o"), "--as-of", at(24 * 20), "--quiet"]
+    assert main([*argv, *batch]) == 0
+    warnings = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+    assert [w.split(":")[2].strip() for w in warnings] == [
+        "result-unacknowledged",
+        "discharge-summary-overdue",
+    ]
+    assert "the input has no result.acknowledged event at all" in warnings[0]
+    # result-overdue failed too (O2, O3), but results do arrive in this feed: no warning
+    assert read(tmp_path / "o" / "failures.jsonl")
+
+
+def test_no_feed_warning_when_the_closing_events_do_arrive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = line(id="2", type="result.reported", time=at(0.5), patient="P1", refs={"order": "O1"})
+    src = tmp_path / "e.jsonl"
+    src.write_text(GOOD[0] + result + GOOD[2])  # O2 gets no result: a real failure
+    argv = ["run", str(src), "--out", str(tmp_path / "o"), "--as-of", at(24), "--quiet"]
+    assert main(argv) == 0
+    assert "result-overdue" in read(tmp_path / "o" / "failures.jsonl")[0]["detector"]
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", [[], ["--batch"]])
+def test_an_as_of_before_the_input_watermark_is_pointed_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+) -> None:
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    argv = ["run", str(src), "--out", str(tmp_path / "o"), "--as-of", at(-5), "--quiet"]
+    assert main([*argv, *batch]) == 0
+    err = capsys.readouterr().err
+    assert f"--as-of {at(-5)} is earlier than the input's own watermark" in err
+    assert "(2026-03-02T10:50:00+00:00)" in err  # the last event at 11:00, less 10m
