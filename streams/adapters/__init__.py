@@ -68,6 +68,7 @@ _EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
     ".ndjson": "fhir",
+    ".jsonl": "jsonl",  # content decides first; this names an empty file's format
 }
 _SNIFF_BYTES = 65536
 _CHUNK_BYTES = 1 << 20

@@ -84,6 +84,13 @@ def test_format_by_extension_when_content_is_not_decisive(tmp_path: Path) -> Non
     path = tmp_path / "log.csv"
     path.write_bytes(b"just one column\n")
     assert detect_format(path) == "csv"
+    empty = tmp_path / "quiet-night.jsonl"  # no events yet: still canonical JSON Lines
+    empty.write_bytes(b"")
+    assert detect_format(empty) == "jsonl"
+    assert list(iter_records(empty)) == []
+    hidden = tmp_path / "fhir.jsonl"  # the content decides before the name
+    hidden.write_bytes(b'{"resourceType": "Patient", "id": "p1"}\n')
+    assert detect_format(hidden) == "fhir"
 
 
 def test_iter_records_raises_only_for_unopenable_input(tmp_path: Path) -> None:
