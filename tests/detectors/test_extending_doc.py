@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,30 @@ from detectors.testing import ev, run_events
 DOC = Path(__file__).resolve().parents[2] / "docs" / "extending.md"
 
 
-def load_example() -> types.ModuleType:
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    module = types.ModuleType("my_trust_dna_letter")
-    exec(compile(blocks[0], str(DOC), "exec"), module.__dict__)
-    return module
+def blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(), re.S)
 
 
-def test_the_documented_detector_and_its_test_pass() -> None:
-    module = load_example()
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)
-    scope = dict(module.__dict__)
-    exec(compile(blocks[1], str(DOC), "exec"), scope)
-    scope["test_dna_letter"]()
+def test_the_documented_detector_its_test_and_its_rules_work_as_copied(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # the files a reader makes from the page, each under the name its first line gives
+    for block in blocks("python")[:2]:
+        name = block.splitlines()[0].removeprefix("# ")
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(block)
+    (tmp_path / "my_trust" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("my_trust", "my_trust.dna_letter", "test_dna_letter"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    sys.path.insert(0, str(tmp_path / "tests"))
+    try:
+        import test_dna_letter  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(tmp_path / "tests"))
+    test_dna_letter.test_dna_letter()
 
-
-def test_plugins_load_from_the_rules_file(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    module = load_example()
-    monkeypatch.setitem(sys.modules, "my_trust_dna_letter", module)
-    settings = parse_settings("plugins:\n  - my_trust_dna_letter:DnaLetter\n")
+    settings = parse_settings(blocks("yaml")[0])
     assert settings.detectors[-1].name == "dna-letter"
     dna = ev("appointment.missed", "2026-03-02T09:00:00+00:00", refs={"appointment": "A1"})
     out = run_events([dna], rules=settings, as_of="2026-04-01T00:00:00+00:00")
