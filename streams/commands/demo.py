@@ -2,8 +2,8 @@
 
 Generates a week of a mid-size hospital's messaging traffic (synthetic, with failures
 injected at realistic rates and a few messages delivered out of order, twice, or broken),
-runs every detector over it with the embedded runner, prints the summary and the most
-overdue failures, and says where the files are.
+runs every detector over it with the embedded runner, prints the summary and one
+failure of each kind, and says where the files are.
 """
 
 from __future__ import annotations

@@ -16,9 +16,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from streams.kafka.cli_args import add_config_arguments
 
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    init = sub.add_parser("init", help="create the topics (existing ones are left alone)")
+    init = sub.add_parser(
+        "init",
+        help="create the topics (existing ones are left alone)",
+        description="Create Carewatch's topics on the broker (events, outcomes, failures, "
+        "rejected and the internal sessions topic) with the partitions and settings of the "
+        "configuration (docs/kafka.md). Topics that exist already are left alone.",
+    )
     add_config_arguments(init)
-    adv = sub.add_parser("advance", help="move the watermark of every events partition")
+    adv = sub.add_parser(
+        "advance",
+        help="move the watermark of every events partition",
+        description="Send a control message into every events partition that moves its "
+        "watermark to --to, so the workers decide everything due by then: how a backfill "
+        "or replay is settled (docs/kafka.md).",
+    )
     add_config_arguments(adv)
     adv.add_argument("--to", required=True, metavar="TIME", help="ISO-8601 time with a UTC offset")
 

@@ -16,7 +16,9 @@ __all__ = ["add_arguments", "main"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="validate a rules YAML file")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file", metavar="FILE", help="the rules YAML (docs/rules.md); errors name its line"
+    )
 
 
 def main(args: argparse.Namespace) -> int:

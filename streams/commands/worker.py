@@ -28,7 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics-port", metavar="N", type=port, help="serve metrics on 127.0.0.1:N")
     p.add_argument("--data-dir", metavar="DIR", help="local working directory of this worker")
     p.add_argument(
-        "--log-level", default="warning", help="faust's log level (default: %(default)s)"
+        "--log-level",
+        choices=("debug", "info", "warning", "error", "critical"),
+        default="warning",
+        help="faust's log level (default: %(default)s)",
     )
 
 
