@@ -14,6 +14,7 @@ Usage:
     .venv/bin/python bench/engine_bench.py                 # generate ~1M events, measure
     .venv/bin/python bench/engine_bench.py --input FILE    # measure an existing JSONL file
     .venv/bin/python bench/engine_bench.py --build pure    # one build only
+    .venv/bin/python bench/engine_bench.py --stages        # and where the time goes
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import builds_arg, generate_file, run_child
 
 HERE = Path(__file__).resolve().parent
+STAGES = (
+    ("read, JSON, build Events (the run's reader)", "read"),
+    ("+ dedupe, counts, watermark (no detector)", "dedupe"),
+    ("+ the detectors, records built, not written", "detect"),
+)
 BUILD_NAMES = {"pure": "pure Python (the sources)", "compiled": "compiled (mypyc, setup.py)"}
 
 
@@ -46,9 +52,16 @@ def main() -> int:
         default="both",
         help="pure (the sources), compiled (setup.py's mypyc build) or both (default)",
     )
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also measure the engine's parts one after another (read; + dedupe; + "
+        "detectors; + writing) to show where its time goes",
+    )
     args = p.parse_args()
 
     results = {}
+    stages: dict[str, list[tuple[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = args.input
         if path is None:
@@ -63,6 +76,11 @@ def main() -> int:
                     "engine", path, str(HERE / "stress-rules.yaml"), str(out / "b"), build=build
                 ),
             )
+            if args.stages:
+                stages[build] = [
+                    (name, run_child("stage", path, stage, repeat=args.repeat, build=build)["cpu"])
+                    for name, stage in STAGES
+                ]
 
     for build, (parse, engine, stress) in results.items():
         n = engine["events"]
@@ -94,6 +112,13 @@ def main() -> int:
         print(
             "targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in verdict.items())
         )
+        if build in stages:
+            print("where the time goes (each step adds to the one before; CPU s, x floor):")
+            for name, cpu in [
+                *stages[build],
+                ("+ writing the four files (the engine)", engine["cpu"]),
+            ]:
+                print(f"  {name:<44} {cpu:>7.2f} s  {cpu / parse['cpu']:>5.2f} x")
     return 0
 
 
