@@ -116,7 +116,7 @@ def main() -> int:
             print("where the time goes (each step adds to the one before; CPU s, x floor):")
             for name, cpu in [
                 *stages[build],
-                ("+ writing the four files (the engine)", engine["cpu"]),
+                ("+ the runner, writing the four files", engine["cpu"]),
             ]:
                 print(f"  {name:<44} {cpu:>7.2f} s  {cpu / parse['cpu']:>5.2f} x")
     return 0

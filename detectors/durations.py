@@ -5,6 +5,7 @@ All durations inside Carewatch are float seconds.
 
 from __future__ import annotations
 
+import math
 import re
 
 from detectors.errors import ConfigError
@@ -22,7 +23,7 @@ def parse_duration(text: str | int | float) -> float:
     rules file would otherwise mean 24 seconds where 24 hours was almost certainly meant,
     and every opportunity would quietly fail. Raises ``ConfigError`` naming the value.
     """
-    if isinstance(text, bool):
+    if isinstance(text, bool) or (isinstance(text, float) and not math.isfinite(text)):
         raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h or 7d")
     s = str(text).strip().lower().replace(" ", "")
     if isinstance(text, int | float) or re.fullmatch(r"[-+]?\d+(\.\d+)?", s):
@@ -30,7 +31,10 @@ def parse_duration(text: str | int | float) -> float:
             return 0.0
         if float(s) < 0:
             raise ConfigError(f"duration {text!r} is negative")
-        raise ConfigError(f"duration {text!r} has no unit; write e.g. {s}s, {s}m, {s}h or {s}d")
+        n = s.removeprefix("+")
+        if not re.fullmatch(r"\d+(\.\d+)?", n):
+            n = "30"  # 1e-09 and the like: no use repeating it with a unit
+        raise ConfigError(f"duration {text!r} has no unit; write e.g. {n}s, {n}m, {n}h or {n}d")
     pos = 0
     total = 0.0
     for m in _PART.finditer(s):

@@ -25,6 +25,7 @@ from typing import IO, Any, Protocol
 
 import orjson
 
+from detectors.builtin import BUILTINS
 from detectors.engine import Engine
 from detectors.errors import ConfigError
 from detectors.events import Event, format_time
@@ -61,7 +62,9 @@ class RunSummary:
     watermark: float
     rejected_kinds: dict[str, int] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
-    #: events per type in the input (what ``feed_gaps`` looks at)
+    #: which event types arrived, with counts (what ``feed_gaps`` looks at). Streaming
+    #: counts after de-duplication and puts types no detector reads under ``other``;
+    #: batch counts every event as read.
     types_seen: dict[str, int] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
@@ -136,14 +139,16 @@ class FileSink:
         if out_dir.exists() and not out_dir.is_dir():
             raise ConfigError(f"output directory {out_dir} is a file; name a directory")
         self.files = {name: out_dir / f"{name}.jsonl" for name in self.NAMES}
+        self._f: dict[str, IO[bytes]] = {}
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            # 1 MiB buffers: a run writes one line per opportunity, and with the default
-            # 8 KiB each file took a write system call every ~16 records (about 2% of a run)
-            self._f = {
-                name: path.open("wb", buffering=1 << 20) for name, path in self.files.items()
-            }
+            for name, path in self.files.items():
+                # 1 MiB buffers: a run writes one line per opportunity, and with the default
+                # 8 KiB each file took a write system call every ~16 records (~2% of a run)
+                self._f[name] = path.open("wb", buffering=1 << 20)
         except OSError as exc:
+            for f in self._f.values():
+                f.close()
             raise ConfigError(f"cannot write into {out_dir}: {exc.strerror or exc}") from None
         self._outcomes, self._failures = self._f["outcomes"], self._f["failures"]
         self._missed: dict[str, Outcome] = {}
@@ -304,11 +309,17 @@ def feed_gaps(summary: RunSummary, detectors: Iterable[object]) -> list[str]:
             continue
         if any(summary.types_seen.get(t, 0) for t in closes):
             continue
+        name = row["detector"]
+        remedy = (
+            f"switch it off in a rules file ('{name}: off' under detectors, docs/rules.md)"
+            if name in BUILTINS
+            else "remove the rule or plugin from the rules file"
+        )
+        n = row["opportunities"]
         out.append(
-            f"{row['detector']}: {row['failures']:,} of {row['opportunities']:,} opportunities "
+            f"{name}: {row['failures']:,} of {n:,} {'opportunity' if n == 1 else 'opportunities'} "
             f"failed, and the input has no {' or '.join(closes)} event at all. If this feed "
-            "does not carry them, these are not real failures: switch the detector off in "
-            "a rules file (docs/rules.md)."
+            f"does not carry them, these are not real failures: {remedy}."
         )
     return out
 

@@ -53,3 +53,21 @@ def test_durations_read_back_for_people() -> None:
         "1h 30m",
         "2d 3h",
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("+5", "duration '+5' has no unit; write e.g. 5s, 5m, 5h or 5d"),
+        (1e-09, "duration 1e-09 has no unit; write e.g. 30s, 30m, 30h or 30d"),
+        (float("inf"), "inf is not a duration"),
+        (float("nan"), "nan is not a duration"),
+    ],
+)
+def test_the_hint_never_suggests_what_is_refused(value: object, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_duration(value)  # type: ignore[arg-type]
+    assert str(err.value).startswith(message)
+    hint = str(err.value).rpartition("e.g. ")[2].split(",")[0]
+    if "has no unit" in message:
+        assert parse_duration(hint) > 0

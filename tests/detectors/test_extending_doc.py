@@ -27,20 +27,21 @@ def test_the_documented_detector_its_test_and_its_rules_work_as_copied(
         (tmp_path / name).write_text(block)
     (tmp_path / "my_trust" / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("my_trust", "my_trust.dna_letter", "test_dna_letter"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
     sys.path.insert(0, str(tmp_path / "tests"))
+    made = ("my_trust", "my_trust.dna_letter", "test_dna_letter")
     try:
         import test_dna_letter  # type: ignore[import-not-found]
+
+        test_dna_letter.test_dna_letter()
+        settings = parse_settings(blocks("yaml")[0])
+        assert settings.detectors[-1].name == "dna-letter"
+        dna = ev("appointment.missed", "2026-03-02T09:00:00+00:00", refs={"appointment": "A1"})
+        out = run_events([dna], rules=settings, as_of="2026-04-01T00:00:00+00:00")
+        assert out.outcome_of("dna-letter", "A1") == "missed"
     finally:
         sys.path.remove(str(tmp_path / "tests"))
-    test_dna_letter.test_dna_letter()
-
-    settings = parse_settings(blocks("yaml")[0])
-    assert settings.detectors[-1].name == "dna-letter"
-    dna = ev("appointment.missed", "2026-03-02T09:00:00+00:00", refs={"appointment": "A1"})
-    out = run_events([dna], rules=settings, as_of="2026-04-01T00:00:00+00:00")
-    assert out.outcome_of("dna-letter", "A1") == "missed"
+        for name in made:  # no later test may find these modules already imported
+            sys.modules.pop(name, None)
 
 
 def test_a_bad_plugin_is_a_clear_error() -> None:

@@ -327,3 +327,20 @@ def test_an_as_of_before_the_input_watermark_is_pointed_out(
     err = capsys.readouterr().err
     assert f"--as-of {at(-5)} is earlier than the input's own watermark" in err
     assert "(2026-03-02T10:50:00+00:00)" in err  # the last event at 11:00, less 10m
+
+
+def test_the_feed_warning_for_a_local_rule_says_to_remove_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n  - name: triage-review\n    key: encounter\n    when: triage.completed\n"
+        "    expect: review.done\n    within: 1h\n"
+    )
+    src = tmp_path / "e.jsonl"
+    src.write_text(line(id="t1", type="triage.completed", time=at(0), refs={"encounter": "E9"}))
+    argv = ["run", str(src), "--rules", str(rules), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--as-of", at(5), "--quiet"]) == 0
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith("carewatch: warning: triage-review: 1 of 1 opportunity failed")
+    assert warning.endswith("remove the rule or plugin from the rules file.")
