@@ -187,12 +187,7 @@ def measure_stage(path: str, stage: str) -> dict[str, Any]:
 
     tune_gc()
     settings = load_settings(None)
-    engine = Engine(
-        settings.detectors if stage == "detect" else [],
-        allowed_lateness=settings.allowed_lateness,
-        late_retention=settings.late_retention,
-        dedupe_window=settings.dedupe_window,
-    )
+    engine = Engine.from_settings(settings, detectors=None if stage == "detect" else [])
     n = 0
     with _Clock() as c:
         records = iter_records(path, "jsonl")

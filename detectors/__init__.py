@@ -5,8 +5,7 @@ Knows nothing of files, Kafka or faust (those are ``streams``). The pieces::
     from detectors import Engine, load_settings, event_from_dict
 
     settings = load_settings("site-rules.yaml")          # or None for the defaults
-    engine = Engine(settings.detectors, allowed_lateness=settings.allowed_lateness,
-                    sink=print)                           # every Outcome as decided
+    engine = Engine.from_settings(settings, sink=print)  # every Outcome as decided
     engine.process(event_from_dict({...}))
     engine.advance_to(as_of)                              # epoch seconds, UTC
 

@@ -145,13 +145,27 @@ class ExpectationDetector(Detector):
     opens: ClassVar[Sequence[str]] = ()
     closes: ClassVar[Sequence[str]] = ()
     voids: ClassVar[Sequence[str]] = ()
+    #: Event types that void every opportunity of the *same patient* whose deadline they
+    #: precede, even one opened after them (``patient.died`` for a notice: no letter is
+    #: owed to a patient who has died). Any sequence.
+    patient_voids: ClassVar[Sequence[str]] = ()
+    #: Whether a key opens one opportunity only (an encounter is discharged once: of
+    #: several opening events for it, the earliest event time counts, and a repeat is a
+    #: correction, not a second opportunity) or one per opening event (each change of an
+    #: appointment owes its own notice).
+    opens_once_per_key: ClassVar[bool] = False
     #: Words for summaries: what happened at A, and what was expected.
     opened_words: ClassVar[str] = "the opening event"
     expected_words: ClassVar[str] = "the expected follow-up"
 
     @property
     def reads(self) -> Collection[str]:
-        return frozenset(self.opens) | frozenset(self.closes) | frozenset(self.voids)
+        return (
+            frozenset(self.opens)
+            | frozenset(self.closes)
+            | frozenset(self.voids)
+            | frozenset(self.patient_voids)
+        )
 
     def key_of(self, event: Event) -> str | None:
         """The key relating this event to others; ``None`` means the event is not usable."""
@@ -170,6 +184,16 @@ class ExpectationDetector(Detector):
         """Whether an event of a ``voids`` type really voids."""
         return True
 
+    def void_reason(self, event: Event) -> str | None:
+        """For an opening event: a reason why the opportunity it opens is void from the
+        start (it is recorded as ``void`` with ``attrs.void_reason``), or ``None``."""
+        return None
+
+    def patient_void_reason(self, event: Event) -> str:
+        """The ``attrs.void_reason`` of opportunities voided by ``event``, one of the
+        ``patient_voids`` types."""
+        return "the patient's death is recorded"
+
     def carried_attrs(self, event: Event) -> dict[str, Any]:
         """What of the opening event goes into the outcome's ``attrs``."""
         a = event.attrs
@@ -182,6 +206,9 @@ class ExpectationDetector(Detector):
     def summary(self, o: Outcome) -> str:
         """One plain sentence for an operations person (see ``summary_sentence``)."""
         outcome = o.outcome
+        if outcome == "void" and "void_reason" in o.attrs:
+            what = self.opened_words.format_map(_Names(o))
+            return f"{what}; no longer expected: {o.attrs['void_reason']}."
         if outcome in ("met", "void", "open"):
             # Most records: their sentence names no times, so the two templates and the
             # wording around them make one template, rendered in one go (straight from the
@@ -250,6 +277,11 @@ class ViolationDetector(Detector):
 
     def on_watermark(self, ctx: Context) -> None:
         """Called when the watermark advanced. Default: nothing to do."""
+
+    def configure(self, *, correction_horizon: float) -> None:
+        """Told the engine's settings when an engine adopts this detector:
+        ``correction_horizon`` (seconds) is how long what could still change a decision
+        must be kept. Default: nothing to do."""
 
     def open_count(self) -> int:
         """How many opportunities are undecided (for the open-expectations metric)."""

@@ -1,18 +1,27 @@
 """The detection engine: keyed state in event time, driven by a watermark.
 
-How it works (the exact rules are in ``docs/detectors.md``):
+How it works (the exact rules, and the guarantee, are in ``docs/detectors.md``):
 
-- Every event is de-duplicated by ``id``, then routed by ``type`` to the detectors that
-  read it. The routing table is built once, so an event costs only what its readers do.
+- Every event is de-duplicated by ``id`` (the same id with different content is an
+  *id conflict*, rejected), then routed by ``type`` to the detectors that read it. The
+  routing table is built once, so an event costs only what its readers do.
 - The **watermark** is the highest event time seen minus ``allowed_lateness``. Nothing is
-  decided from the wall clock: decisions happen when the watermark passes a time, so the
-  same events give the same outcomes whatever their arrival order (within the lateness)
-  and however they are batched.
+  decided from the wall clock: decisions happen when the watermark passes a time.
+- Two horizons. ``allowed_lateness`` says when an opportunity is *first* decided. The
+  **correction horizon** says how long everything that could still change a decision is
+  kept: opportunities (decided ones too), closing and voiding events whose opening event
+  has not arrived, and what violation detectors need. An event up to the horizon behind
+  the watermark is used, and a decision it changes is amended under the same
+  ``failure_id``; an event further behind is rejected (``beyond-horizon``), never used.
+  So the *final* ledger (the latest record per ``failure_id``) is the same for any
+  arrival order within the horizon as for the events delivered once in time order.
 - Expectations (``ExpectationDetector``) are run here: each opportunity remembers the
   earliest closing and voiding event that count for it and is scheduled at the next
-  watermark time at which it can be decided (a heap of times, each with its
-  opportunities in scheduling order). Closing events that arrive before
-  their opening event are kept as *tokens* until the watermark passes them.
+  watermark time at which its outcome can change (a heap of times, each with its
+  opportunities in scheduling order).
+- An opening event that arrives when its decision time has already passed is decided
+  at the next explicit ``advance_to`` (a live tick, ``--as-of``, the end of the input),
+  not at once: the closing events queued right behind it in a backlog count first.
 - Violation detectors keep their own state and are told when the watermark moves.
 - ``snapshot()`` / ``Engine.restore()`` turn the whole state into plain data and back,
   so a runtime can checkpoint it.
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
@@ -29,21 +39,30 @@ from typing import Any
 
 from detectors.contract import Detector, ExpectationDetector, ViolationDetector
 from detectors.errors import ConfigError
-from detectors.events import Event
+from detectors.events import Event, format_time
 from detectors.records import Outcome, failure_id
 
-__all__ = ["Engine", "EngineStats", "OutcomeSink"]
+__all__ = ["BEYOND_HORIZON", "ID_CONFLICT", "Engine", "EngineStats", "OutcomeSink", "RejectSink"]
 
 INF = float("inf")
 NEG_INF = float("-inf")
 
 OutcomeSink = Callable[[Outcome], None]
+#: Told of an event the engine refuses: ``(event, kind, reason)``.
+RejectSink = Callable[[Event, str, str], None]
+
+#: Dead-letter kind of an event further behind the watermark than the correction horizon.
+BEYOND_HORIZON = "beyond-horizon"
+#: Dead-letter kind of an event whose id was used before by a different event.
+ID_CONFLICT = "id-conflict"
 
 #: Watermark progress (seconds) between housekeeping rounds (see ``Engine._housekeeping``).
 HOUSEKEEPING_STEP = 30.0
 
 # Routing roles.
-_OPEN, _CLOSE, _VOID, _OTHER = 0, 1, 2, 3
+_OPEN, _CLOSE, _VOID, _OTHER, _PATIENT_VOID = 0, 1, 2, 3, 4
+
+_UNDECIDED = ""  # an opportunity's ``state`` before its first decision
 
 
 @dataclass
@@ -56,6 +75,43 @@ class EngineStats:
     opened: dict[str, int] = field(default_factory=dict)
     open_now: dict[str, int] = field(default_factory=dict)
     outcomes: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: events refused by the engine, by dead-letter kind (``beyond-horizon``, ``id-conflict``)
+    refused: dict[str, int] = field(default_factory=dict)
+    #: records that amended an earlier record of the same opportunity
+    amendments: int = 0
+
+
+class _Expiry:
+    """Items to forget once the watermark is a horizon past their time, in time buckets:
+    adding costs one list append, and forgetting touches each item once."""
+
+    __slots__ = ("buckets", "heap", "width")
+
+    def __init__(self, width: float) -> None:
+        self.width = width
+        self.buckets: dict[int, list[Any]] = {}
+        self.heap: list[int] = []
+
+    def add(self, t: float, item: Any) -> None:
+        i = int(t // self.width)
+        lst = self.buckets.get(i)
+        if lst is None:
+            self.buckets[i] = [item]
+            heappush(self.heap, i)
+        else:
+            lst.append(item)
+
+    def due(self, line: float) -> list[Any]:
+        """Take out every item of the buckets that end at or before ``line``."""
+        out: list[Any] = []
+        heap = self.heap
+        while heap and (heap[0] + 1) * self.width <= line:
+            out.extend(self.buckets.pop(heappop(heap)))
+        return out
+
+    def clear(self) -> None:
+        self.buckets = {}
+        self.heap = []
 
 
 Tokens = dict[str, list[tuple[float, str]]]  # key -> [(event time, event id)]
@@ -64,33 +120,38 @@ Tokens = dict[str, list[tuple[float, str]]]  # key -> [(event time, event id)]
 class _DetState:
     """An expectation detector's state, reached straight from the routing table.
 
-    ``open``: key -> opportunities (open, or missed and still watched for a late close).
-    Tokens are closing/voiding events kept for opening events that may still arrive, in
-    two generations: new ones go to the current one, lookups read both, and each
-    rotation drops the older one wholesale (see ``Engine._housekeeping``).
+    ``open``: key -> opportunities, undecided or decided and still correctable.
+    ``close_tokens`` / ``void_tokens``: every closing/voiding event within the horizon, by
+    key, for opening events that may still arrive. ``by_patient``: the opportunities of
+    each patient, kept only for a detector that patient-level events void.
     """
 
     __slots__ = (
         "all_close",
         "all_void",
-        "close_old",
+        "by_patient",
         "close_tokens",
         "det",
         "key_ref",
         "name",
+        "once",
         "open",
-        "void_old",
+        "token_expiry",
         "void_tokens",
     )
 
-    def __init__(self, det: ExpectationDetector, open_: dict[str, list[_Expectation]]) -> None:
+    def __init__(
+        self, det: ExpectationDetector, open_: dict[str, list[_Expectation]], width: float
+    ) -> None:
         self.det = det
         self.name = det.name
         self.open = open_
         self.close_tokens: Tokens = {}
-        self.close_old: Tokens = {}
         self.void_tokens: Tokens = {}
-        self.void_old: Tokens = {}
+        # (role, key) of each token, to forget it once the horizon has passed it
+        self.token_expiry = _Expiry(width)
+        self.by_patient: dict[str, list[_Expectation]] | None = {} if det.patient_voids else None
+        self.once = bool(det.opens_once_per_key)
         # Fast paths for hooks a detector leaves as the contract's defaults (the engine
         # then skips the call; a detector that overrides them is called as usual).
         cls = type(det)
@@ -98,66 +159,79 @@ class _DetState:
         self.all_close = cls.is_close is ExpectationDetector.is_close
         self.all_void = cls.is_void is ExpectationDetector.is_void
 
-    def rotate(self) -> None:
-        """Start a new token generation; the oldest is forgotten."""
-        self.close_old, self.close_tokens = self.close_tokens, {}
-        self.void_old, self.void_tokens = self.void_tokens, {}
-
 
 class _Expectation:
-    """One open (or missed-but-still-watched) opportunity of an expectation rule."""
+    """One opportunity of an expectation rule, from its opening until the correction
+    horizon has passed every time that could still change it.
+
+    ``opened``/``opening_id``: the opening event; ``closed``/``closer``: the earliest
+    counting closing event; ``voided``/``voider``: the earliest counting voiding event
+    (``INF`` when none); ``state``: the outcome last emitted (``""`` while undecided);
+    ``wake``: the watermark time it is scheduled at (``INF``: not scheduled; ``-INF``:
+    waiting for the next ``advance_to``, see ``Engine._on_open``).
+    """
 
     __slots__ = (
         "attrs",
-        "b",
-        "b_id",
+        "closed",
+        "closer",
         "det",
         "due",
-        "eid",
+        "emitted_close",
+        "fid",
         "key",
-        "missed",
+        "opened",
+        "opening_id",
         "patient",
         "refs",
-        "t_a",
+        "state",
+        "void_reason",
+        "voided",
+        "voider",
         "wake",
-        "z",
-        "z_id",
     )
 
     def __init__(
         self,
         det: ExpectationDetector,
         key: str,
-        eid: str,
-        t_a: float,
+        opening_id: str,
+        opened: float,
         due: float,
         patient: str | None,
         refs: dict[str, str],
         attrs: dict[str, Any],
+        fid: str,
     ) -> None:
         self.det = det
         self.key = key
-        self.eid = eid
-        self.t_a = t_a
+        self.opening_id = opening_id
+        self.opened = opened
         self.due = due
         self.patient = patient
         self.refs = refs
         self.attrs = attrs
-        self.b = INF
-        self.b_id = ""
-        self.z = INF
-        self.z_id = ""
-        self.missed = False
+        self.fid = fid
+        self.closed = INF
+        self.closer: str | None = None
+        self.voided = INF
+        self.voider: str | None = None
+        self.void_reason: str | None = None
+        self.state = _UNDECIDED
+        self.emitted_close = NEG_INF  # closed_at of the last emitted record (NaN-free)
         self.wake = INF
 
 
 class Engine:
     """Runs detectors over canonical events in event time.
 
-    ``allowed_lateness``, ``late_retention`` and ``dedupe_window`` are seconds.
-    ``sink`` receives every outcome record (the latest record per ``failure_id`` wins).
-    ``site_labels``: the only ``attrs.site`` values that may become a metrics label;
-    anything else is counted as ``other`` (labels must stay bounded and never carry data).
+    ``allowed_lateness``, ``late_retention``, ``dedupe_window`` and
+    ``correction_horizon`` are seconds. ``sink`` receives every outcome record (the
+    latest record per ``failure_id`` wins). ``on_reject`` is told of every event the
+    engine refuses (beyond the horizon, or an id conflict); they are counted in
+    ``stats.refused`` either way. ``site_labels``: the only ``attrs.site`` values that may
+    become a metrics label; anything else is counted as ``other`` (labels must stay
+    bounded and never carry data).
     """
 
     def __init__(
@@ -167,9 +241,11 @@ class Engine:
         allowed_lateness: float = 600.0,
         late_retention: float = 30 * 86400.0,
         dedupe_window: float = 7 * 86400.0,
+        correction_horizon: float = 30 * 86400.0,
         sink: OutcomeSink | None = None,
         site_labels: Iterable[str] = (),
         on_failure: OutcomeSink | None = None,
+        on_reject: RejectSink | None = None,
     ) -> None:
         names = [d.name for d in detectors]
         if len(set(names)) != len(names):
@@ -180,13 +256,16 @@ class Engine:
         self.allowed_lateness = float(allowed_lateness)
         self.late_retention = float(late_retention)
         self.dedupe_window = float(dedupe_window)
+        self.horizon = float(correction_horizon)
         self.sink = sink
         self.on_failure = on_failure
+        self.on_reject = on_reject
         self.site_labels = frozenset(site_labels)
         self.watermark = NEG_INF
         self.max_time = NEG_INF
         self.stats = EngineStats()
         self._counts = self.stats.events_by_type  # the per-event counter, reached directly
+        width = max(60.0, self.horizon / 16)
 
         self._exp: list[ExpectationDetector] = []
         self._vio: list[ViolationDetector] = []
@@ -198,17 +277,23 @@ class Engine:
                 self._exp.append(d)
             elif isinstance(d, ViolationDetector):
                 self._vio.append(d)
+                d.configure(correction_horizon=self.horizon)
             else:
                 raise ConfigError(f"{d!r} is neither an expectation nor a violation detector")
-        # det name -> key -> opportunities (open or missed-and-watched)
+        # det name -> key -> opportunities (undecided, or decided and still correctable)
         self._open: dict[str, dict[str, list[_Expectation]]] = {d.name: {} for d in self._exp}
         self._states: dict[str, _DetState] = {}
         # The routing table: event type -> (role, detector, its state). Built once, so an
         # event costs only what its readers do. State dicts are shared, never replaced.
         for d in self.detectors:
             if isinstance(d, ExpectationDetector):
-                st = self._states[d.name] = _DetState(d, self._open[d.name])
-                for role, types in ((_OPEN, d.opens), (_CLOSE, d.closes), (_VOID, d.voids)):
+                st = self._states[d.name] = _DetState(d, self._open[d.name], width)
+                for role, types in (
+                    (_OPEN, d.opens),
+                    (_CLOSE, d.closes),
+                    (_VOID, d.voids),
+                    (_PATIENT_VOID, d.patient_voids),
+                ):
                     for t in types:
                         self._routes.setdefault(t, []).append((role, d, st))
             else:
@@ -219,30 +304,70 @@ class Engine:
         # compare), each with its opportunities in the order they were scheduled.
         self._heap: list[float] = []
         self._at: dict[float, list[_Expectation]] = {}
-        # A token is needed until the watermark passes its time, at most the allowed
-        # lateness after it arrived; two generations rotated at least that far apart keep
-        # every needed token (and forget the rest in one go, with no per-token work).
-        self._token_rotate_at = NEG_INF
-        # Seen event ids, in two generations rotated every dedupe_window of watermark
-        # progress: every id is remembered for at least that long.
-        self._seen_now: set[str] = set()
-        self._seen_old: set[str] = set()
+        # decided opportunities, to forget once the horizon has passed what could change them
+        self._exp_expiry = _Expiry(width)
+        # opening events that arrived after their decision time: decided at the next
+        # ``advance_to`` (see ``_on_open``)
+        self._deferred: list[_Expectation] = []
+        # patient -> earliest (time, id) of an event that voids that patient's opportunities
+        self._patient_voids: dict[str, tuple[float, str, str]] = {}
+        # Seen event ids with what they named (type, time, patient), in two generations
+        # rotated every dedupe_window of watermark progress: every id is remembered for
+        # at least that long. (A re-delivery after it is harmless: an opening event is
+        # recognised by its opportunity, and closing events only ever count once.)
+        self._seen_now: dict[str, tuple[str, float, str | None]] = {}
+        self._seen_old: dict[str, tuple[str, float, str | None]] = {}
         self._seen_rotate_at = NEG_INF
         self._fire_now = False
         self._next_housekeeping = NEG_INF
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> Engine:
+        """An engine built from a ``Settings`` object (``detectors.rules``); keyword
+        arguments override or add to what the settings give (``sink=``, ``detectors=``,
+        ``allowed_lateness=``...)."""
+        kwargs: dict[str, Any] = {
+            "allowed_lateness": settings.allowed_lateness,
+            "late_retention": settings.late_retention,
+            "dedupe_window": settings.dedupe_window,
+            "correction_horizon": settings.correction_horizon,
+            "site_labels": settings.site_labels,
+        }
+        detectors = overrides.pop("detectors", None)
+        kwargs.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(settings.detectors if detectors is None else detectors, **kwargs)
 
     # ------------------------------------------------------------------ input
 
     def process(self, ev: Event) -> None:
         """Take one event (any arrival order). Outcomes go to the sink as they are decided."""
         eid = ev.id
-        seen = self._seen_now
-        if eid in seen or eid in self._seen_old:
-            self.stats.duplicates += 1
-            return
-        seen.add(eid)
         t = ev.time
         etype = ev.type
+        mark = (etype, t, ev.patient)
+        seen = self._seen_now
+        prev = seen.get(eid)
+        if prev is None:
+            prev = self._seen_old.get(eid)
+        if prev is not None:
+            if prev == mark:
+                self.stats.duplicates += 1
+            else:
+                self._conflict(ev, prev)
+            return
+        if t < self.watermark:
+            if t < self.watermark - self.horizon:
+                self._refuse(
+                    ev,
+                    BEYOND_HORIZON,
+                    f"event time {format_time(t)} is more than the correction horizon "
+                    f"behind the watermark {format_time(self.watermark)}: it can no "
+                    "longer be used without giving a different answer than its "
+                    "in-order delivery would have",
+                )
+                return
+            self.stats.late_events += 1
+        seen[eid] = mark
         counts = self._counts
         routes = self._routes.get(etype)
         if routes is None:
@@ -254,6 +379,8 @@ class Engine:
                     self._on_open(det, st, ev)  # type: ignore[arg-type]
                 elif role == _OTHER:
                     det.on_event(ev, self)
+                elif role == _PATIENT_VOID:
+                    self._on_patient_void(det, st, ev)  # type: ignore[arg-type]
                 else:
                     self._on_close(det, st, ev, role)  # type: ignore[arg-type]
         if t > self.max_time:
@@ -266,10 +393,30 @@ class Engine:
                     self._advance(wm)
                     return
                 self.watermark = wm
-        elif t < self.watermark:
-            self.stats.late_events += 1
         if self._fire_now:
             self._advance(self.watermark)
+
+    def _conflict(self, ev: Event, prev: tuple[str, float, str | None]) -> None:
+        what = []
+        if prev[0] != ev.type:
+            what.append(f"type {prev[0]} then {ev.type}")
+        if prev[1] != ev.time:
+            what.append(f"time {format_time(prev[1])} then {format_time(ev.time)}")
+        if prev[2] != ev.patient:
+            what.append("a different patient")
+        self._refuse(
+            ev,
+            ID_CONFLICT,
+            f"event id {ev.id!r} was already used by a different event "
+            f"({'; '.join(what)}): a re-delivery repeats an event, this one is not the "
+            "same; give each event its own id (for HL7 v2, event_id_includes_sender)",
+        )
+
+    def _refuse(self, ev: Event, kind: str, reason: str) -> None:
+        refused = self.stats.refused
+        refused[kind] = refused.get(kind, 0) + 1
+        if self.on_reject is not None:
+            self.on_reject(ev, kind, reason)
 
     def process_many(self, events: Iterable[Event]) -> None:
         """Process events in the order given."""
@@ -279,9 +426,17 @@ class Engine:
 
     def advance_to(self, time: float) -> None:
         """Move the watermark to ``time`` (epoch seconds, UTC) if that is later, deciding
-        everything due by then. Used for ``--as-of`` and by live-mode ticks."""
-        if time > self.watermark:
-            self._advance(time)
+        everything due by then, including opportunities whose opening event arrived
+        after their decision time. Used for ``--as-of``, live ticks and the end of an
+        input."""
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            for exp in deferred:
+                if exp.wake == NEG_INF:
+                    exp.wake = INF
+                    self._schedule(exp)
+        self._advance(time if time > self.watermark else self.watermark)
         self._housekeeping(self.watermark)
 
     # ----------------------------------------------------------- expectations
@@ -295,34 +450,41 @@ class Engine:
         if key is None:
             return
         t_a = ev.time
-        exp = _Expectation(det, key, ev.id, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev))
-        # closing/voiding events that came before this opening event (out of order)
-        toks = st.close_tokens.get(key)
-        old = st.close_old.get(key)
-        if toks or old:
-            for tt, tid in (toks or []) + (old or []):
-                if t_a <= tt and (tt < exp.b or (tt == exp.b and tid < exp.b_id)):
-                    exp.b, exp.b_id = tt, tid
-        toks = st.void_tokens.get(key)
-        old = st.void_old.get(key)
-        if toks or old:
-            for tt, tid in (toks or []) + (old or []):
-                if t_a <= tt and (tt < exp.z or (tt == exp.z and tid < exp.z_id)):
-                    exp.z, exp.z_id = tt, tid
-        by_key = st.open
-        lst = by_key.get(key)
+        eid = ev.id
+        lst = st.open.get(key)
+        if lst is not None:
+            if st.once:
+                # one opportunity per key: a later opening event corrects it
+                self._correct(st, lst[0], ev, due)
+                return
+            for other in lst:
+                if other.opening_id == eid:
+                    return  # a re-delivery after the dedupe window: already counted
+        fid = failure_id(st.name, key, key if st.once else eid)
+        exp = _Expectation(det, key, eid, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev), fid)
+        reason = det.void_reason(ev)
+        if reason is not None:
+            exp.voided, exp.voider, exp.void_reason = t_a, eid, reason
+        self._match_tokens(st, exp)
         if lst is None:
-            by_key[key] = [exp]
+            st.open[key] = [exp]
         else:
             lst.append(exp)
+        if st.by_patient is not None and exp.patient is not None:
+            self._index_patient(st, exp)
         stats = self.stats
         name = st.name
         stats.opened[name] += 1
         stats.open_now[name] += 1
+        wake = self._next_wake(exp)
+        if wake <= self.watermark:
+            # Its decision time has passed already (the opening event came late, as in a
+            # backlog or an archive): decide it at the next advance_to, once the events
+            # queued behind it have been read, not now.
+            exp.wake = NEG_INF
+            self._deferred.append(exp)
+            return
         # first scheduling (``_schedule`` for a new opportunity, inline: every open pays it)
-        wake = exp.b if exp.b <= exp.z else exp.z
-        if due < wake:
-            wake = due
         exp.wake = wake
         lst = self._at.get(wake)
         if lst is None:
@@ -330,8 +492,50 @@ class Engine:
             heappush(self._heap, wake)
         else:
             lst.append(exp)
-        if wake <= self.watermark:
-            self._fire_now = True
+
+    def _index_patient(self, st: _DetState, exp: _Expectation) -> None:
+        """File a new opportunity under its patient, voided at once by a patient-level
+        void already seen (it is not scheduled yet: the caller schedules it)."""
+        assert st.by_patient is not None and exp.patient is not None
+        st.by_patient.setdefault(exp.patient, []).append(exp)
+        death = self._patient_voids.get(exp.patient)
+        if death is not None:
+            self._patient_void_fields(exp, *death)
+
+    def _match_tokens(self, st: _DetState, exp: _Expectation) -> None:
+        """Take the earliest closing and voiding events already seen for ``exp``'s key."""
+        t_a = exp.opened
+        toks = st.close_tokens.get(exp.key)
+        if toks:
+            for tt, tid in toks:
+                if t_a <= tt and (tt < exp.closed or (tt == exp.closed and tid < exp.closer)):  # type: ignore[operator]
+                    exp.closed, exp.closer = tt, tid
+        toks = st.void_tokens.get(exp.key)
+        if toks:
+            for tt, tid in toks:
+                if t_a <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
+                    exp.voided, exp.voider, exp.void_reason = tt, tid, None
+
+    def _correct(self, st: _DetState, exp: _Expectation, ev: Event, due: float) -> None:
+        """A further opening event for a key that opens once (an encounter is discharged
+        once): the one with the earliest event time is the opportunity (ties: the smaller
+        id). A later one changes nothing; an earlier one, arriving late, moves the
+        opportunity and its deadline earlier, and its outcome is worked out again (a
+        decided outcome only ever stays decided)."""
+        t_a, eid = ev.time, ev.id
+        if t_a > exp.opened or (t_a == exp.opened and eid >= exp.opening_id):
+            return
+        det = st.det
+        exp.opened, exp.opening_id, exp.due = t_a, eid, due
+        exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, det.carried_attrs(ev)
+        exp.closed, exp.closer, exp.voided, exp.voider, exp.void_reason = INF, None, INF, None, None
+        reason = det.void_reason(ev)
+        if reason is not None:
+            exp.voided, exp.voider, exp.void_reason = t_a, eid, reason
+        self._match_tokens(st, exp)
+        if exp.patient is not None and exp.patient in self._patient_voids:
+            self._patient_void_fields(exp, *self._patient_voids[exp.patient])
+        self._reschedule_now(exp, t_a)
 
     def _on_close(self, det: ExpectationDetector, st: _DetState, ev: Event, role: int) -> None:
         if role == _CLOSE:
@@ -348,45 +552,100 @@ class Engine:
         exps = st.open.get(key)
         if exps:
             for exp in exps:
-                if exp.t_a <= t:
+                if exp.opened <= t:
                     # earliest wins; equal times go to the smaller id, so the evidence
                     # does not depend on arrival order either
                     if role == _CLOSE:
-                        if t < exp.b or (t == exp.b and eid < exp.b_id):
-                            exp.b, exp.b_id = t, eid
-                            self._schedule(exp)
-                    elif t < exp.z or (t == exp.z and eid < exp.z_id):
-                        exp.z, exp.z_id = t, eid
-                        self._schedule(exp)
-        if t >= self.watermark:
-            toks = st.close_tokens if role == _CLOSE else st.void_tokens
-            lst = toks.get(key)
-            if lst is None:
-                toks[key] = [(t, eid)]
-            else:
-                lst.append((t, eid))
+                        if t < exp.closed or (t == exp.closed and eid < exp.closer):  # type: ignore[operator]
+                            exp.closed, exp.closer = t, eid
+                            self._reschedule_now(exp, t)
+                    elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
+                        exp.voided, exp.voider, exp.void_reason = t, eid, None
+                        self._reschedule_now(exp, t)
+        toks = st.close_tokens if role == _CLOSE else st.void_tokens
+        lst = toks.get(key)
+        if lst is None:
+            toks[key] = [(t, eid)]
+        else:
+            lst.append((t, eid))
+        st.token_expiry.add(t, (role, key))
 
-    def _schedule(self, exp: _Expectation) -> None:
-        """(Re)schedule ``exp`` at the next watermark time it can be decided: its earliest
-        counting close or void, else its deadline (for a missed one, the end of the
-        retention). A later time than the scheduled one changes nothing."""
-        wake = exp.b if exp.b <= exp.z else exp.z
-        limit = exp.due + self.late_retention if exp.missed else exp.due
-        if limit < wake:
-            wake = limit
+    def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
+        """An event that voids every opportunity of its patient whose deadline it
+        precedes, also one opened after it (no notice is owed to a patient who died)."""
+        patient = ev.patient
+        if patient is None:
+            return
+        known = self._patient_voids.get(patient)
+        if known is not None and (known[0], known[1]) <= (ev.time, ev.id):
+            return
+        reason = det.patient_void_reason(ev)
+        self._patient_voids[patient] = (ev.time, ev.id, reason)
+        assert st.by_patient is not None
+        for exp in st.by_patient.get(patient, ()):
+            self._apply_patient_void(exp, ev.time, ev.id, reason)
+
+    def _apply_patient_void(self, exp: _Expectation, t: float, eid: str, reason: str) -> None:
+        if self._patient_void_fields(exp, t, eid, reason):
+            self._reschedule_now(exp, exp.voided)
+
+    @staticmethod
+    def _patient_void_fields(exp: _Expectation, t: float, eid: str, reason: str) -> bool:
+        """Void ``exp`` from ``t`` (from its opening, when ``t`` is before it); True when
+        that is now its earliest void."""
+        at = t if t > exp.opened else exp.opened
+        if at < exp.voided or (at == exp.voided and eid < exp.voider):  # type: ignore[operator]
+            exp.voided, exp.voider, exp.void_reason = at, eid, reason
+            return True
+        return False
+
+    def _next_wake(self, exp: _Expectation) -> float:
+        """The next watermark time at which ``exp``'s outcome can change, given what is
+        known of it (``INF``: none)."""
+        due = exp.due
+        b = exp.closed
+        z = exp.voided if exp.voided <= due else INF  # a void after the deadline changes nothing
+        state = exp.state
+        if state == _UNDECIDED:
+            # void, met, or (strictly after the deadline: an event at the watermark is
+            # still in time) missed or late, whichever comes first
+            w = math.nextafter(due, INF)
+            if b < w:
+                w = b
+            return z if z < w else w
+        if state == "missed" and b <= due + self.late_retention:
+            return b
+        return INF
+
+    def _reschedule_now(self, exp: _Expectation, t: float) -> None:
+        """What ``exp`` knows changed at event time ``t``: have it looked at again by the
+        time the watermark passes ``t`` (at once when it already has)."""
+        if exp.wake == NEG_INF:
+            return  # deferred: decided at the next advance_to with all it knows then
+        if exp.state == _UNDECIDED:
+            self._schedule(exp)
+        else:
+            self._schedule(exp, t)
+
+    def _schedule(self, exp: _Expectation, at: float = INF) -> None:
+        """(Re)schedule ``exp`` at the next watermark time its outcome can change (or
+        ``at``, if earlier). A later time than the scheduled one changes nothing."""
+        wake = self._next_wake(exp)
+        if at < wake:
+            wake = at
         old = exp.wake
         if wake < old:
-            at = self._at
+            at_ = self._at
             if old != INF:  # off its old time (``_unschedule``, inline: closes pay it)
-                was = at[old]
+                was = at_[old]
                 if len(was) == 1:
-                    del at[old]
+                    del at_[old]
                 else:
                     was.remove(exp)
             exp.wake = wake
-            lst = at.get(wake)
+            lst = at_.get(wake)
             if lst is None:
-                at[wake] = [exp]
+                at_[wake] = [exp]
                 heappush(self._heap, wake)
             else:
                 lst.append(exp)
@@ -423,80 +682,117 @@ class Engine:
             self._housekeeping(wm)
 
     def _housekeeping(self, wm: float) -> None:
-        """Forget tokens and event ids the watermark has passed, and let the violation
-        detectors catch up. Done in steps of ``HOUSEKEEPING_STEP`` seconds of watermark,
-        not per event: it only decides *when* those things happen, never *what*."""
+        """Forget what the correction horizon has passed, rotate the seen event ids, and
+        let the violation detectors catch up. Done in steps of ``HOUSEKEEPING_STEP``
+        seconds of watermark, not per event: it only decides *when* those things happen,
+        never *what*."""
         self._next_housekeeping = wm + HOUSEKEEPING_STEP
         if len(self._heap) > 2 * len(self._at) + 4096:
             # times nothing is scheduled at any more (opportunities decided before their
             # deadline): rebuild the heap from the times in use
             self._heap = list(self._at)
             heapq.heapify(self._heap)
-        if wm >= self._token_rotate_at:
-            for st in self._states.values():
-                st.rotate()
-            self._token_rotate_at = wm + self.allowed_lateness + HOUSEKEEPING_STEP
+        line = wm - self.horizon
+        for st in self._states.values():
+            for role, key in st.token_expiry.due(line):
+                toks = st.close_tokens if role == _CLOSE else st.void_tokens
+                lst = toks.get(key)
+                if lst is not None:
+                    kept = [tok for tok in lst if tok[0] >= line]
+                    if kept:
+                        toks[key] = kept
+                    else:
+                        del toks[key]
+        for exp in self._exp_expiry.due(line):
+            if exp.state == _UNDECIDED or exp.wake == NEG_INF:
+                continue  # corrected back to undecided: it is filed again when decided
+            last = self._last_change(exp)
+            if last < line:
+                self._drop(exp)
+            elif last != INF:
+                self._exp_expiry.add(last, exp)
         if wm >= self._seen_rotate_at:
-            self._seen_old, self._seen_now = self._seen_now, set()
+            self._seen_old, self._seen_now = self._seen_now, {}
             self._seen_rotate_at = wm + self.dedupe_window
         for det in self._vio:
             det.on_watermark(self)
 
-    def _resolve(self, exp: _Expectation, wm: float) -> None:
-        by_b = exp.b <= exp.z
-        first = exp.b if by_b else exp.z
+    def _last_change(self, exp: _Expectation) -> float:
+        """The latest event time at which an event could still change ``exp``'s outcome:
+        its earliest counting close or in-time void, or the end of its late retention."""
         due = exp.due
-        if not exp.missed:
-            if first <= due:  # most opportunities end here (``_finish``, inline)
-                self.stats.open_now[exp.det.name] -= 1
-                if by_b:
-                    self._emit(self._record(exp, "met", wm, exp.b, exp.b_id))
-                else:
-                    self._emit(self._record(exp, "void", wm, exp.z, exp.z_id))
-                self._drop(exp)
-                return
-            # the watermark passed the deadline with nothing that counts before it
-            exp.missed = True
-            self.stats.open_now[exp.det.name] -= 1
-            self._emit(self._record(exp, "missed", wm, None, None))
-            # Watch on: a close before the retention ends makes it late. Even when the
-            # earliest known event is a void after the deadline, a close between the
-            # deadline and that void may still arrive (within the lateness), so the
-            # decision waits until the watermark has passed the void too.
-            self._schedule(exp)
-            return
-        if by_b and exp.b <= wm:
-            if exp.b > due + self.late_retention:
-                self._drop(exp)  # closed only after the retention: it stays missed
-            else:
-                self._finish(exp, "met" if exp.b <= due else "late", wm, "missed")
-        elif not by_b and exp.z <= wm:
-            if exp.z <= due:
-                self._finish(exp, "void", wm, "missed")
-            else:
-                self._drop(exp)
-        elif wm >= due + self.late_retention:
-            self._drop(exp)
-        else:
-            self._schedule(exp)
+        last = due + self.late_retention
+        if exp.closed < last:
+            last = exp.closed
+        if exp.voided <= due and exp.voided < last:
+            last = exp.voided
+        return last
 
-    def _finish(self, exp: _Expectation, outcome: str, wm: float, amended_from: str | None) -> None:
-        if amended_from is None:
-            self.stats.open_now[exp.det.name] -= 1
-        closed_at = exp.b if outcome in ("met", "late") else exp.z
-        closer = exp.b_id if outcome in ("met", "late") else exp.z_id
-        self._emit(self._record(exp, outcome, wm, closed_at, closer, amended_from))
-        self._drop(exp)
+    def _state_at(self, exp: _Expectation, wm: float) -> str:
+        """The outcome of ``exp`` given what is known, as of watermark ``wm``."""
+        due = exp.due
+        b = exp.closed
+        z = exp.voided if exp.voided <= due else INF
+        if z < b:  # a tie goes to the closing event
+            return "void" if z <= wm else _UNDECIDED
+        if b <= due:
+            return "met" if b <= wm else _UNDECIDED
+        if wm <= due:
+            return _UNDECIDED
+        if b <= wm and b <= due + self.late_retention:
+            return "late"
+        return "missed"
+
+    def _resolve(self, exp: _Expectation, wm: float) -> None:
+        state = self._state_at(exp, wm)
+        if state != _UNDECIDED:
+            if state in ("met", "late"):
+                closed_at, closer = exp.closed, exp.closer
+            elif state == "void":
+                closed_at, closer = exp.voided, exp.voider
+            else:
+                closed_at, closer = NEG_INF, None
+            previous = exp.state
+            if state != previous or closed_at != exp.emitted_close:
+                if previous == _UNDECIDED:
+                    self.stats.open_now[exp.det.name] -= 1
+                    self._exp_expiry.add(self._last_change(exp), exp)
+                    if state == "late":
+                        # a late one is always missed first (the watermark passed the
+                        # deadline before it passed the close), however far it jumped
+                        exp.state = previous = "missed"
+                        self._emit(self._record(exp, "missed", wm, None, None))
+                if previous != _UNDECIDED:
+                    self.stats.amendments += 1
+                exp.state = state
+                exp.emitted_close = closed_at
+                self._emit(
+                    self._record(
+                        exp,
+                        state,
+                        wm,
+                        None if closer is None else closed_at,
+                        closer,
+                        previous or None,
+                    )
+                )
+        self._schedule(exp)
 
     def _drop(self, exp: _Expectation) -> None:
         if exp.wake != INF:
             self._unschedule(exp)
-        by_key = self._open[exp.det.name]
-        lst = by_key.get(exp.key)
-        if lst is not None:
+        st = self._states[exp.det.name]
+        lst = st.open.get(exp.key)
+        if lst is not None and exp in lst:
             lst.remove(exp)
             if not lst:
-                del by_key[exp.key]
+                del st.open[exp.key]
+        if st.by_patient is not None and exp.patient is not None:
+            mine = st.by_patient.get(exp.patient)
+            if mine is not None and exp in mine:
+                mine.remove(exp)
+                if not mine:
+                    del st.by_patient[exp.patient]
 
     def _record(
         self,
@@ -508,20 +804,22 @@ class Engine:
         amended_from: str | None = None,
     ) -> Outcome:
         det = exp.det
-        name = det.name
+        attrs = exp.attrs
+        if outcome == "void" and exp.void_reason is not None:
+            attrs = {**attrs, "void_reason": exp.void_reason}
         o = Outcome(  # positional: this runs for every decided opportunity
-            failure_id(name, exp.key, exp.eid),
-            name,
+            exp.fid,
+            det.name,
             outcome,
             exp.key,
             exp.patient,
             exp.refs,
-            exp.t_a,
+            exp.opened,
             exp.due,
             closed_at,
             wm,
-            [exp.eid, closer] if closer else [exp.eid],
-            exp.attrs,
+            [exp.opening_id, closer] if closer else [exp.opening_id],
+            attrs,
             "",
             amended_from,
         )
@@ -553,7 +851,7 @@ class Engine:
         for by_key in self._open.values():
             for lst in by_key.values():
                 for exp in lst:
-                    if not exp.missed:
+                    if exp.state == _UNDECIDED:
                         out.append(self._record(exp, "open", wm, None, None))
         for det in self._vio:
             out.extend(det.open_records(wm))
@@ -577,40 +875,38 @@ class Engine:
                         [
                             e.det.name,
                             e.key,
-                            e.eid,
-                            e.t_a,
+                            e.opening_id,
+                            e.opened,
                             e.due,
                             e.patient,
                             e.refs,
                             e.attrs,
-                            f(e.b),
-                            e.b_id,
-                            f(e.z),
-                            e.z_id,
-                            e.missed,
+                            f(e.closed),
+                            e.closer,
+                            f(e.voided),
+                            e.voider,
+                            e.void_reason,
+                            e.state,
+                            f(e.emitted_close),
+                            e.wake == NEG_INF,
                         ]
                     )
         tokens = [
-            [name, role, gen, key, tt, tid]
+            [name, role, key, tt, tid]
             for name, st in self._states.items()
-            for role, gen, toks in (
-                (_CLOSE, 0, st.close_tokens),
-                (_CLOSE, 1, st.close_old),
-                (_VOID, 0, st.void_tokens),
-                (_VOID, 1, st.void_old),
-            )
+            for role, toks in ((_CLOSE, st.close_tokens), (_VOID, st.void_tokens))
             for key, lst in toks.items()
             for tt, tid in lst
         ]
         return {
-            "version": 2,
+            "version": 3,
             "watermark": f(self.watermark),
             "max_time": f(self.max_time),
             "expectations": exps,
             "tokens": tokens,
-            "token_rotate_at": f(self._token_rotate_at),
-            "seen": sorted(self._seen_now),
-            "seen_old": sorted(self._seen_old),
+            "patient_voids": {p: list(v) for p, v in self._patient_voids.items()},
+            "seen": [[k, *v] for k, v in self._seen_now.items()],
+            "seen_old": [[k, *v] for k, v in self._seen_old.items()],
             "seen_rotate_at": f(self._seen_rotate_at),
             "stats": {
                 "events_by_type": dict(self.stats.events_by_type),
@@ -619,6 +915,8 @@ class Engine:
                 "opened": dict(self.stats.opened),
                 "open_now": dict(self.stats.open_now),
                 "outcomes": [[*k, v] for k, v in self.stats.outcomes.items()],
+                "refused": dict(self.stats.refused),
+                "amendments": self.stats.amendments,
             },
             "detectors": {d.name: d.snapshot() for d in self._vio},
         }
@@ -626,9 +924,10 @@ class Engine:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace this engine's state with ``state`` from ``snapshot()``. The engine must
         have been built with the same detectors (by name)."""
-        if state.get("version") != 2:
+        if state.get("version") != 3:
             raise ConfigError(
-                "unknown engine snapshot version; was it written by a newer Carewatch?"
+                "unknown engine snapshot version (this Carewatch reads version 3); was it "
+                "written by another version of Carewatch? Replay the input instead."
             )
 
         def g(x: float | None, default: float) -> float:
@@ -636,35 +935,50 @@ class Engine:
 
         self.watermark = g(state["watermark"], NEG_INF)
         self.max_time = g(state["max_time"], NEG_INF)
-        by_name = {d.name: d for d in self._exp}
         for by_key in self._open.values():
             by_key.clear()  # cleared in place: the routing table holds these dicts
         self._heap = []
         self._at = {}
-        for name, key, eid, t_a, due, patient, refs, attrs, b, b_id, z, z_id, missed in state[
-            "expectations"
-        ]:
-            det = by_name.get(name)
-            if det is None:
-                continue  # a detector switched off since the snapshot
-            e = _Expectation(det, key, eid, t_a, due, patient, refs, attrs)
-            e.b, e.b_id, e.z, e.z_id, e.missed = g(b, INF), b_id, g(z, INF), z_id, missed
-            self._open[name].setdefault(key, []).append(e)
-            self._schedule(e)
+        self._deferred = []
+        self._exp_expiry.clear()
+        self._patient_voids = {
+            p: (float(t), i, r) for p, (t, i, r) in state.get("patient_voids", {}).items()
+        }
         for st in self._states.values():
-            st.rotate()
-            st.rotate()
-        for name, role, gen, key, tt, tid in state["tokens"]:
+            st.close_tokens.clear()
+            st.void_tokens.clear()
+            st.token_expiry.clear()
+            if st.by_patient is not None:
+                st.by_patient.clear()
+        for row in state["expectations"]:
+            name, key, eid, t_a, due, patient, refs, attrs = row[:8]
+            b, b_id, z, z_id, reason, outcome, emitted, deferred = row[8:]
+            found = self._states.get(name)
+            if found is None:
+                continue  # a detector switched off since the snapshot
+            fid = failure_id(name, key, key if found.once else eid)
+            e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs, fid)
+            e.closed, e.closer = g(b, INF), b_id
+            e.voided, e.voider, e.void_reason = g(z, INF), z_id, reason
+            e.state, e.emitted_close = outcome, g(emitted, NEG_INF)
+            found.open.setdefault(key, []).append(e)
+            if found.by_patient is not None and patient is not None:
+                found.by_patient.setdefault(patient, []).append(e)
+            if e.state != _UNDECIDED:
+                self._exp_expiry.add(self._last_change(e), e)
+            if deferred:
+                e.wake = NEG_INF
+                self._deferred.append(e)
+            else:
+                self._schedule(e)
+        for name, role, key, tt, tid in state["tokens"]:
             found = self._states.get(name)
             if found is not None:
-                if role == _CLOSE:
-                    toks = found.close_old if gen else found.close_tokens
-                else:
-                    toks = found.void_old if gen else found.void_tokens
+                toks = found.close_tokens if role == _CLOSE else found.void_tokens
                 toks.setdefault(key, []).append((tt, tid))
-        self._token_rotate_at = g(state["token_rotate_at"], NEG_INF)
-        self._seen_now = set(state["seen"])
-        self._seen_old = set(state["seen_old"])
+                found.token_expiry.add(tt, (role, key))
+        self._seen_now = {k: (ty, float(t), p) for k, ty, t, p in state["seen"]}
+        self._seen_old = {k: (ty, float(t), p) for k, ty, t, p in state["seen_old"]}
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
         saved = state["stats"]
         self.stats = EngineStats(
@@ -674,6 +988,8 @@ class Engine:
             opened={**self.stats.opened, **saved["opened"]},
             open_now={**self.stats.open_now, **saved["open_now"]},
             outcomes={(a, b, c): v for a, b, c, v in saved["outcomes"]},
+            refused=dict(saved.get("refused", {})),
+            amendments=saved.get("amendments", 0),
         )
         self._counts = self.stats.events_by_type
         for d in self._vio:

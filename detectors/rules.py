@@ -33,6 +33,9 @@ class Settings:
     allowed_lateness: float = 600.0
     late_retention: float = 30 * 86400.0
     dedupe_window: float = 7 * 86400.0
+    #: how long (s) everything that could still change a decision is kept; events further
+    #: behind the watermark are refused (``beyond-horizon``)
+    correction_horizon: float = 30 * 86400.0
     site_labels: tuple[str, ...] = ()
     source: str = "(built-in defaults)"
     disabled: tuple[str, ...] = field(default=())
@@ -227,7 +230,9 @@ class _Checker:
 
 
 _TOP = {"engine", "metrics", "detectors", "rules", "plugins"}
-_ENGINE = {"allowed_lateness", "late_retention", "dedupe_window"}
+_ENGINE = {"allowed_lateness", "late_retention", "dedupe_window", "correction_horizon"}
+#: Switches (true/false) a built-in detector takes besides its durations.
+_SWITCHES: dict[str, tuple[str, ...]] = {"reschedule-notice": ("monitor_unknown_initiator",)}
 _RULE = {"name", "key", "when", "expect", "within", "void_on", "overrides", "opened", "expected"}
 
 
@@ -264,18 +269,20 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
             continue
         conf = c.mapping(None if raw is True or raw == "on" else raw, path, f"detector {name}")
         defaults: dict[str, float] = getattr(cls, "DEFAULTS", {})
-        allowed = {"enabled", *defaults, *(["overrides"] if defaults else [])}
+        switches = _SWITCHES.get(name, ())
+        allowed = {"enabled", *defaults, *switches, *(["overrides"] if defaults else [])}
         c.keys(conf, allowed, path, f"detector {name}")
-        enabled = conf.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise c.fail((*path, "enabled"), "enabled must be true or false")
-        if not enabled:
+        for k in ("enabled", *switches):
+            if k in conf and not isinstance(conf[k], bool):
+                raise c.fail((*path, k), f"{k} must be true or false")
+        if not conf.get("enabled", True):
             disabled.append(name)
             continue
+        options = {k: conf[k] for k in switches if k in conf}
         if defaults:
-            detectors.append(cls(c.thresholds(conf, defaults, path, name)))
+            detectors.append(cls(c.thresholds(conf, defaults, path, name), **options))
         else:
-            detectors.append(cls())
+            detectors.append(cls(**options))
 
     rules = doc.get("rules") or []
     if not isinstance(rules, list):
@@ -331,6 +338,7 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
         allowed_lateness=timing.get("allowed_lateness", 600.0),
         late_retention=timing.get("late_retention", 30 * 86400.0),
         dedupe_window=timing.get("dedupe_window", 7 * 86400.0),
+        correction_horizon=timing.get("correction_horizon", 30 * 86400.0),
         site_labels=tuple(sites),
         source=source,
         disabled=tuple(disabled),

@@ -102,6 +102,14 @@ class TestRun:
         ]
         return sorted(rows)
 
+    def final_ledger(self) -> list[tuple[Any, ...]]:
+        """``canonical`` without whether a record amended another, and without the
+        evidence ids: what the correction guarantee compares (``docs/detectors.md``). A
+        late delivery may amend a first decision that an in-order delivery never made,
+        and where several events share the deciding event time, the evidence names the
+        one known when it was decided; the outcome and every time are the same."""
+        return sorted(row[:-2] for row in self.canonical())
+
 
 def run_events(
     events: Iterable[Event],
@@ -118,18 +126,18 @@ def run_events(
     """
     settings = rules if isinstance(rules, Settings) else parse_settings(rules or "", "<test>")
     emitted: list[Outcome] = []
-    engine = Engine(
-        detectors if detectors is not None else settings.detectors,
-        allowed_lateness=(
-            settings.allowed_lateness if allowed_lateness is None else allowed_lateness
-        ),
-        late_retention=settings.late_retention,
-        dedupe_window=settings.dedupe_window,
-        sink=emitted.append,
+    engine = Engine.from_settings(
+        settings, detectors=detectors, allowed_lateness=allowed_lateness, sink=emitted.append
     )
     engine.process_many(events)
-    if as_of is not None:
-        engine.advance_to(parse_time(as_of) if isinstance(as_of, str) else as_of)
+    # the end of the input: decide what the watermark (or ``as_of``) has passed
+    engine.advance_to(
+        engine.watermark
+        if as_of is None
+        else parse_time(as_of)
+        if isinstance(as_of, str)
+        else as_of
+    )
     latest: dict[str, Outcome] = {}
     for o in emitted:
         latest[o.failure_id] = o

@@ -11,7 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INVALID", "KINDS", "NO_EVENT", "TOO_LARGE", "UNSUPPORTED", "Rejected", "excerpt"]
+__all__ = [
+    "BEYOND_HORIZON",
+    "ID_CONFLICT",
+    "INVALID",
+    "KINDS",
+    "NO_EVENT",
+    "TOO_LARGE",
+    "UNSUPPORTED",
+    "Rejected",
+    "excerpt",
+]
 
 #: The input is broken (not JSON, not HL7, a required value missing or malformed).
 INVALID = "invalid"
@@ -22,8 +32,13 @@ UNSUPPORTED = "unsupported"
 NO_EVENT = "no-event"
 #: Larger than the configured maximum (MLLP listener).
 TOO_LARGE = "too-large"
+#: Further behind the watermark than the correction horizon: using it could no longer give
+#: the answer its in-order delivery would have (the engine refuses it).
+BEYOND_HORIZON = "beyond-horizon"
+#: An event id already used by a different event (a re-delivery is the same event).
+ID_CONFLICT = "id-conflict"
 #: Every kind, in the order reports list them.
-KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, NO_EVENT, TOO_LARGE)
+KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, NO_EVENT, TOO_LARGE, BEYOND_HORIZON, ID_CONFLICT)
 
 _EXCERPT_CHARS = 1000
 

@@ -31,7 +31,7 @@ from detectors.errors import ConfigError
 from detectors.events import Event, format_time
 from detectors.records import FAILURE_OUTCOMES, Outcome
 from detectors.rules import Settings
-from streams.deadletter import Rejected
+from streams.deadletter import Rejected, excerpt
 
 __all__ = [
     "FileSink",
@@ -160,14 +160,19 @@ class FileSink:
             if o.outcome == "missed":
                 self._missed[o.failure_id] = o  # may still turn late: written at the end
                 return
-        else:
-            self._missed.pop(o.failure_id, None)  # only an amendment follows a missed
+        elif self._missed.pop(o.failure_id, None) is not None:
+            # the missed record it amends was never written: nothing to take back
+            self._write(o, replaces=False)
+            return
         self._write(o)
 
-    def _write(self, o: Outcome) -> None:
+    def _write(self, o: Outcome, replaces: bool = True) -> None:
         k = (o.detector, o.outcome)
         tally = self._tally
         tally[k] = tally.get(k, 0) + 1
+        if replaces and o.amended_from is not None:  # the record it amends leaves the tally
+            before = (o.detector, o.amended_from)
+            tally[before] = tally.get(before, 0) - 1
         self._outcomes.write(o.outcome_json() + b"\n")
         if o.outcome in FAILURE_OUTCOMES or o.amended_from in FAILURE_OUTCOMES:
             self._failures.write(o.failure_json() + b"\n")  # what ``failure_status`` tells
@@ -214,15 +219,11 @@ class Runner:
         self.rejected = 0
         self.rejected_kinds: dict[str, int] = {}
         self.events = 0
-        self.engine = Engine(
-            settings.detectors,
-            allowed_lateness=(
-                settings.allowed_lateness if allowed_lateness is None else allowed_lateness
-            ),
-            late_retention=settings.late_retention,
-            dedupe_window=settings.dedupe_window,
+        self.engine = Engine.from_settings(
+            settings,
+            allowed_lateness=allowed_lateness,
             sink=self.sink.add,
-            site_labels=settings.site_labels,
+            on_reject=self._refused,
         )
 
     def feed(
@@ -255,24 +256,38 @@ class Runner:
                         next_report = time.monotonic() + every
             else:
                 assert isinstance(rec, Rejected)
-                self.rejected += 1
-                self.rejected_kinds[rec.kind] = self.rejected_kinds.get(rec.kind, 0) + 1
-                self.sink.reject(rec)
-                if self.on_reject is not None:
-                    self.on_reject(rec)
+                self._reject(rec)
         self.events = n
+
+    def _refused(self, ev: Event, kind: str, reason: str) -> None:
+        """An event the engine refused (beyond the correction horizon, an id conflict):
+        into the dead letter like any reject."""
+        source = ev.source or {}
+        origin = str(source.get("file") or source.get("origin") or "(engine)")
+        self._reject(
+            Rejected(origin, f"event {ev.id}", reason, excerpt(orjson.dumps(ev.to_dict())), kind)
+        )
+
+    def _reject(self, rec: Rejected) -> None:
+        self.rejected += 1
+        self.rejected_kinds[rec.kind] = self.rejected_kinds.get(rec.kind, 0) + 1
+        self.sink.reject(rec)
+        if self.on_reject is not None:
+            self.on_reject(rec)
 
     def _settle(self) -> None:
         settle = getattr(self.sink, "settle", None)
         if settle is not None:
-            settle(self.engine.watermark - self.engine.late_retention)
+            # a missed record can change until the horizon has passed its last chance
+            engine = self.engine
+            settle(engine.watermark - engine.late_retention - engine.horizon)
 
     def finish(self, as_of: float | None = None) -> RunSummary:
-        """Move the watermark to ``as_of`` (epoch seconds, UTC) if given, report what is
-        still open, and close the sink."""
+        """Move the watermark to ``as_of`` (epoch seconds, UTC) if given, decide what it
+        has passed (also what waited for the end of the input), report what is still
+        open, and close the sink."""
         engine = self.engine
-        if as_of is not None:
-            engine.advance_to(as_of)
+        engine.advance_to(engine.watermark if as_of is None else as_of)
         open_records = engine.open_records()
         open_counts: dict[str, int] = {}
         for o in open_records:

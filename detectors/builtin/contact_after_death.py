@@ -1,10 +1,12 @@
 """``contact-after-death``: nothing should be booked, sent or said to a patient who has died.
 
-After ``patient.died`` at ``t_d`` (the earliest for the patient), every
-``appointment.booked``, ``patient.notified`` or ``document.sent`` for that patient with a
-later event time is a violation. Contacts may arrive before the death message (feeds are
-not ordered), so each contact is judged once the watermark passes its time, when every
-death message with an earlier time is in.
+After ``patient.died`` at ``t_d`` (the earliest for the patient), every contact *with the
+patient* (``appointment.booked``, ``patient.notified``, or ``document.sent`` whose
+recipient is the patient) with a later event time is a violation. Contacts may arrive
+before the death message (feeds are not ordered), so each contact is judged once the
+watermark passes its time, when every death message with an earlier time is in; and a
+death recorded days later, timed before contacts already judged, still makes them
+violations: contacts are kept for the correction horizon.
 """
 
 from __future__ import annotations
@@ -28,14 +30,29 @@ _WORDS = {
 }
 
 
-_NEG_INF = float("-inf")
-#: A contact waiting to be judged: time, event id, patient, type, refs, attrs.
+#: Who a document is for when ``document.sent`` does not say (``attrs.recipient``): by
+#: its kind; a document of any other kind is taken to reach the patient.
+DEFAULT_RECIPIENT: dict[str, str] = {
+    "appointment-letter": "patient",
+    "discharge-summary": "gp",
+    "clinic-letter": "gp",
+}
+
+
+def is_patient_contact(etype: str, attrs: Mapping[str, Any]) -> bool:
+    """Whether an event of a contact type is contact *with the patient*: a booking, a
+    notice, or a document whose recipient is the patient (a discharge summary to the GP
+    after an inpatient death is required, not a violation)."""
+    if etype != "document.sent":
+        return True
+    recipient = attrs.get("recipient")
+    if recipient is None:
+        recipient = DEFAULT_RECIPIENT.get(attrs.get("kind"), "patient")  # type: ignore[arg-type]
+    return recipient == "patient"
+
+
+#: A contact: time, event id, patient, type, refs, attrs.
 _Contact = tuple[float, str, str, str, dict[str, str], dict[str, Any]]
-
-
-def _held_items(held: dict[str, list[_Contact]]) -> list[_Contact]:
-    """The contacts of one generation, in (time, id) order."""
-    return sorted(c for items in held.values() for c in items)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -47,22 +64,19 @@ class ContactAfterDeath(ViolationDetector):
     def __init__(self) -> None:
         # patient -> (time of death, death event id): the earliest known
         self.deaths: dict[str, tuple[float, str]] = {}
-        # contacts waiting for the watermark to pass them, so that every death message
-        # with an earlier time has arrived: (time, id, patient, type, refs, attrs), a heap
-        # in event-time order. (Not arrival order: a contact that arrived behind a later
-        # one would wait for that one, and at the end of the input stay unjudged though
-        # the watermark had passed it.)
+        # Every contact within the correction horizon, by patient: a death recorded days
+        # later, timed before them, still makes them violations.
+        self.contacts: dict[str, list[_Contact]] = {}
+        self.horizon = 30 * 86400.0
+        self._expiry: dict[int, list[str]] = {}  # day -> patients with contacts that day
+        # contacts to judge once the watermark passes them (every death message with an
+        # earlier time has arrived by then), a heap in event-time order
         self._pending: list[_Contact] = []
-        # Contacts of patients with no known death wait apart, by patient (nearly all of
-        # them: a death is rare), and join the heap only if a death message for their
-        # patient comes while they are held. Two generations: the older is forgotten
-        # once the watermark has passed its latest contact (each contact is held at
-        # least until the watermark passes it; none needs more).
-        self._held: dict[str, list[_Contact]] = {}
-        self._held_latest = _NEG_INF
-        self._held_old: dict[str, list[_Contact]] = {}
-        self._held_old_latest = _NEG_INF
+        self._queued: set[str] = set()  # ids in ``_pending``: each is queued once
         self.reported: set[str] = set()
+
+    def configure(self, *, correction_horizon: float) -> None:
+        self.horizon = correction_horizon
 
     @property
     def reads(self) -> frozenset[str]:
@@ -74,35 +88,54 @@ class ContactAfterDeath(ViolationDetector):
             return
         if event.type == "patient.died":
             known = self.deaths.get(patient)
-            if known is None or (event.time, event.id) < known:
-                self.deaths[patient] = (event.time, event.id)
-            for generation in (self._held, self._held_old):
-                for item in generation.pop(patient, ()):
-                    heapq.heappush(self._pending, item)
+            if known is not None and known <= (event.time, event.id):
+                return
+            self.deaths[patient] = (event.time, event.id)
+            for item in self.contacts.get(patient, ()):
+                if item[0] > event.time:
+                    self._queue(item)
+            return
+        if not is_patient_contact(event.type, event.attrs):
             return
         t = event.time
         item = (t, event.id, patient, event.type, event.refs, event.attrs)
-        if t < ctx.watermark:
-            self._check(item, ctx)  # beyond the allowed lateness: decide now
-        elif patient in self.deaths:
-            heapq.heappush(self._pending, item)  # (time, id) are unique: dicts never compared
+        kept = self.contacts.get(patient)
+        if kept is None:
+            self.contacts[patient] = [item]
         else:
-            waiting = self._held.get(patient)
-            if waiting is None:
-                self._held[patient] = [item]
-            else:
-                waiting.append(item)
-            if t > self._held_latest:
-                self._held_latest = t
+            kept.append(item)
+        day = int(t // 86400)
+        waiting = self._expiry.get(day)
+        if waiting is None:
+            self._expiry[day] = [patient]
+        else:
+            waiting.append(patient)
+        if patient in self.deaths:
+            self._queue(item)
+
+    def _queue(self, item: _Contact) -> None:
+        cid = item[1]
+        if cid not in self.reported and cid not in self._queued:
+            self._queued.add(cid)
+            heapq.heappush(self._pending, item)  # (time, id) are unique: dicts never compared
 
     def on_watermark(self, ctx: Context) -> None:
         pending = self._pending
         wm = ctx.watermark
         while pending and pending[0][0] <= wm:
-            self._check(heapq.heappop(pending), ctx)
-        if wm >= self._held_old_latest:
-            self._held_old, self._held_old_latest = self._held, self._held_latest
-            self._held, self._held_latest = {}, _NEG_INF
+            item = heapq.heappop(pending)
+            self._queued.discard(item[1])
+            self._check(item, ctx)
+        line = wm - self.horizon
+        for day in [d for d in self._expiry if (d + 1) * 86400 <= line]:
+            for patient in self._expiry.pop(day):
+                kept = self.contacts.get(patient)
+                if kept is not None:
+                    kept = [c for c in kept if c[0] >= line]
+                    if kept:
+                        self.contacts[patient] = kept
+                    else:
+                        del self.contacts[patient]
 
     def open_count(self) -> int:
         return 0  # pending contacts are not opportunities until a death makes them one
@@ -154,18 +187,19 @@ class ContactAfterDeath(ViolationDetector):
     def snapshot(self) -> dict[str, Any]:
         return {
             "deaths": {p: list(v) for p, v in self.deaths.items()},
+            "contacts": [list(c) for kept in self.contacts.values() for c in kept],
             "pending": [list(c) for c in sorted(self._pending)],
-            "held": [list(c) for held in (self._held, self._held_old) for c in _held_items(held)],
             "reported": sorted(self.reported),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
+        self.contacts = {}
+        self._expiry = {}
+        for t, i, p, ty, r, a in state.get("contacts", ()):
+            self.contacts.setdefault(p, []).append((float(t), i, p, ty, r, a))
+            self._expiry.setdefault(int(float(t) // 86400), []).append(p)
         self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
         heapq.heapify(self._pending)
-        self._held, self._held_latest = {}, _NEG_INF
-        self._held_old, self._held_old_latest = {}, _NEG_INF
-        for t, i, p, ty, r, a in state.get("held", ()):
-            self._held.setdefault(p, []).append((float(t), i, p, ty, r, a))
-            self._held_latest = max(self._held_latest, float(t))
+        self._queued = {c[1] for c in self._pending}
         self.reported = set(state["reported"])

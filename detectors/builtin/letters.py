@@ -19,6 +19,9 @@ __all__ = ["ClinicLetterOverdue", "DischargeSummaryOverdue"]
 @mypyc_attr(allow_interpreted_subclasses=True)
 class _DocumentAfter(ExpectationDetector):
     closes = ("document.sent",)
+    # an encounter is discharged once, an attendance happens once: a repeated opening
+    # message (a re-sent A03 under a new control id) corrects the first
+    opens_once_per_key = True
     kind: ClassVar[str] = ""
     DEFAULTS: ClassVar[dict[str, float]] = {}
 

@@ -2,14 +2,16 @@
 by a notice to the patient before it matters.
 
 Opens on ``appointment.rescheduled`` / ``appointment.cancelled`` with
-``initiated_by == "hospital"``; closes on ``patient.notified`` or an appointment-letter
-``document.sent`` for the same appointment. Due by the earlier of ``notice`` (default 48 h)
-after the change and the previous start.
+``initiated_by == "hospital"`` (and, unless the rules switch it off, with no
+``initiated_by`` at all: a patient should hear of any change they did not ask for; such
+opportunities carry ``initiated_by: unknown``); closes on ``patient.notified`` or an
+appointment-letter ``document.sent`` for the same appointment. Due by the earlier of
+``notice`` (default 48 h) after the change and the previous start.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
@@ -32,12 +34,24 @@ class RescheduleNotice(ExpectationDetector):
     expected_words = "telling the patient"
     DEFAULTS: ClassVar[dict[str, float]] = {"notice": 48 * 3600.0}
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, thresholds: Thresholds | None = None, *, monitor_unknown_initiator: bool = True
+    ) -> None:
         self.thresholds = thresholds or Thresholds(self.DEFAULTS)
+        #: whether a change with no ``initiated_by`` opens an opportunity
+        self.monitor_unknown_initiator = monitor_unknown_initiator
+        #: changes seen with no ``initiated_by`` (the run summary names them)
+        self.unknown_initiator = 0
 
     def deadline(self, event: Event) -> float | None:
-        if event.attrs.get("initiated_by") != "hospital":
-            return None
+        attrs = event.attrs
+        who = attrs.get("initiated_by")
+        if who != "hospital":
+            if who is not None and who != "unknown":
+                return None
+            self.unknown_initiator += 1
+            if not self.monitor_unknown_initiator:
+                return None
         due = event.time + self.thresholds.for_event(event)["notice"]
         prev = event.attrs.get("previous_start")
         if prev:
@@ -48,6 +62,12 @@ class RescheduleNotice(ExpectationDetector):
             if prev_t > event.time:
                 return min(due, prev_t)
         return due
+
+    def carried_attrs(self, event: Event) -> dict[str, Any]:
+        out = super().carried_attrs(event)
+        if event.attrs.get("initiated_by") not in ("hospital", "patient"):
+            out["initiated_by"] = "unknown"
+        return out
 
     def is_close(self, event: Event) -> bool:
         if event.type == "document.sent":

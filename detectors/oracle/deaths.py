@@ -3,6 +3,9 @@ with an event time strictly after their earliest recorded death is one violation
 
 from __future__ import annotations
 
+import numpy as np
+
+from detectors.builtin.contact_after_death import is_patient_contact
 from detectors.contract import CARRIED_ATTRS, human_time
 from detectors.oracle.clock import Clock
 from detectors.oracle.frame import ColumnPlan, EventFrame
@@ -35,6 +38,10 @@ def contact_after_death(frame: EventFrame, clock: Clock) -> list[Outcome]:
     first = died.sort_values(["time", "id"]).drop_duplicates("patient")
     first = first[["patient", "time", "id"]].rename(columns={"time": "t_d", "id": "death"})
     contacts = table[table["type"].isin(CONTACT_TYPES) & (table["time"] <= clock.watermark)]
+    with_patient = [
+        is_patient_contact(ev.type, ev.attrs) for ev in (frame.events[r] for r in contacts.index)
+    ]
+    contacts = contacts[np.array(with_patient, dtype=bool)]
     joined = contacts[["patient", "time"]].reset_index(names="row").merge(first, on="patient")
     joined = joined[joined["time"] > joined["t_d"]]
     detected = clock.detected_at(joined["time"].to_numpy())

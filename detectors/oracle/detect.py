@@ -22,7 +22,12 @@ from detectors.events import Event
 from detectors.oracle import deaths, sessions
 from detectors.oracle.clock import Clock
 from detectors.oracle.custom import RULE
-from detectors.oracle.expectations import ExpectationForm, expectation_records, resolve
+from detectors.oracle.expectations import (
+    ExpectationForm,
+    expectation_records,
+    once_per_key,
+    resolve,
+)
 from detectors.oracle.frame import ColumnPlan, EventFrame, build_frame, merge_plans
 from detectors.oracle.letters import DOCUMENT_AFTER
 from detectors.oracle.notices import RESCHEDULE_NOTICE
@@ -136,7 +141,10 @@ def _one(
     form = EXPECTATIONS.get(type(det))
     if form is not None:
         assert isinstance(det, ExpectationDetector)
-        resolved = resolve(form.sides(det, frame.table), clock, late_retention)
+        sides = form.sides(det, frame.table)
+        if det.opens_once_per_key:
+            sides = once_per_key(sides, frame.table)
+        resolved = resolve(sides, clock, late_retention)
         return expectation_records(det, resolved, frame, clock, texts)
     if type(det) is ClinicOverbooked:
         return sessions.clinic_overbooked(frame, clock)

@@ -27,6 +27,7 @@ __all__ = [
     "events_of",
     "expectation_records",
     "of_types",
+    "once_per_key",
     "openers",
     "resolve",
 ]
@@ -84,6 +85,18 @@ def openers(rows: pd.DataFrame, key: str, due: np.ndarray) -> pd.DataFrame:
     )
 
 
+def once_per_key(sides: Sides, table: pd.DataFrame) -> Sides:
+    """For a detector whose key opens once: of each key's opening rows, the one with the
+    earliest time (ties: the smaller event id)."""
+    opens = sides.opens
+    if opens.empty:
+        return sides
+    ids = table["id"].to_numpy(dtype=object)[opens["row"].to_numpy()]
+    ranked = opens.assign(_id=ids).sort_values(["key", "time", "_id"], kind="stable")
+    kept = ranked.drop_duplicates("key").drop(columns="_id")
+    return Sides(kept, sides.closes, sides.voids)
+
+
 def _smallest_id_per_time(events: pd.DataFrame, time: str) -> pd.DataFrame:
     """One row per (``code``, ``time``): the one with the smallest id, so that the as-of
     join's pick follows the tie rule. Ties are rare, so only they are sorted by id."""
@@ -134,8 +147,9 @@ def resolve(sides: Sides, clock: Clock, late_retention: float) -> pd.DataFrame:
     opens = _first_at_or_after(opens, sides.closes, "b")
     opens = _first_at_or_after(opens, sides.voids, "z")
     b = opens["b"].to_numpy(dtype=np.float64)
-    z = opens["z"].to_numpy(dtype=np.float64)
     due = opens["due"].to_numpy(dtype=np.float64)
+    z = opens["z"].to_numpy(dtype=np.float64)
+    z = np.where(z <= due, z, np.inf)  # a void after the deadline changes nothing
     wm = clock.watermark
     by_b = b <= z  # a tie goes to the closing event
     first = np.where(by_b, b, z)
@@ -194,6 +208,7 @@ def expectation_records(
     closed_at = closed.astype(object)
     closed_at[np.isnan(closed)] = None
     name = det.name
+    once = det.opens_once_per_key
     ids = [ev.id for ev in openings]
     evidence = [
         [i, closer] if closer else [i]
@@ -201,7 +216,7 @@ def expectation_records(
     ]
     records = [
         Outcome(
-            failure_id(name, key, i),
+            failure_id(name, key, key if once else i),
             name,
             outcome,
             key,

@@ -38,7 +38,9 @@ def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     previous = epoch_of(rows["attrs.previous_start"])
     # the previous start caps the deadline only when it is after the change
     due = np.where(previous > t, np.minimum(due, previous), due)
-    due[~attr_equals(rows, "initiated_by", "hospital")] = np.nan
+    who = rows["attrs.initiated_by"]
+    unknown = (who.isna() | (who == "unknown")).to_numpy() & d.monitor_unknown_initiator
+    due[~(attr_equals(rows, "initiated_by", "hospital") | unknown)] = np.nan
     closing = of_types(table, d.closes, *columns)
     counts = (closing["type"] == "patient.notified").to_numpy() | attr_equals(
         closing, "kind", "appointment-letter"

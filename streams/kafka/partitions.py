@@ -378,12 +378,8 @@ class PatientPartition(PartitionBase):
 
     def _engine(self) -> Engine:
         s = self.settings
-        return Engine(
-            fresh(self.detectors),
-            allowed_lateness=self.allowed_lateness,
-            late_retention=s.late_retention,
-            dedupe_window=s.dedupe_window,
-            site_labels=s.site_labels,
+        return Engine.from_settings(
+            s, detectors=fresh(self.detectors), allowed_lateness=self.allowed_lateness
         )
 
     def reset(self) -> None:
@@ -520,13 +516,7 @@ class SessionPartition(PartitionBase):
 
     def _engine(self) -> Engine:
         s = self.settings
-        return Engine(
-            fresh(self.detectors),
-            allowed_lateness=INF,
-            late_retention=s.late_retention,
-            dedupe_window=s.dedupe_window,
-            site_labels=s.site_labels,
-        )
+        return Engine.from_settings(s, detectors=fresh(self.detectors), allowed_lateness=INF)
 
     def reset(self) -> None:
         self.engine = self._engine()

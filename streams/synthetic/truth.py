@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from detectors.builtin import BUILTINS
 from detectors.events import format_time
 
 __all__ = [
@@ -44,9 +45,18 @@ LATE_RETENTION = 30 * DAY
 
 
 def failure_id(detector: str, key: str, opening_event: str) -> str:
-    """First 16 hex digits of SHA-256 over ``detector \\x1f key \\x1f opening event id``."""
+    """First 16 hex digits of SHA-256 over ``detector \x1f key \x1f opening event id``;
+    for a detector whose key opens once (``opens_once_per_key``, taken from the detector
+    itself so the rule is written in one place) the key stands for the opening event."""
+    if detector in _OPENS_ONCE:
+        opening_event = key
     text = f"{detector}\x1f{key}\x1f{opening_event}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+_OPENS_ONCE = frozenset(
+    name for name, cls in BUILTINS.items() if getattr(cls, "opens_once_per_key", False)
+)
 
 
 def notice_due(t_a: int, previous_start: int | None) -> int:
@@ -64,6 +74,8 @@ def resolve(
     every closing and voiding event of its key; returns ``(outcome, closed_at)``."""
     b = min((t for t in closes if t >= t_a), default=None)
     z = min((t for t in voids if t >= t_a), default=None)
+    if z is not None and z > due:
+        z = None  # a void after the deadline changes nothing
     if b is not None and (z is None or b <= z):
         if b <= due:
             return "met", None

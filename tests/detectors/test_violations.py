@@ -20,7 +20,12 @@ def booked(hours: float, appt: str, patient: str = "P1", session: str | None = N
 def test_contact_after_death_is_a_violation() -> None:
     death = died(0)
     after = booked(2, "A1")
-    letter = ev("document.sent", at(5), refs={"appointment": "A9"}, attrs={"kind": "clinic-letter"})
+    letter = ev(
+        "document.sent",
+        at(5),
+        refs={"appointment": "A9"},
+        attrs={"kind": "clinic-letter", "recipient": "patient"},
+    )
     out = run_events([booked(-1, "A0"), death, after, letter], as_of=FAR)
     found = out.by_detector("contact-after-death")
     assert [(o.outcome, o.evidence) for o in found] == [

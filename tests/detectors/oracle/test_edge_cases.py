@@ -50,12 +50,12 @@ def test_void_before_and_after_the_deadline() -> None:
             ev("order.cancelled", at(0.5), refs={"order": "O1"}),
             order(0, key="O2"),
             ev("order.cancelled", at(2), refs={"order": "O2"}),  # after the 1 h deadline
-            result(3, key="O2"),  # later still: the void came first, so it stays missed
+            result(3, key="O2"),  # a void after the deadline changes nothing: late
         ],
         as_of=FAR,
     )
     assert outcome_of(res, "result-overdue", "O1") == "void"
-    assert outcome_of(res, "result-overdue", "O2") == "missed"
+    assert outcome_of(res, "result-overdue", "O2") == "late"
 
 
 def test_a_close_before_the_open_does_not_count() -> None:
@@ -404,7 +404,15 @@ def test_contact_after_death() -> None:
             ev("patient.died", at(20), patient="P1", id="d3"),
             ev("patient.notified", at(5), patient="P1", refs={"appointment": "A1"}),
             ev("patient.notified", at(10), patient="P1", refs={"appointment": "A2"}),
-            ev("document.sent", at(11), patient="P1", attrs={"kind": "clinic-letter", "site": "n"}),
+            ev(
+                "document.sent",
+                at(11),
+                patient="P1",
+                attrs={"kind": "clinic-letter", "site": "n", "recipient": "patient"},
+            ),
+            # to the GP (a discharge summary's default recipient): required, not contact
+            ev("document.sent", at(11), patient="P1", attrs={"kind": "discharge-summary"}),
+            ev("document.sent", at(11), patient="P1", attrs={"kind": "clinic-letter"}),
             booked(12, "A3", "S9", patient="P1"),
             ev("patient.notified", at(12), patient="P2", refs={"appointment": "A4"}),
             ev("patient.notified", at(12), patient=None, refs={"appointment": "A5"}),

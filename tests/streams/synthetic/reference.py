@@ -17,7 +17,13 @@ H = 3600.0
 D = 86400.0
 
 
+#: Keys that open once (docs/detectors.md): the key stands for the opening event.
+_ONCE = ("discharge-summary-overdue", "clinic-letter-overdue")
+
+
 def _fid(detector: str, key: str, opening: str) -> str:
+    if detector in _ONCE:
+        opening = key
     return hashlib.sha256(f"{detector}\x1f{key}\x1f{opening}".encode()).hexdigest()[:16]
 
 
@@ -142,6 +148,8 @@ def reference_outcomes(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             b = min((t for t in b_times[key] if t >= e.time), default=None)
             z = min((t for t in z_times[key] if t >= e.time), default=None)
+            if z is not None and z > due:
+                z = None  # a void after the deadline changes nothing
             if b is not None and (z is None or b <= z):
                 outcome, closed = ("met", None) if b <= due else ("late", b)
             elif z is not None and z <= due:

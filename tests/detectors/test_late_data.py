@@ -1,0 +1,230 @@
+"""Late, re-sent and after-the-fact data never turn a right decision wrong.
+
+Each reproduction of the late-data issue, and the class it stands for, as a test: the
+final ledger (latest record per ``failure_id``) of an out-of-order delivery equals the
+ledger of the same events delivered once in event-time order, as long as nothing
+arrives more than the correction horizon behind the watermark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from detectors.engine import BEYOND_HORIZON, ID_CONFLICT, Engine
+from detectors.events import Event, event_from_dict
+from detectors.records import Outcome
+from detectors.rules import parse_settings
+from detectors.testing import run_events
+
+AS_OF = "2026-03-20T00:00:00Z"
+
+
+def events(*lines: str) -> list[Event]:
+    return [event_from_dict(orjson.loads(line)) for line in lines]
+
+
+def final(run: Any, detector: str) -> list[tuple[str, str]]:
+    return sorted((o.key, o.outcome) for o in run.latest.values() if o.detector == detector)
+
+
+def in_time_order(evs: list[Event]) -> list[Event]:
+    once = {e.id: e for e in evs}
+    return sorted(once.values(), key=lambda e: (e.time, e.id))
+
+
+def test_a_death_recorded_after_the_contact_still_gives_the_violation() -> None:
+    evs = events(
+        '{"id":"l1","type":"document.sent","time":"2026-03-02T10:00:00Z","patient":"P1",'
+        '"refs":{"appointment":"A1"},"attrs":{"kind":"appointment-letter"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T10:15:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"x1","type":"patient.died","time":"2026-03-02T09:00:00Z","patient":"P1"}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    assert final(run, "contact-after-death") == [("P1", "violation")]
+    assert final(run_events(in_time_order(evs), as_of=AS_OF), "contact-after-death") == [
+        ("P1", "violation")
+    ]
+
+
+def test_a_death_recorded_weeks_later_within_the_horizon_still_counts() -> None:
+    evs = events(
+        '{"id":"b1","type":"appointment.booked","time":"2026-03-02T10:00:00Z","patient":"P1",'
+        '"refs":{"appointment":"A1"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-25T10:15:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"x1","type":"patient.died","time":"2026-03-01T09:00:00Z","patient":"P1"}',
+    )
+    run = run_events(evs, as_of="2026-03-26T00:00:00Z")
+    assert final(run, "contact-after-death") == [("P1", "violation")]
+
+
+def test_a_discharge_summary_to_the_gp_after_an_inpatient_death_is_not_contact() -> None:
+    evs = events(
+        '{"id":"x1","type":"patient.died","time":"2026-03-02T09:00:00Z","patient":"P1"}',
+        '{"id":"dc","type":"encounter.discharged","time":"2026-03-02T09:30:00Z","patient":"P1",'
+        '"refs":{"encounter":"E1"}}',
+        '{"id":"ds","type":"document.sent","time":"2026-03-02T12:00:00Z","patient":"P1",'
+        '"refs":{"encounter":"E1"},"attrs":{"kind":"discharge-summary"}}',
+        '{"id":"l1","type":"document.sent","time":"2026-03-02T13:00:00Z","patient":"P1",'
+        '"refs":{"appointment":"A1"},"attrs":{"kind":"clinic-letter","recipient":"patient"}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    found = [o.evidence for o in run.latest.values() if o.detector == "contact-after-death"]
+    assert found == [["x1", "l1"]]  # the letter to the patient, not the summary to the GP
+    assert final(run, "discharge-summary-overdue") == [("E1", "met")]
+
+
+def test_a_close_long_before_its_opening_event_arrives_still_counts() -> None:
+    evs = events(
+        '{"id":"ds1","type":"document.sent","time":"2026-03-02T12:00:00Z","patient":"P1",'
+        '"refs":{"encounter":"E1"},"attrs":{"kind":"discharge-summary"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T12:11:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"dc1","type":"encounter.discharged","time":"2026-03-02T10:00:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+    )
+    assert final(run_events(evs, as_of=AS_OF), "discharge-summary-overdue") == [("E1", "met")]
+
+
+def test_a_re_delivery_after_the_dedupe_window_changes_nothing() -> None:
+    evs = events(
+        '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+        '{"id":"r1","type":"result.reported","time":"2026-03-02T09:30:00Z","patient":"P1",'
+        '"refs":{"order":"O1"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-12T09:00:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    assert final(run, "result-overdue") == [("O1", "met")]
+    assert [o.outcome for o in run.emitted if o.detector == "result-overdue"] == ["met"]
+
+
+def test_missed_is_declared_only_once_the_watermark_is_past_due() -> None:
+    evs = events(
+        '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T10:10:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"r1","type":"result.reported","time":"2026-03-02T10:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    # the watermark stood exactly at the deadline: the result at the deadline is in time
+    assert [o.outcome for o in run.emitted if o.detector == "result-overdue"] == ["met"]
+
+
+def test_two_discharge_messages_for_one_encounter_make_one_opportunity() -> None:
+    evs = events(
+        '{"id":"dc1","type":"encounter.discharged","time":"2026-03-02T10:00:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+        '{"id":"ds1","type":"document.sent","time":"2026-03-03T09:00:00Z","patient":"P1",'
+        '"refs":{"encounter":"E1"},"attrs":{"kind":"discharge-summary"}}',
+        '{"id":"dc2","type":"encounter.discharged","time":"2026-03-03T12:00:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+    )
+    for order in (evs, list(reversed(evs))):
+        run = run_events(order, as_of=AS_OF)
+        assert final(run, "discharge-summary-overdue") == [("E1", "met")]
+        assert not run.open
+
+
+def test_a_late_opening_event_waits_for_the_events_behind_it() -> None:
+    # An archive read by a worker whose watermark is far ahead: each order's result
+    # follows it in the backlog; nothing may be declared missed on the way.
+    engine_out: list[Outcome] = []
+    engine = Engine(parse_settings("").detectors, sink=engine_out.append)
+    engine.process(
+        event_from_dict(
+            {
+                "id": "now",
+                "type": "appointment.missed",
+                "time": "2026-03-19T00:00:00Z",
+                "patient": "P9",
+                "refs": {"appointment": "AX"},
+            }
+        )
+    )
+    for i in range(5):
+        base = f"2026-03-0{i + 1}T09:00:00Z"
+        late = f"2026-03-0{i + 1}T09:40:00Z"
+        for obj in (
+            {"id": f"o{i}", "type": "order.placed", "time": base, "patient": "P1",
+             "refs": {"order": f"O{i}"}, "attrs": {"priority": "stat"}},
+            {"id": f"r{i}", "type": "result.reported", "time": late, "patient": "P1",
+             "refs": {"order": f"O{i}"}},
+        ):  # fmt: skip
+            engine.process(event_from_dict(obj))
+    assert engine_out == []  # nothing decided while the backlog is read
+    engine.advance_to(engine.watermark)  # the next tick
+    assert sorted(o.outcome for o in engine_out) == ["met"] * 5
+
+
+def test_an_event_beyond_the_horizon_is_refused_and_named() -> None:
+    refused: list[tuple[str, str]] = []
+    engine = Engine(
+        parse_settings("").detectors,
+        correction_horizon=86400.0,
+        on_reject=lambda ev, kind, reason: refused.append((ev.id, kind)),
+    )
+    for obj in (
+        {"id": "a", "type": "appointment.missed", "time": "2026-03-10T00:00:00Z",
+         "patient": "P9", "refs": {"appointment": "AX"}},
+        {"id": "old", "type": "order.placed", "time": "2026-03-01T00:00:00Z",
+         "patient": "P1", "refs": {"order": "O1"}},
+    ):  # fmt: skip
+        engine.process(event_from_dict(obj))
+    assert refused == [("old", BEYOND_HORIZON)]
+    assert engine.stats.refused == {BEYOND_HORIZON: 1}
+
+
+def test_the_same_id_on_a_different_event_is_a_conflict_not_a_duplicate() -> None:
+    refused: list[tuple[str, str, str]] = []
+    engine = Engine(
+        parse_settings("").detectors,
+        on_reject=lambda ev, kind, reason: refused.append((ev.id, kind, reason)),
+    )
+    first = {"id": "MSG00012", "type": "order.placed", "time": "2026-03-02T09:00:00Z",
+             "patient": "P1", "refs": {"order": "O1"}}  # fmt: skip
+    engine.process(event_from_dict(first))
+    engine.process(event_from_dict(first))  # a re-delivery: a duplicate
+    engine.process(event_from_dict({**first, "type": "result.reported", "patient": "P2"}))
+    assert engine.stats.duplicates == 1
+    [(eid, kind, reason)] = refused
+    assert (eid, kind) == ("MSG00012", ID_CONFLICT)
+    assert "order.placed then result.reported" in reason and "patient" in reason
+
+
+def test_a_void_arriving_late_amends_a_met_decision_without_duplicating_it() -> None:
+    evs = events(
+        '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+        '{"id":"r1","type":"result.reported","time":"2026-03-02T09:50:00Z","patient":"P1",'
+        '"refs":{"order":"O1"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-05T09:00:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"c1","type":"order.cancelled","time":"2026-03-02T09:20:00Z","patient":"P1",'
+        '"refs":{"order":"O1"}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    emitted = [(o.outcome, o.amended_from) for o in run.emitted if o.detector == "result-overdue"]
+    assert emitted == [("met", None), ("void", "met")]
+    reference = run_events(in_time_order(evs), as_of=AS_OF)
+    assert run.final_ledger() == reference.final_ledger()
+
+
+def test_an_unknown_initiator_is_monitored_and_can_be_switched_off() -> None:
+    evs = events(
+        '{"id":"c1","type":"appointment.cancelled","time":"2026-03-02T09:00:00Z",'
+        '"patient":"P1","refs":{"appointment":"A1"}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    [o] = [o for o in run.latest.values() if o.detector == "reschedule-notice"]
+    assert (o.outcome, o.attrs["initiated_by"]) == ("missed", "unknown")
+    off = "detectors:\n  reschedule-notice:\n    monitor_unknown_initiator: false\n"
+    assert final(run_events(evs, rules=off, as_of=AS_OF), "reschedule-notice") == []
