@@ -185,7 +185,6 @@ class _Expectation:
         "patient",
         "refs",
         "state",
-        "void_reason",
         "voided",
         "voider",
         "wake",
@@ -216,9 +215,9 @@ class _Expectation:
         self.closer: str | None = None
         self.voided = INF
         self.voider: str | None = None
-        self.void_reason: str | None = None
         self.state = _UNDECIDED
-        self.emitted_close = NEG_INF  # closed_at of the last emitted record (NaN-free)
+        # closed_at of the last emitted record (-INF: none; NaN: emit the next one anyway)
+        self.emitted_close = NEG_INF
         self.wake = INF
 
 
@@ -310,7 +309,10 @@ class Engine:
         # ``advance_to`` (see ``_on_open``)
         self._deferred: list[_Expectation] = []
         # patient -> earliest (time, id) of an event that voids that patient's opportunities
-        self._patient_voids: dict[str, tuple[float, str, str]] = {}
+        self._patient_voids: dict[str, tuple[float, str]] = {}
+        # voiding event id -> why it voids, for the few that say (a death, a change made
+        # because the patient died); the void records carry it as ``attrs.void_reason``
+        self._void_reasons: dict[str, str] = {}
         # Seen event ids with what they named (type, time, patient), in two generations
         # rotated every dedupe_window of watermark progress: every id is remembered for
         # at least that long. (A re-delivery after it is harmless: an opening event is
@@ -462,10 +464,16 @@ class Engine:
                     return  # a re-delivery after the dedupe window: already counted
         fid = failure_id(st.name, key, key if st.once else eid)
         exp = _Expectation(det, key, eid, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev), fid)
+        self._match_tokens(st, exp)
         reason = det.void_reason(ev)
         if reason is not None:
-            exp.voided, exp.voider, exp.void_reason = t_a, eid, reason
-        self._match_tokens(st, exp)
+            # void from the start: this opportunity, and the key's earlier ones, as a
+            # voiding event at this time would (this one is set first, so that
+            # ``_closing`` leaves it alone and schedules only the others)
+            self._void_reasons[eid] = reason
+            if t_a < exp.voided or (t_a == exp.voided and eid < exp.voider):  # type: ignore[operator]
+                exp.voided, exp.voider = t_a, eid
+            self._closing(st, key, t_a, eid, _VOID)
         if lst is None:
             st.open[key] = [exp]
         else:
@@ -514,7 +522,7 @@ class Engine:
         if toks:
             for tt, tid in toks:
                 if t_a <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
-                    exp.voided, exp.voider, exp.void_reason = tt, tid, None
+                    exp.voided, exp.voider = tt, tid
 
     def _correct(self, st: _DetState, exp: _Expectation, ev: Event, due: float) -> None:
         """A further opening event for a key that opens once (an encounter is discharged
@@ -528,13 +536,12 @@ class Engine:
         det = st.det
         exp.opened, exp.opening_id, exp.due = t_a, eid, due
         exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, det.carried_attrs(ev)
-        exp.closed, exp.closer, exp.voided, exp.voider, exp.void_reason = INF, None, INF, None, None
-        reason = det.void_reason(ev)
-        if reason is not None:
-            exp.voided, exp.voider, exp.void_reason = t_a, eid, reason
+        exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
+        exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
         self._match_tokens(st, exp)
-        if exp.patient is not None and exp.patient in self._patient_voids:
-            self._patient_void_fields(exp, *self._patient_voids[exp.patient])
+        death = self._patient_voids.get(exp.patient) if st.by_patient is not None else None
+        if death is not None:
+            self._patient_void_fields(exp, *death)
         self._reschedule_now(exp, t_a)
 
     def _on_close(self, det: ExpectationDetector, st: _DetState, ev: Event, role: int) -> None:
@@ -545,10 +552,12 @@ class Engine:
             return
         key_ref = st.key_ref
         key = ev.refs.get(key_ref) if key_ref is not None else det.key_of(ev)
-        if key is None:
-            return
-        t = ev.time
-        eid = ev.id
+        if key is not None:
+            self._closing(st, key, ev.time, ev.id, role)
+
+    def _closing(self, st: _DetState, key: str, t: float, eid: str, role: int) -> None:
+        """A closing or voiding event of ``key`` at ``t``: it counts for every opportunity
+        of the key opened at or before it, and is kept for those still to arrive."""
         exps = st.open.get(key)
         if exps:
             for exp in exps:
@@ -560,7 +569,7 @@ class Engine:
                             exp.closed, exp.closer = t, eid
                             self._reschedule_now(exp, t)
                     elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
-                        exp.voided, exp.voider, exp.void_reason = t, eid, None
+                        exp.voided, exp.voider = t, eid
                         self._reschedule_now(exp, t)
         toks = st.close_tokens if role == _CLOSE else st.void_tokens
         lst = toks.get(key)
@@ -579,23 +588,20 @@ class Engine:
         known = self._patient_voids.get(patient)
         if known is not None and (known[0], known[1]) <= (ev.time, ev.id):
             return
-        reason = det.patient_void_reason(ev)
-        self._patient_voids[patient] = (ev.time, ev.id, reason)
+        self._void_reasons[ev.id] = det.patient_void_reason(ev)
+        self._patient_voids[patient] = (ev.time, ev.id)
         assert st.by_patient is not None
         for exp in st.by_patient.get(patient, ()):
-            self._apply_patient_void(exp, ev.time, ev.id, reason)
-
-    def _apply_patient_void(self, exp: _Expectation, t: float, eid: str, reason: str) -> None:
-        if self._patient_void_fields(exp, t, eid, reason):
-            self._reschedule_now(exp, exp.voided)
+            if self._patient_void_fields(exp, ev.time, ev.id):
+                self._reschedule_now(exp, exp.voided)
 
     @staticmethod
-    def _patient_void_fields(exp: _Expectation, t: float, eid: str, reason: str) -> bool:
+    def _patient_void_fields(exp: _Expectation, t: float, eid: str) -> bool:
         """Void ``exp`` from ``t`` (from its opening, when ``t`` is before it); True when
         that is now its earliest void."""
         at = t if t > exp.opened else exp.opened
         if at < exp.voided or (at == exp.voided and eid < exp.voider):  # type: ignore[operator]
-            exp.voided, exp.voider, exp.void_reason = at, eid, reason
+            exp.voided, exp.voider = at, eid
             return True
         return False
 
@@ -805,8 +811,8 @@ class Engine:
     ) -> Outcome:
         det = exp.det
         attrs = exp.attrs
-        if outcome == "void" and exp.void_reason is not None:
-            attrs = {**attrs, "void_reason": exp.void_reason}
+        if outcome == "void" and exp.voider in self._void_reasons:
+            attrs = {**attrs, "void_reason": self._void_reasons[exp.voider]}
         o = Outcome(  # positional: this runs for every decided opportunity
             exp.fid,
             det.name,
@@ -885,9 +891,8 @@ class Engine:
                             e.closer,
                             f(e.voided),
                             e.voider,
-                            e.void_reason,
                             e.state,
-                            f(e.emitted_close),
+                            "nan" if math.isnan(e.emitted_close) else f(e.emitted_close),
                             e.wake == NEG_INF,
                         ]
                     )
@@ -905,6 +910,7 @@ class Engine:
             "expectations": exps,
             "tokens": tokens,
             "patient_voids": {p: list(v) for p, v in self._patient_voids.items()},
+            "void_reasons": dict(self._void_reasons),
             "seen": [[k, *v] for k, v in self._seen_now.items()],
             "seen_old": [[k, *v] for k, v in self._seen_old.items()],
             "seen_rotate_at": f(self._seen_rotate_at),
@@ -941,9 +947,8 @@ class Engine:
         self._at = {}
         self._deferred = []
         self._exp_expiry.clear()
-        self._patient_voids = {
-            p: (float(t), i, r) for p, (t, i, r) in state.get("patient_voids", {}).items()
-        }
+        self._patient_voids = {p: (float(t), i) for p, (t, i) in state["patient_voids"].items()}
+        self._void_reasons = dict(state["void_reasons"])
         for st in self._states.values():
             st.close_tokens.clear()
             st.void_tokens.clear()
@@ -952,14 +957,14 @@ class Engine:
                 st.by_patient.clear()
         for row in state["expectations"]:
             name, key, eid, t_a, due, patient, refs, attrs = row[:8]
-            b, b_id, z, z_id, reason, outcome, emitted, deferred = row[8:]
+            b, b_id, z, z_id, outcome, emitted, deferred = row[8:]
             found = self._states.get(name)
             if found is None:
                 continue  # a detector switched off since the snapshot
             fid = failure_id(name, key, key if found.once else eid)
             e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs, fid)
             e.closed, e.closer = g(b, INF), b_id
-            e.voided, e.voider, e.void_reason = g(z, INF), z_id, reason
+            e.voided, e.voider = g(z, INF), z_id
             e.state, e.emitted_close = outcome, g(emitted, NEG_INF)
             found.open.setdefault(key, []).append(e)
             if found.by_patient is not None and patient is not None:

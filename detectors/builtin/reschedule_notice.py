@@ -7,6 +7,11 @@ Opens on ``appointment.rescheduled`` / ``appointment.cancelled`` with
 opportunities carry ``initiated_by: unknown``); closes on ``patient.notified`` or an
 appointment-letter ``document.sent`` for the same appointment. Due by the earlier of
 ``notice`` (default 48 h) after the change and the previous start.
+
+No notice is owed to a patient who has died: a ``patient.died`` for the patient before
+the deadline (also one timed before the change, or recorded later) voids the
+opportunity, and so does a change whose reason the site mapping marks as the patient's
+death (``attrs.deceased``), which voids the appointment's earlier changes too.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class RescheduleNotice(ExpectationDetector):
     key_ref = "appointment"
     opens = ("appointment.rescheduled", "appointment.cancelled")
     closes = ("patient.notified", "document.sent")
+    patient_voids = ("patient.died",)
     opened_words = "Appointment {appointment} was changed by the hospital"
     expected_words = "telling the patient"
     DEFAULTS: ClassVar[dict[str, float]] = {"notice": 48 * 3600.0}
@@ -46,7 +52,7 @@ class RescheduleNotice(ExpectationDetector):
     def deadline(self, event: Event) -> float | None:
         attrs = event.attrs
         who = attrs.get("initiated_by")
-        if who != "hospital":
+        if who != "hospital" and attrs.get("deceased") is not True:
             if who is not None and who != "unknown":
                 return None
             self.unknown_initiator += 1
@@ -68,6 +74,11 @@ class RescheduleNotice(ExpectationDetector):
         if event.attrs.get("initiated_by") not in ("hospital", "patient"):
             out["initiated_by"] = "unknown"
         return out
+
+    def void_reason(self, event: Event) -> str | None:
+        if event.attrs.get("deceased") is True:
+            return "the change was made because the patient died"
+        return None
 
     def is_close(self, event: Event) -> bool:
         if event.type == "document.sent":

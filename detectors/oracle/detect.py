@@ -145,7 +145,7 @@ def _one(
         if det.opens_once_per_key:
             sides = once_per_key(sides, frame.table)
         resolved = resolve(sides, clock, late_retention)
-        return expectation_records(det, resolved, frame, clock, texts)
+        return expectation_records(det, resolved, frame, clock, texts, sides.reasons)
     if type(det) is ClinicOverbooked:
         return sessions.clinic_overbooked(frame, clock)
     if type(det) is ContactAfterDeath:

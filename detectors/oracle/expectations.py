@@ -9,8 +9,8 @@ deadline), close and void: its ``Sides``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,8 @@ class Sides:
     opens: pd.DataFrame
     closes: pd.DataFrame
     voids: pd.DataFrame
+    #: voiding event id -> the ``attrs.void_reason`` of what it voids (the few that say)
+    reasons: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def once_per_key(sides: Sides, table: pd.DataFrame) -> Sides:
     ids = table["id"].to_numpy(dtype=object)[opens["row"].to_numpy()]
     ranked = opens.assign(_id=ids).sort_values(["key", "time", "_id"], kind="stable")
     kept = ranked.drop_duplicates("key").drop(columns="_id")
-    return Sides(kept, sides.closes, sides.voids)
+    return Sides(kept, sides.closes, sides.voids, sides.reasons)
 
 
 def _smallest_id_per_time(events: pd.DataFrame, time: str) -> pd.DataFrame:
@@ -179,9 +181,11 @@ def expectation_records(
     frame: EventFrame,
     clock: Clock,
     texts: TextCache,
+    reasons: Mapping[str, str] | None = None,
 ) -> tuple[list[Outcome], list[Outcome]]:
     """The outcome records of ``resolved`` opportunities: ``(decided, open)``. Refs, patient
-    and carried attrs come from each opening event; the summary is ``det.summary``'s."""
+    and carried attrs come from each opening event; the summary is ``det.summary``'s.
+    ``reasons``: voiding event id -> ``attrs.void_reason`` of the opportunities it voids."""
     if resolved.empty:
         return [], []
     events = frame.events
@@ -249,6 +253,10 @@ def expectation_records(
     ]
     if summaries is None:
         for o in records:
+            o.summary = det.summary(o)
+    for o in records:
+        if reasons and o.outcome == "void" and o.evidence[-1] in reasons:
+            o.attrs = {**o.attrs, "void_reason": reasons[o.evidence[-1]]}
             o.summary = det.summary(o)
     is_open = [o.outcome == "open" for o in records]
     return (

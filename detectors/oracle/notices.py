@@ -21,10 +21,11 @@ __all__ = ["RESCHEDULE_NOTICE"]
 def _needs(det: ExpectationDetector) -> ColumnPlan:
     d = cast(RescheduleNotice, det)
     opens = frozenset(d.opens)
-    attrs = {"initiated_by", "previous_start"} | when_keys(d.thresholds)
+    attrs = {"initiated_by", "previous_start", "deceased"} | when_keys(d.thresholds)
     return {
         "refs.appointment": opens | frozenset(d.closes),
         "attrs.kind": frozenset({"document.sent"}),
+        "patient": opens | frozenset(d.patient_voids),
         **{f"attrs.{name}": opens for name in attrs},
     }
 
@@ -40,17 +41,38 @@ def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     due = np.where(previous > t, np.minimum(due, previous), due)
     who = rows["attrs.initiated_by"]
     unknown = (who.isna() | (who == "unknown")).to_numpy() & d.monitor_unknown_initiator
-    due[~(attr_equals(rows, "initiated_by", "hospital") | unknown)] = np.nan
+    deceased = attr_equals(rows, "deceased", True)
+    due[~(attr_equals(rows, "initiated_by", "hospital") | unknown | deceased)] = np.nan
     closing = of_types(table, d.closes, *columns)
     counts = (closing["type"] == "patient.notified").to_numpy() | attr_equals(
         closing, "kind", "appointment-letter"
     )
-    none = events_of(closing, np.zeros(len(closing), dtype=bool), "refs.appointment")
-    return Sides(
-        openers(rows, "refs.appointment", due),
-        events_of(closing, counts, "refs.appointment"),
-        none,
+    opening = openers(rows, "refs.appointment", due)
+    # a change made because the patient died voids from its own time, like a void event
+    changed = events_of(rows, deceased & ~np.isnan(due), "refs.appointment")
+    reasons = dict.fromkeys(changed["id"], "the change was made because the patient died")
+    # a recorded death voids each change of the patient from max(death, change)
+    died = of_types(table, d.patient_voids, "patient")
+    died = died[died["patient"].notna()].sort_values(["time", "id"])
+    first = died.drop_duplicates("patient").set_index("patient")
+    patients = (
+        rows["patient"].to_numpy(dtype=object)[opening.index.to_numpy()]
+        if len(opening)
+        else np.array([], dtype=object)
     )
+    t_d = first["time"].reindex(patients).to_numpy(dtype=np.float64)
+    d_id = first["id"].reindex(patients).to_numpy(dtype=object)
+    known = ~np.isnan(t_d)
+    by_death = pd.DataFrame(
+        {
+            "key": opening["key"].to_numpy(dtype=object)[known],
+            "time": np.maximum(t_d, opening["time"].to_numpy())[known],
+            "id": d_id[known],
+        }
+    )
+    reasons.update(dict.fromkeys(by_death["id"], "the patient's death is recorded"))
+    voids = pd.concat([changed, by_death], ignore_index=True)
+    return Sides(opening, events_of(closing, counts, "refs.appointment"), voids, reasons)
 
 
 #: How the oracle reads ``reschedule-notice``.

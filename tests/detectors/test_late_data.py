@@ -228,3 +228,42 @@ def test_an_unknown_initiator_is_monitored_and_can_be_switched_off() -> None:
     assert (o.outcome, o.attrs["initiated_by"]) == ("missed", "unknown")
     off = "detectors:\n  reschedule-notice:\n    monitor_unknown_initiator: false\n"
     assert final(run_events(evs, rules=off, as_of=AS_OF), "reschedule-notice") == []
+
+
+def test_no_notice_is_owed_to_a_patient_who_has_died() -> None:
+    change = (
+        '{{"id":"{id}","type":"appointment.rescheduled","time":"{t}","patient":"P1",'
+        '"refs":{{"appointment":"{a}"}},"attrs":{{"initiated_by":"hospital"}}}}'
+    )
+    evs = events(
+        # a change after the death: no notice owed
+        change.format(id="c1", t="2026-03-03T09:00:00Z", a="A1"),
+        # a change before the death, the death before the notice deadline: voided too
+        change.format(id="c2", t="2026-03-01T20:00:00Z", a="A2"),
+        # the death, recorded only days later
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-08T10:00:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"x1","type":"patient.died","time":"2026-03-02T09:00:00Z","patient":"P1"}',
+        # a cancellation the site mapping says was because the patient died
+        '{"id":"c3","type":"appointment.cancelled","time":"2026-03-02T10:00:00Z",'
+        '"patient":"P2","refs":{"appointment":"A3"},'
+        '"attrs":{"initiated_by":"patient","deceased":true}}',
+    )
+    run = run_events(evs, as_of=AS_OF)
+    voided = {
+        o.key: o.attrs.get("void_reason")
+        for o in run.latest.values()
+        if o.detector == "reschedule-notice"
+    }
+    assert voided == {
+        "A1": "the patient's death is recorded",
+        "A2": "the patient's death is recorded",
+        "A3": "the change was made because the patient died",
+    }
+    assert all(
+        o.outcome == "void" for o in run.latest.values() if o.detector == "reschedule-notice"
+    )
+    reference = run_events(in_time_order(evs), as_of=AS_OF)
+    assert run.final_ledger() == reference.final_ledger()
+    [summary] = [o.summary for o in run.latest.values() if o.key == "A3"]
+    assert summary.endswith("no longer expected: the change was made because the patient died.")

@@ -440,3 +440,31 @@ def test_a_close_just_past_the_retention_is_missed() -> None:
     # b <= due + late_retention: both must say missed, however the watermark moved.
     res = both([order(0), result(1 + 30 * DAY_H + 5 / 60)], as_of=FAR)
     assert outcome_of(res, "result-overdue", "O1") == "missed"
+
+
+def test_a_death_voids_the_patients_notices_in_both() -> None:
+    change = {"initiated_by": "hospital"}
+    res = both(
+        [
+            ev("appointment.rescheduled", at(30), patient="P1", refs={"appointment": "A1"},
+               attrs=change),
+            ev("appointment.rescheduled", at(0), patient="P1", refs={"appointment": "A2"},
+               attrs=change),
+            ev("patient.died", at(10), patient="P1"),
+            ev("appointment.cancelled", at(5), patient="P2", refs={"appointment": "A3"},
+               attrs={"initiated_by": "patient", "deceased": True}),
+            ev("appointment.cancelled", at(1), patient="P3", refs={"appointment": "A4"}),
+        ],
+        as_of=FAR,
+    )  # fmt: skip
+    got = {
+        o.key: (o.outcome, o.attrs.get("void_reason"), o.attrs.get("initiated_by"))
+        for o in res.outcomes
+        if o.detector == "reschedule-notice"
+    }
+    assert got == {
+        "A1": ("void", "the patient's death is recorded", None),
+        "A2": ("void", "the patient's death is recorded", None),
+        "A3": ("void", "the change was made because the patient died", None),
+        "A4": ("missed", None, "unknown"),
+    }
