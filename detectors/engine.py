@@ -539,7 +539,10 @@ class Engine:
         exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
         exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
         self._match_tokens(st, exp)
-        death = self._patient_voids.get(exp.patient) if st.by_patient is not None else None
+        patient = exp.patient
+        death = None
+        if st.by_patient is not None and patient is not None:
+            death = self._patient_voids.get(patient)
         if death is not None:
             self._patient_void_fields(exp, *death)
         self._reschedule_now(exp, t_a)
