@@ -14,7 +14,9 @@ from typing import Any
 from detectors.errors import EventError
 
 __all__ = [
+    "ATTR_TYPES",
     "BUILTIN_TYPES",
+    "RECIPIENTS",
     "REF_KINDS",
     "Event",
     "event_from_dict",
@@ -159,11 +161,72 @@ def _str_map(value: Any, name: str) -> dict[str, str]:
             continue
         if isinstance(v, str):
             out[k] = v
-        elif isinstance(v, int | float) and not isinstance(v, bool):
-            out[k] = str(v)
         else:
-            raise EventError(f"{name}.{k} must be a string id", field=f"{name}.{k}")
+            raise EventError(
+                f"{name}.{k} must be a string id, got {_json_type(v)} {v!r} (write it in "
+                'quotes: a number id loses leading zeros, e.g. "007")',
+                field=f"{name}.{k}",
+            )
     return out
+
+
+def _json_type(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true/false"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+#: The types of the attrs the built-in detectors read (``docs/events.md``): a value of
+#: another type would silently open or match nothing (``"critical": "true"`` is text, not
+#: true), so it is refused instead.
+ATTR_TYPES: dict[str, tuple[type, ...]] = {
+    "critical": (bool,),
+    "abnormal": (bool,),
+    "deceased": (bool,),
+    "capacity": (int,),
+    "kind": (str,),
+    "initiated_by": (str,),
+    "recipient": (str,),
+    "priority": (str,),
+    "start": (str,),
+    "previous_start": (str,),
+}
+#: What ``attrs.recipient`` may say: who a document was sent to.
+RECIPIENTS: frozenset[str] = frozenset({"patient", "gp", "referrer", "other"})
+
+
+def _check_attrs(attrs: dict[str, Any]) -> None:
+    for name, types in ATTR_TYPES.items():
+        if name in attrs:
+            v = attrs[name]
+            if v is None:
+                continue
+            if not isinstance(v, types) or (bool not in types and isinstance(v, bool)):
+                want = (
+                    "true or false"
+                    if bool in types
+                    else types[0]
+                    .__name__.replace("str", "a string")
+                    .replace("int", "a whole number")
+                )
+                raise EventError(
+                    f"attrs.{name} must be {want}, got {_json_type(v)} {v!r}",
+                    field=f"attrs.{name}",
+                )
+    recipient = attrs.get("recipient")
+    if recipient is not None and recipient not in RECIPIENTS:
+        raise EventError(
+            f"attrs.recipient must be one of {sorted(RECIPIENTS)}, got {recipient!r}",
+            field="attrs.recipient",
+        )
 
 
 def event_from_dict(obj: Any) -> Event:
@@ -175,10 +238,12 @@ def event_from_dict(obj: Any) -> Event:
         raise EventError("an event must be a JSON object")
     eid = obj.get("id")
     if not isinstance(eid, str) or not eid:
-        if isinstance(eid, int) and not isinstance(eid, bool):
-            eid = str(eid)
-        else:
-            raise EventError("id is missing or not a non-empty string", field="id")
+        if eid is None or eid == "":
+            raise EventError("id is missing or empty", field="id")
+        raise EventError(
+            f"id must be a string, got {_json_type(eid)} {eid!r} (write it in quotes)",
+            field="id",
+        )
     etype = obj.get("type")
     if not isinstance(etype, str) or not etype:
         raise EventError("type is missing or not a non-empty string", field="type")
@@ -187,10 +252,11 @@ def event_from_dict(obj: Any) -> Event:
     t = parse_time(obj["time"])
     patient = obj.get("patient")
     if patient is not None and not isinstance(patient, str):
-        if isinstance(patient, int) and not isinstance(patient, bool):
-            patient = str(patient)
-        else:
-            raise EventError("patient must be a string", field="patient")
+        raise EventError(
+            f"patient must be a string id, got {_json_type(patient)} {patient!r} (write it "
+            "in quotes: a number id loses leading zeros)",
+            field="patient",
+        )
     refs = obj.get("refs")
     if not refs:
         refs = {}
@@ -201,6 +267,8 @@ def event_from_dict(obj: Any) -> Event:
         attrs = {}
     elif not isinstance(attrs, dict):
         raise EventError("attrs must be an object", field="attrs")
+    elif attrs:
+        _check_attrs(attrs)
     source = obj.get("source")
     if source is not None and not isinstance(source, dict):
         source = {"note": str(source)}
