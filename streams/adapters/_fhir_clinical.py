@@ -199,6 +199,16 @@ def document_reference(ctx: ResourceContext) -> None:
     attrs: dict[str, Any] = {}
     if kind:
         attrs["kind"] = kind
+    recipient = next(
+        (
+            ctx.codes.document_recipients[c.upper()]
+            for c in codes
+            if c.upper() in ctx.codes.document_recipients
+        ),
+        "patient" if channel else None,  # a notice to the patient
+    )
+    if recipient:
+        attrs["recipient"] = recipient
     if codes:
         attrs["document_type"] = codes[0]
     doc_status = ctx.text("docStatus")

@@ -153,6 +153,11 @@ def handle_document(ctx: MessageContext, trigger: str) -> None:
     attrs: dict[str, Any] = {"document_type": doc_type} if doc_type else {}
     if kind:
         attrs["kind"] = kind
+    recipient = ctx.codes.document_recipients.get(doc_type.upper()) if doc_type else None
+    if recipient is None and channel:
+        recipient = "patient"  # a notice to the patient
+    if recipient:
+        attrs["recipient"] = recipient
     ctx.emit("document.sent", time, refs, attrs)
     if channel:
         ctx.emit(

@@ -25,6 +25,7 @@ __all__ = [
     "CHANNELS",
     "DOCUMENT_KINDS",
     "PRIORITIES",
+    "RECIPIENTS",
     "Codes",
     "FhirSettings",
     "Hl7Settings",
@@ -39,6 +40,8 @@ __all__ = [
 PRIORITIES = ("stat", "urgent", "routine")
 CHANNELS = ("letter", "sms", "email", "phone", "portal")
 DOCUMENT_KINDS = ("clinic-letter", "discharge-summary", "appointment-letter")
+#: Who a document may be for (``attrs.recipient``).
+RECIPIENTS = ("patient", "gp", "referrer", "other")
 _INITIATORS = ("hospital", "patient")
 _S14_EVENTS = (
     "appointment.attended",
@@ -61,6 +64,8 @@ class Codes:
     normal_flags: frozenset[str]
     critical_flags: frozenset[str]
     document_kinds: dict[str, str]
+    #: document-type code -> who it is for (``patient``, ``gp``, ``referrer``, ``other``)
+    document_recipients: dict[str, str]
     notice_documents: dict[str, str]
     emit_unmapped_documents: bool
     channels: dict[str, str]
@@ -246,6 +251,7 @@ def _codes(r: SettingsReader) -> Codes:
         normal_flags=frozenset(r.codes((*p, "normal_flags"))),
         critical_flags=frozenset(r.codes((*p, "critical_flags"))),
         document_kinds=r.code_table((*p, "document_kinds"), DOCUMENT_KINDS),
+        document_recipients=r.code_table((*p, "document_recipients"), RECIPIENTS),
         notice_documents=r.code_map((*p, "notice_documents"), CHANNELS),
         emit_unmapped_documents=r.boolean((*p, "emit_unmapped_documents")),
         channels=r.code_table((*p, "channels"), CHANNELS),

@@ -309,7 +309,12 @@ def test_mdm_with_a_mapped_document_type_is_sent_and_can_be_a_notice() -> None:
         "document": "1.2.840.317.5947431.51.20080131160038",
         "encounter": "10000001",
     }
-    assert sent.attrs == {"kind": "appointment-letter", "document_type": "DI"}
+    # a notice document is for the patient
+    assert sent.attrs == {
+        "kind": "appointment-letter",
+        "document_type": "DI",
+        "recipient": "patient",
+    }
     assert notified.type == "patient.notified" and notified.attrs["channel"] == "letter"
 
 
@@ -410,3 +415,15 @@ def test_notification_segment_rule() -> None:
             {"channel": "sms", "channel_code": "SMS"},
         )
     ]
+
+
+def test_a_documents_recipient_comes_from_the_site_mapping() -> None:
+    mdm = sample("hl7v2/MDM-T02-01.hl7")
+    plain, _ = convert(mdm, "hl7", mapping_from_text("codes:\n  emit_unmapped_documents: true\n"))
+    assert all("recipient" not in e.attrs for e in plain if e.type == "document.sent")
+    [doc_type] = {e.attrs["document_type"] for e in plain if e.type == "document.sent"}
+    text = (
+        f"codes:\n  emit_unmapped_documents: true\n  document_recipients:\n    gp: [{doc_type}]\n"
+    )
+    mapped, _ = convert(mdm, "hl7", mapping_from_text(text))
+    assert {e.attrs["recipient"] for e in mapped if e.type == "document.sent"} == {"gp"}
