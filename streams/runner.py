@@ -41,6 +41,7 @@ __all__ = [
     "Sink",
     "feed_gaps",
     "format_summary",
+    "input_warnings",
     "stderr_progress",
     "tune_gc",
 ]
@@ -66,6 +67,10 @@ class RunSummary:
     #: counts after de-duplication and puts types no detector reads under ``other``;
     #: batch counts every event as read.
     types_seen: dict[str, int] = field(default_factory=dict)
+    #: ``document.sent`` events by ``attrs.kind`` (``""``: no kind), as read
+    document_kinds: dict[str, int] = field(default_factory=dict)
+    #: appointment changes that did not say who asked for them
+    unknown_initiator: int = 0
 
     def rows(self) -> list[dict[str, Any]]:
         """Per detector: each outcome, decided opportunities, open, failures, failure rate.
@@ -218,6 +223,7 @@ class Runner:
         self.on_reject = on_reject
         self.rejected = 0
         self.rejected_kinds: dict[str, int] = {}
+        self.document_kinds: dict[str, int] = {}
         self.events = 0
         self.engine = Engine.from_settings(
             settings,
@@ -234,6 +240,7 @@ class Runner:
     ) -> None:
         """Process events and pass rejects on. ``progress`` gets a line every ``every`` s."""
         engine = self.engine  # engine.process(), not an alias: see Engine._advance
+        kinds = self.document_kinds
         n = self.events
         start_n = n
         started = time.monotonic()
@@ -242,6 +249,9 @@ class Runner:
             if type(rec) is Event:
                 engine.process(rec)
                 n += 1
+                if rec.type == "document.sent":
+                    kind = rec.attrs.get("kind") or ""
+                    kinds[kind] = kinds.get(kind, 0) + 1
                 if not n & 0xFFF:  # every 4,096 events: settle now and then, report
                     if not n & 0xFFFF:
                         self._settle()
@@ -304,6 +314,8 @@ class Runner:
             rejected_kinds=dict(self.rejected_kinds),
             files=dict(getattr(self.sink, "files", {})),
             types_seen=dict(engine.stats.events_by_type),
+            document_kinds=dict(self.document_kinds),
+            unknown_initiator=sum(getattr(d, "unknown_initiator", 0) for d in engine.detectors),
         )
 
 
@@ -336,6 +348,93 @@ def feed_gaps(summary: RunSummary, detectors: Iterable[object]) -> list[str]:
             f"failed, and the input has no {' or '.join(closes)} event at all. If this feed "
             f"does not carry them, these are not real failures: {remedy}."
         )
+    return out
+
+
+#: A run whose rejects are more than this share of its input records is warned about.
+REJECTED_WARNING_SHARE = 0.05
+#: A detector failing this share of its decided opportunities, over at least
+#: ``IMPLAUSIBLE_MIN_DECIDED`` of them, more likely has a feed or mapping problem.
+IMPLAUSIBLE_FAILURE_RATE = 0.9
+IMPLAUSIBLE_MIN_DECIDED = 20
+
+# document.sent kinds that close a built-in detector: a feed with documents but none of a
+# kind makes that detector fail every time
+_DOCUMENT_KINDS = {
+    "discharge-summary-overdue": "discharge-summary",
+    "clinic-letter-overdue": "clinic-letter",
+}
+
+
+def input_warnings(summary: RunSummary, detectors: Iterable[object]) -> list[str]:
+    """Warnings for a run whose input cannot support its answer, for people to read: many
+    rejected records (with the main reasons), events the engine refused (beyond the
+    correction horizon, id conflicts), changes with no initiator, closing documents of a
+    kind the input never has, and detectors that fail nearly always."""
+    out = []
+    kinds_rejected = summary.rejected_kinds
+    refused = kinds_rejected.get("beyond-horizon", 0) + kinds_rejected.get("id-conflict", 0)
+    total = summary.events + summary.rejected - refused  # a refused event was read as one
+    if total and summary.rejected > REJECTED_WARNING_SHARE * total:
+        reasons = sorted(summary.rejected_kinds.items(), key=lambda kv: -kv[1])[:3]
+        named = ", ".join(f"{k} {n:,}" for k, n in reasons)
+        out.append(
+            f"{summary.rejected:,} of {total:,} input records "
+            f"({100 * summary.rejected / total:.0f}%) were rejected (mostly: {named}); the "
+            "figures above leave them out. The reasons are in the dead letter."
+        )
+    horizon = summary.rejected_kinds.get("beyond-horizon", 0)
+    if horizon:
+        out.append(
+            f"{horizon:,} events were further behind the newest events than the correction "
+            "horizon and were not used (beyond-horizon in the dead letter); run the input in "
+            "time order, or raise engine.correction_horizon in the rules."
+        )
+    conflicts = summary.rejected_kinds.get("id-conflict", 0)
+    if conflicts:
+        out.append(
+            f"{conflicts:,} events reused an id of a different event and were not used "
+            "(id-conflict in the dead letter); for merged HL7 v2 feeds set "
+            "hl7v2.event_id_includes_sender: true in the site mapping."
+        )
+    names = {str(getattr(d, "name", "")): d for d in detectors}
+    notice = names.get("reschedule-notice")
+    unknown = summary.unknown_initiator
+    if unknown:
+        monitored = getattr(notice, "monitor_unknown_initiator", True)
+        out.append(
+            f"{unknown:,} appointment changes did not say who asked for them (initiated_by); "
+            + (
+                "they are monitored as 'unknown' by reschedule-notice. Map the reason codes "
+                "(codes.initiated_by in the site mapping) to tell them apart."
+                if monitored
+                else "reschedule-notice leaves them out (monitor_unknown_initiator: false)."
+            )
+        )
+    kinds = summary.document_kinds
+    for name, kind in _DOCUMENT_KINDS.items():
+        row = next((r for r in summary.rows() if r["detector"] == name), None)
+        if row and row["failures"] and kinds and not kinds.get(kind):
+            present = ", ".join(sorted(k for k in kinds if k))
+            out.append(
+                f"{name}: the input has documents ({present or 'of no kind'}) but not one "
+                f"{kind}: check codes.document_kinds in the site mapping."
+            )
+    for r in summary.rows():
+        det = names.get(r["detector"])
+        closing = getattr(det, "closes", ())
+        decided = r["opportunities"] - r["void"]
+        rate = r["failure_rate"]
+        if not closing or rate is None or decided < IMPLAUSIBLE_MIN_DECIDED:
+            continue  # a violation detector has no rate to doubt
+        if rate >= IMPLAUSIBLE_FAILURE_RATE:
+            closes = " or ".join(closing)
+            out.append(
+                f"{r['detector']}: {r['failures']:,} of {decided:,} opportunities failed "
+                f"({100 * rate:.0f}%). A rate this high usually means the closing events "
+                f"({closes}) exist but never link to the opening ones: check the site "
+                "mapping (document kinds, reason codes) and the refs both sides carry."
+            )
     return out
 
 

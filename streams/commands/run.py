@@ -26,6 +26,7 @@ from streams.runner import (
     Runner,
     feed_gaps,
     format_summary,
+    input_warnings,
     stderr_progress,
     tune_gc,
 )
@@ -118,13 +119,22 @@ def main(args: argparse.Namespace) -> int:
             "so the run is as of that time",
             file=sys.stderr,
         )
-    for gap in feed_gaps(summary, settings.detectors):
+    for gap in feed_gaps(summary, settings.detectors) + input_warnings(
+        summary, settings.detectors
+    ):
         print(f"carewatch: warning: {gap}", file=sys.stderr)
     if summary.rejected and not args.quiet:
         print(
             f"carewatch: {summary.rejected:,} input records rejected; see {summary.files['rejected']}",
             file=sys.stderr,
         )
+    if summary.events == 0 and summary.rejected:
+        print(
+            "carewatch: error: not one input record became an event; the figures above "
+            "mean nothing (see the dead letter for why)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
