@@ -119,9 +119,7 @@ def main(args: argparse.Namespace) -> int:
             "so the run is as of that time",
             file=sys.stderr,
         )
-    for gap in feed_gaps(summary, settings.detectors) + input_warnings(
-        summary, settings.detectors
-    ):
+    for gap in feed_gaps(summary, settings.detectors) + input_warnings(summary, settings.detectors):
         print(f"carewatch: warning: {gap}", file=sys.stderr)
     if summary.rejected and not args.quiet:
         print(
