@@ -63,6 +63,9 @@ HOUSEKEEPING_STEP = 30.0
 _OPEN, _CLOSE, _VOID, _OTHER, _PATIENT_VOID = 0, 1, 2, 3, 4
 
 _UNDECIDED = ""  # an opportunity's ``state`` before its first decision
+#: At most this many distinct carried-attrs dicts are shared (``Engine._shared``); beyond,
+#: each opportunity keeps its own (only memory differs).
+_ATTRS_CACHE_MAX = 100_000
 
 
 @dataclass
@@ -114,7 +117,14 @@ class _Expiry:
         self.heap = []
 
 
-Tokens = dict[str, list[tuple[float, str]]]  # key -> [(event time, event id)]
+Token = tuple[float, str]  # (event time, event id)
+#: key -> its token, or a list of them when it has several (most keys have one, and a
+#: token is kept for the whole correction horizon: a list each would cost a third more)
+Tokens = dict[str, Token | list[Token]]
+
+
+def _tokens(found: Token | list[Token]) -> list[Token]:
+    return found if isinstance(found, list) else [found]
 
 
 class _DetState:
@@ -130,13 +140,14 @@ class _DetState:
         "all_close",
         "all_void",
         "by_patient",
+        "close_expiry",
         "close_tokens",
         "det",
         "key_ref",
         "name",
         "once",
         "open",
-        "token_expiry",
+        "void_expiry",
         "void_tokens",
     )
 
@@ -148,8 +159,9 @@ class _DetState:
         self.open = open_
         self.close_tokens: Tokens = {}
         self.void_tokens: Tokens = {}
-        # (role, key) of each token, to forget it once the horizon has passed it
-        self.token_expiry = _Expiry(width)
+        # the key of each token, to forget it once the horizon has passed it
+        self.close_expiry = _Expiry(width)
+        self.void_expiry = _Expiry(width)
         self.by_patient: dict[str, list[_Expectation]] | None = {} if det.patient_voids else None
         self.once = bool(det.opens_once_per_key)
         # Fast paths for hooks a detector leaves as the contract's defaults (the engine
@@ -168,7 +180,9 @@ class _Expectation:
     counting closing event; ``voided``/``voider``: the earliest counting voiding event
     (``INF`` when none); ``state``: the outcome last emitted (``""`` while undecided);
     ``wake``: the watermark time it is scheduled at (``INF``: not scheduled; ``-INF``:
-    waiting for the next ``advance_to``, see ``Engine._on_open``).
+    waiting for the next ``advance_to``, see ``Engine._on_open``). ``refs`` is ``None``
+    when the opening event's refs were just the key (most are): an opportunity is kept
+    for the whole correction horizon, and ``all_refs`` rebuilds them when needed.
     """
 
     __slots__ = (
@@ -178,7 +192,6 @@ class _Expectation:
         "det",
         "due",
         "emitted_close",
-        "fid",
         "key",
         "opened",
         "opening_id",
@@ -198,9 +211,8 @@ class _Expectation:
         opened: float,
         due: float,
         patient: str | None,
-        refs: dict[str, str],
+        refs: dict[str, str] | None,
         attrs: dict[str, Any],
-        fid: str,
     ) -> None:
         self.det = det
         self.key = key
@@ -210,7 +222,6 @@ class _Expectation:
         self.patient = patient
         self.refs = refs
         self.attrs = attrs
-        self.fid = fid
         self.closed = INF
         self.closer: str | None = None
         self.voided = INF
@@ -219,6 +230,11 @@ class _Expectation:
         # closed_at of the last emitted record (-INF: none; NaN: emit the next one anyway)
         self.emitted_close = NEG_INF
         self.wake = INF
+
+    def all_refs(self) -> dict[str, str]:
+        """The opening event's refs."""
+        refs = self.refs
+        return {self.det.key_ref: self.key} if refs is None else refs
 
 
 class Engine:
@@ -308,6 +324,7 @@ class Engine:
         # opening events that arrived after their decision time: decided at the next
         # ``advance_to`` (see ``_on_open``)
         self._deferred: list[_Expectation] = []
+        self._attrs_cache: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
         # patient -> earliest (time, id) of an event that voids that patient's opportunities
         self._patient_voids: dict[str, tuple[float, str]] = {}
         # voiding event id -> why it voids, for the few that say (a death, a change made
@@ -462,8 +479,10 @@ class Engine:
             for other in lst:
                 if other.opening_id == eid:
                     return  # a re-delivery after the dedupe window: already counted
-        fid = failure_id(st.name, key, key if st.once else eid)
-        exp = _Expectation(det, key, eid, t_a, due, ev.patient, ev.refs, det.carried_attrs(ev), fid)
+        refs = ev.refs
+        kept = None if len(refs) == 1 and key_ref is not None and key_ref in refs else refs
+        # (None: just the key, rebuilt when a record needs it; see _Expectation)
+        exp = _Expectation(det, key, eid, t_a, due, ev.patient, kept, self._shared(det, ev))
         self._match_tokens(st, exp)
         reason = det.void_reason(ev)
         if reason is not None:
@@ -501,6 +520,22 @@ class Engine:
         else:
             lst.append(exp)
 
+    def _shared(self, det: ExpectationDetector, ev: Event) -> dict[str, Any]:
+        """``det.carried_attrs(ev)``, one dict shared by every opportunity that carries
+        the same attrs: decided opportunities are kept for the correction horizon, and
+        a few hundred site/clinic/test combinations would otherwise be copied into
+        hundreds of thousands of dicts. Records share it too: never change an
+        outcome's ``attrs`` in place."""
+        attrs = det.carried_attrs(ev)
+        cache = self._attrs_cache
+        key = tuple(attrs.items())
+        found = cache.get(key)
+        if found is not None:
+            return found
+        if len(cache) < _ATTRS_CACHE_MAX:
+            cache[key] = attrs
+        return attrs
+
     def _index_patient(self, st: _DetState, exp: _Expectation) -> None:
         """File a new opportunity under its patient, voided at once by a patient-level
         void already seen (it is not scheduled yet: the caller schedules it)."""
@@ -515,12 +550,12 @@ class Engine:
         t_a = exp.opened
         toks = st.close_tokens.get(exp.key)
         if toks:
-            for tt, tid in toks:
+            for tt, tid in _tokens(toks):
                 if t_a <= tt and (tt < exp.closed or (tt == exp.closed and tid < exp.closer)):  # type: ignore[operator]
                     exp.closed, exp.closer = tt, tid
         toks = st.void_tokens.get(exp.key)
         if toks:
-            for tt, tid in toks:
+            for tt, tid in _tokens(toks):
                 if t_a <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
                     exp.voided, exp.voider = tt, tid
 
@@ -535,7 +570,7 @@ class Engine:
             return
         det = st.det
         exp.opened, exp.opening_id, exp.due = t_a, eid, due
-        exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, det.carried_attrs(ev)
+        exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, self._shared(det, ev)
         exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
         exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
         self._match_tokens(st, exp)
@@ -574,13 +609,18 @@ class Engine:
                     elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
                         exp.voided, exp.voider = t, eid
                         self._reschedule_now(exp, t)
-        toks = st.close_tokens if role == _CLOSE else st.void_tokens
-        lst = toks.get(key)
-        if lst is None:
-            toks[key] = [(t, eid)]
+        if role == _CLOSE:
+            toks, expiry = st.close_tokens, st.close_expiry
         else:
-            lst.append((t, eid))
-        st.token_expiry.add(t, (role, key))
+            toks, expiry = st.void_tokens, st.void_expiry
+        found = toks.get(key)
+        if found is None:
+            toks[key] = (t, eid)
+        elif isinstance(found, list):
+            found.append((t, eid))
+        else:
+            toks[key] = [found, (t, eid)]
+        expiry.add(t, key)
 
     def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
         """An event that voids every opportunity of its patient whose deadline it
@@ -703,15 +743,18 @@ class Engine:
             heapq.heapify(self._heap)
         line = wm - self.horizon
         for st in self._states.values():
-            for role, key in st.token_expiry.due(line):
-                toks = st.close_tokens if role == _CLOSE else st.void_tokens
-                lst = toks.get(key)
-                if lst is not None:
-                    kept = [tok for tok in lst if tok[0] >= line]
-                    if kept:
-                        toks[key] = kept
-                    else:
-                        del toks[key]
+            for toks, expiry in (
+                (st.close_tokens, st.close_expiry),
+                (st.void_tokens, st.void_expiry),
+            ):
+                for key in expiry.due(line):
+                    found = toks.get(key)
+                    if found is not None:
+                        kept = [tok for tok in _tokens(found) if tok[0] >= line]
+                        if not kept:
+                            del toks[key]
+                        else:
+                            toks[key] = kept[0] if len(kept) == 1 else kept
         for exp in self._exp_expiry.due(line):
             if exp.state == _UNDECIDED or exp.wake == NEG_INF:
                 continue  # corrected back to undecided: it is filed again when decided
@@ -817,12 +860,12 @@ class Engine:
         if outcome == "void" and exp.voider in self._void_reasons:
             attrs = {**attrs, "void_reason": self._void_reasons[exp.voider]}
         o = Outcome(  # positional: this runs for every decided opportunity
-            exp.fid,
+            failure_id(det.name, exp.key, exp.key if det.opens_once_per_key else exp.opening_id),
             det.name,
             outcome,
             exp.key,
             exp.patient,
-            exp.refs,
+            exp.all_refs(),
             exp.opened,
             exp.due,
             closed_at,
@@ -888,7 +931,7 @@ class Engine:
                             e.opened,
                             e.due,
                             e.patient,
-                            e.refs,
+                            e.all_refs(),
                             e.attrs,
                             f(e.closed),
                             e.closer,
@@ -903,8 +946,8 @@ class Engine:
             [name, role, key, tt, tid]
             for name, st in self._states.items()
             for role, toks in ((_CLOSE, st.close_tokens), (_VOID, st.void_tokens))
-            for key, lst in toks.items()
-            for tt, tid in lst
+            for key, found in toks.items()
+            for tt, tid in _tokens(found)
         ]
         return {
             "version": 3,
@@ -955,7 +998,8 @@ class Engine:
         for st in self._states.values():
             st.close_tokens.clear()
             st.void_tokens.clear()
-            st.token_expiry.clear()
+            st.close_expiry.clear()
+            st.void_expiry.clear()
             if st.by_patient is not None:
                 st.by_patient.clear()
         for row in state["expectations"]:
@@ -964,8 +1008,7 @@ class Engine:
             found = self._states.get(name)
             if found is None:
                 continue  # a detector switched off since the snapshot
-            fid = failure_id(name, key, key if found.once else eid)
-            e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs, fid)
+            e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs)
             e.closed, e.closer = g(b, INF), b_id
             e.voided, e.voider = g(z, INF), z_id
             e.state, e.emitted_close = outcome, g(emitted, NEG_INF)
@@ -982,9 +1025,16 @@ class Engine:
         for name, role, key, tt, tid in state["tokens"]:
             found = self._states.get(name)
             if found is not None:
-                toks = found.close_tokens if role == _CLOSE else found.void_tokens
-                toks.setdefault(key, []).append((tt, tid))
-                found.token_expiry.add(tt, (role, key))
+                if role == _CLOSE:
+                    toks, expiry = found.close_tokens, found.close_expiry
+                else:
+                    toks, expiry = found.void_tokens, found.void_expiry
+                found_toks = toks.get(key)
+                if found_toks is None:
+                    toks[key] = (tt, tid)
+                else:
+                    toks[key] = [*_tokens(found_toks), (tt, tid)]
+                expiry.add(tt, key)
         self._seen_now = {k: (ty, float(t), p) for k, ty, t, p in state["seen"]}
         self._seen_old = {k: (ty, float(t), p) for k, ty, t, p in state["seen_old"]}
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)

@@ -51,8 +51,12 @@ def is_patient_contact(etype: str, attrs: Mapping[str, Any]) -> bool:
     return recipient == "patient"
 
 
-#: A contact: time, event id, patient, type, refs, attrs.
-_Contact = tuple[float, str, str, str, dict[str, str], dict[str, Any]]
+#: What of a contact's attrs its violation record carries (kept as a tuple of values: a
+#: contact is kept for the whole correction horizon, and its event's attrs dict would
+#: cost several times as much).
+_KEPT_ATTRS: tuple[str, ...] = (*CARRIED_ATTRS, "kind")
+#: A contact: time, event id, patient, type, refs (as items), the values of ``_KEPT_ATTRS``.
+_Contact = tuple[float, str, str, str, tuple[tuple[str, str], ...], tuple[Any, ...]]
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -98,7 +102,14 @@ class ContactAfterDeath(ViolationDetector):
         if not is_patient_contact(event.type, event.attrs):
             return
         t = event.time
-        item = (t, event.id, patient, event.type, event.refs, event.attrs)
+        item = (
+            t,
+            event.id,
+            patient,
+            event.type,
+            tuple(event.refs.items()),
+            tuple(map(event.attrs.get, _KEPT_ATTRS)),
+        )
         kept = self.contacts.get(patient)
         if kept is None:
             self.contacts[patient] = [item]
@@ -141,10 +152,10 @@ class ContactAfterDeath(ViolationDetector):
         return 0  # pending contacts are not opportunities until a death makes them one
 
     def _check(self, item: _Contact, ctx: Context) -> None:
-        t, cid, patient, ctype, refs, attrs = item
+        t, cid, patient, ctype, refs, kept = item
         death = self.deaths.get(patient)
         if death is not None and t > death[0]:
-            self._violation(patient, t, cid, ctype, refs, attrs, ctx)
+            self._violation(patient, t, cid, ctype, refs, kept, ctx)
 
     def _violation(
         self,
@@ -152,23 +163,24 @@ class ContactAfterDeath(ViolationDetector):
         t: float,
         cid: str,
         ctype: str,
-        refs: dict[str, str],
-        attrs: dict[str, Any],
+        refs: tuple[tuple[str, str], ...],
+        kept: tuple[Any, ...],
         ctx: Context,
     ) -> None:
         if cid in self.reported:
             return
         self.reported.add(cid)
         t_d, death_id = self.deaths[patient]
-        carried = {k: attrs[k] for k in CARRIED_ATTRS if k in attrs}
+        values = dict(zip(_KEPT_ATTRS, kept, strict=True))
+        carried = {k: values[k] for k in CARRIED_ATTRS if values[k] is not None}
         carried["contact"] = ctype
-        if ctype == "document.sent" and "kind" in attrs:
-            carried["kind"] = attrs["kind"]
+        if ctype == "document.sent" and values["kind"] is not None:
+            carried["kind"] = values["kind"]
         summary = (
             f"{_WORDS.get(ctype, ctype).capitalize()} at {human_time(t)} for a patient "
             f"recorded as dead since {human_time(t_d)}."
         )
-        ev = Event(cid, ctype, t, patient, refs, attrs)
+        ev = Event(cid, ctype, t, patient, dict(refs), {})
         ctx.emit(
             self.make_outcome(
                 outcome="violation",
@@ -196,10 +208,14 @@ class ContactAfterDeath(ViolationDetector):
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
         self.contacts = {}
         self._expiry = {}
-        for t, i, p, ty, r, a in state.get("contacts", ()):
-            self.contacts.setdefault(p, []).append((float(t), i, p, ty, r, a))
+        for t, i, p, ty, r, a in state["contacts"]:
+            refs = tuple((k, v) for k, v in r)
+            self.contacts.setdefault(p, []).append((float(t), i, p, ty, refs, tuple(a)))
             self._expiry.setdefault(int(float(t) // 86400), []).append(p)
-        self._pending = [(float(t), i, p, ty, r, a) for t, i, p, ty, r, a in state["pending"]]
+        self._pending = [
+            (float(t), i, p, ty, tuple((k, v) for k, v in r), tuple(a))
+            for t, i, p, ty, r, a in state["pending"]
+        ]
         heapq.heapify(self._pending)
         self._queued = {c[1] for c in self._pending}
         self.reported = set(state["reported"])

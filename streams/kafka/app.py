@@ -33,6 +33,7 @@ from detectors.rules import Settings
 from streams.kafka.config import KafkaConfig
 from streams.kafka.ledger import read_published_failures
 from streams.kafka.partitions import (
+    FAR_BEHIND,
     JournalIncomplete,
     PartitionBase,
     PatientPartition,
@@ -95,6 +96,8 @@ class Runtime:
         # one batch at a time per topic kind: the agent's, or catch_up's
         self.locks = {"events": asyncio.Lock(), "sessions": asyncio.Lock()}
         self._positions: dict[tuple[str, int], int] = {}  # last offsets seen by catch_up
+        # (topic, partition) -> (events far behind when last said, monotonic time then)
+        self._behind_logged: dict[tuple[str, int], tuple[int, float]] = {}
 
     # -- partitions
 
@@ -220,6 +223,7 @@ class Runtime:
                 refilled.extend(missing)
             self._feed(st, msg)
         writes = st.end_batch()
+        self._note_behind(topic, p, st)
         if not st.pruned:
             await self._write_journal(kind, p, writes)
         send = self.app.producer.send
@@ -243,6 +247,19 @@ class Runtime:
         for rec in refilled:
             consumer.ack(Message.from_message(rec, TP(topic, p)))
         self.processed += len(refilled)
+
+    def _note_behind(self, topic: str, p: int, st: PartitionBase) -> None:
+        """Say, at most once a minute a partition, that events arrive far behind the
+        watermark: decisions then wait for the next tick, and an archive belongs in a
+        group of its own (docs/kafka.md, "Replaying an archive")."""
+        seen = self._behind_logged.get((topic, p), (0, 0.0))
+        if st.behind > seen[0] and time.monotonic() - seen[1] >= 60.0:
+            log(
+                f"{topic}[{p}]: {st.behind - seen[0]:,} events read more than "
+                f"{FAR_BEHIND / 3600:.0f} h behind the watermark; an archive replayed into "
+                "a live group? see docs/kafka.md, Replaying an archive"
+            )
+            self._behind_logged[(topic, p)] = (st.behind, time.monotonic())
 
     @staticmethod
     def _feed(st: PartitionBase, msg: Any) -> None:

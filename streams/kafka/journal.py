@@ -183,9 +183,10 @@ def split_chunks(entries: list[Entry], first: int, last: int) -> list[tuple[int,
 
 def horizon_of(settings: Settings, allowed_lateness: float) -> float:
     """Seconds behind the watermark after which an input can no longer change any
-    output: the largest deadline any detector can set, plus late retention, the dedupe
-    window, the allowed lateness and a day of margin (overbooked sessions are kept a
-    30-day retention past their start, which the late retention default covers)."""
+    output: the largest deadline any detector can set, plus late retention, the
+    correction horizon (the engine keeps what could still change a decision that long),
+    the dedupe window, the allowed lateness and a day of margin (overbooked sessions are
+    kept a 30-day retention past their start, which the late retention default covers)."""
     longest = 0.0
     for det in settings.detectors:
         thresholds = getattr(det, "thresholds", None)
@@ -196,7 +197,14 @@ def horizon_of(settings: Settings, allowed_lateness: float) -> float:
             longest = max([longest, *values])
     longest = max(longest, 7 * 86400.0)  # built-ins without thresholds (letters: 7d)
     retention = max(settings.late_retention, 30 * 86400.0)
-    return longest + retention + settings.dedupe_window + allowed_lateness + 86400.0
+    return (
+        longest
+        + retention
+        + settings.correction_horizon
+        + settings.dedupe_window
+        + allowed_lateness
+        + 86400.0
+    )
 
 
 def keep_until(ev: Event, horizon: float) -> float:

@@ -22,7 +22,7 @@ from detectors.engine import Engine, EngineStats
 from detectors.events import Event
 from detectors.records import Outcome
 from detectors.rules import Settings
-from streams.deadletter import Rejected
+from streams.deadletter import Rejected, excerpt
 from streams.kafka import journal
 from streams.kafka.journal import ADVANCE, EVENT, TICK, WATERMARK, Entry
 from streams.kafka.wire import (
@@ -61,6 +61,9 @@ PRUNE_STEP = 86400.0
 #: over on average (kept <= 3 x expired at every prune), where pruning whatever had
 #: expired each day replayed and rewrote the whole journal daily.
 PRUNE_FRACTION = 0.25
+#: An event this far (seconds) behind its partition's watermark is "far behind": a backlog
+#: or an archive published into a group that runs live. Counted, and the worker says so.
+FAR_BEHIND = 3600.0
 
 
 def fresh(detectors: Iterable[Detector]) -> list[Detector]:
@@ -102,11 +105,15 @@ class PartitionBase:
     after a crash repeats no failure. ``None`` until loaded (nothing is filtered).
     """
 
+    #: what the dead letter names as this partition's input (a topic kind)
+    origin: str = "events"
+
     def __init__(self, partition: int, engine: Engine, horizon: float) -> None:
         self.partition = partition
         self.engine = engine
         self.horizon = horizon
         engine.sink = self._sink
+        engine.on_reject = self._refused
         self.entries: list[Entry] = []
         self.chunk_keys: list[str] = []
         self.ledger: dict[str, str] | None = None
@@ -121,6 +128,8 @@ class PartitionBase:
         self._from: int | None = None  # first source offset of the batch under way
         self._first_covered: int | None = None  # first offset the journal accounts for
         self.events = 0
+        #: events read far behind the watermark (``FAR_BEHIND``)
+        self.behind = 0
         self.controls = 0
         self.rejected: dict[str, int] = {}
         self.last_offset = -1
@@ -142,6 +151,15 @@ class PartitionBase:
                     return  # published already, or superseded by a later status
                 ledger[o.failure_id] = status
             out.append(Output("failures", key, failure_value(o), self.partition))
+
+    def _refused(self, ev: Event, kind: str, reason: str) -> None:
+        """An event the engine refused (beyond the correction horizon, an id conflict):
+        to the dead letter like any reject, once (not again when the journal replays)."""
+        if self._out is None:
+            return
+        raw = orjson.dumps(ev.to_dict())
+        where = f"{self.partition}:{self.last_offset}"
+        self._reject(Rejected(self.origin, where, reason, excerpt(raw), kind), None, raw)
 
     def _reject(self, r: Rejected, key: bytes | None, original: bytes | None) -> None:
         self.rejected[r.kind] = self.rejected.get(r.kind, 0) + 1
@@ -385,6 +403,8 @@ class PatientPartition(PartitionBase):
     def reset(self) -> None:
         self.engine = self._engine()
         self.engine.sink = self._sink
+        self.engine.on_reject = self._refused
+        self.engine.on_reject = self._refused
         self.routes = {}
 
     def handle_control(self, offset: int, control: Control) -> None:
@@ -415,6 +435,8 @@ class PatientPartition(PartitionBase):
             self._reject(ev, key, value)
             return
         self.events += 1
+        if ev.time < self.engine.watermark - FAR_BEHIND:
+            self.behind += 1
         entry = journal.event_entry(offset, ev, value or b"", self.horizon)
         self._batch.append(entry)
         self._track(entry.until)
@@ -571,6 +593,9 @@ def stats_sum(stats: Iterable[EngineStats]) -> EngineStats:
             total.events_by_type[k] = total.events_by_type.get(k, 0) + v
         total.duplicates += st.duplicates
         total.late_events += st.late_events
+        total.amendments += st.amendments
+        for k, v in st.refused.items():
+            total.refused[k] = total.refused.get(k, 0) + v
         for k, v in st.opened.items():
             total.opened[k] = total.opened.get(k, 0) + v
         for k, v in st.open_now.items():
