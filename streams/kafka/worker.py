@@ -81,6 +81,8 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             lambda: list(rt.states.values()),
             [d.name for d in settings.detectors],
             rt.lag,
+            feeds=settings.feeds,
+            live=not replay,
         )
         rt.on_states_changed.append(metrics.attach)
 
