@@ -137,6 +137,8 @@ class EngineMetrics:
         self.registry = registry
         self.clock = clock
         self.rejected: dict[str, int] = {}
+        #: the ``site`` label values allowed (the engine's allowlist; anything else: other)
+        self.site_labels: frozenset[str] = frozenset(getattr(engine, "site_labels", ()))
         self.overdue = Histogram(
             "carewatch_failure_overdue_seconds",
             "How far past its deadline a failure was when first decided (missed: when "
@@ -150,7 +152,7 @@ class EngineMetrics:
             "carewatch_failures",
             "Failures as first decided (missed, late or violation), by the severity or "
             "priority of their opportunity (critical, abnormal, stat, urgent, routine, none).",
-            ["detector", "outcome", "severity"],
+            ["detector", "outcome", "severity", "site"],
             registry=registry,
         )
         registry.register(_EngineCollector(self))
@@ -165,7 +167,9 @@ class EngineMetrics:
         severity = outcome.attrs.get("severity") or outcome.attrs.get("priority") or "none"
         if severity not in SEVERITIES:
             severity = "other"
-        self.failures.labels(outcome.detector, outcome.outcome, severity).inc()
+        site = outcome.attrs.get("site")
+        site = site if site in self.site_labels else "other"
+        self.failures.labels(outcome.detector, outcome.outcome, severity, site).inc()
         overdue = outcome.overdue_seconds
         if overdue is not None and outcome.outcome in ("late", "missed"):
             self.overdue.labels(outcome.detector).observe(overdue)

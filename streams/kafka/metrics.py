@@ -74,7 +74,8 @@ class WorkerMetrics:
     """Metrics of a worker on ``registry``. ``states`` returns the current partition
     states; ``lag`` the unprocessed messages per partition; ``feeds`` the configured
     feeds whose health is served; ``live``: the worker ticks with the wall clock (not
-    ``--replay``). ``clock`` gives Unix seconds."""
+    ``--replay``); ``site_labels`` the allowed ``site`` label values. ``clock`` gives
+    Unix seconds."""
 
     def __init__(
         self,
@@ -86,10 +87,12 @@ class WorkerMetrics:
         *,
         feeds: Sequence[FeedSpec] = (),
         live: bool = True,
+        site_labels: Sequence[str] = (),
     ) -> None:
         self._states = states
         self.view = _AllEngines(states, detector_names)
         self.engine_metrics = EngineMetrics(cast(Engine, self.view), registry, clock)
+        self.engine_metrics.site_labels = frozenset(site_labels)
         self.feeds = FeedHealth(feeds, registry, clock)
         registry.register(_LagCollector(lag))
         mode = Gauge(

@@ -83,6 +83,7 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             rt.lag,
             feeds=settings.feeds,
             live=not replay,
+            site_labels=settings.site_labels,
         )
         rt.on_states_changed.append(metrics.attach)
 

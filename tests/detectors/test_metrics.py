@@ -155,6 +155,7 @@ def test_an_amended_failure_is_counted_once_and_its_amendment_apart() -> None:
     # the overdue histogram and the failures counter saw the failure once
     assert get("carewatch_failure_overdue_seconds_count", {"detector": "result-overdue"}) == 1
     failures = {"detector": "result-overdue", "outcome": "missed", "severity": "stat"}
+    failures["site"] = "north"
     assert get("carewatch_failures_total", failures) == 1
     assert get("carewatch_failures_total", {**failures, "outcome": "late"}) is None
 
