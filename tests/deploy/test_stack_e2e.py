@@ -6,8 +6,6 @@ webhook receiver after the feed's configured gap, then resolves when the feed re
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import uuid
@@ -20,12 +18,11 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from tests.deploy.tools import ROOT, free_port, scrape, tool
+from tests.deploy.tools import free_port, scrape, stack, stack_env, tool
 from tests.streams.kafka.harness import Setup
 
 pytestmark = pytest.mark.kafka
 
-STACK = ROOT / "deploy" / "monitoring" / "stack"
 GAP = 10.0  # seconds: the feed's max_gap, short for the test
 RULES = f"""
 metrics:
@@ -140,20 +137,13 @@ def test_the_feed_silent_alert_fires_when_a_feed_stops_and_resolves_when_it_resu
     setup.start_worker("--rules", str(rules), "--metrics-port", str(metrics_port))
     receiver = Receiver()
     feed = Feed(setup.bootstrap, setup.topics["events"])
-    env = dict(os.environ)
-    env.update(
-        {
-            "CAREWATCH_STACK_DIR": str(tmp_path / "stack"),
-            "CAREWATCH_PROMETHEUS_PORT": str(free_port()),
-            "CAREWATCH_ALERTMANAGER_PORT": str(free_port()),
-            "CAREWATCH_WORKER_TARGETS": f"127.0.0.1:{metrics_port}",
-            "CAREWATCH_MLLP_TARGETS": "",
-            "CAREWATCH_SCRAPE_INTERVAL": "1s",
-            "CAREWATCH_EVALUATION_INTERVAL": "1s",
-            "CAREWATCH_WEBHOOK_URL": f"http://127.0.0.1:{receiver.port}",
-            "CAREWATCH_ALERT_GROUP_WAIT": "1s",
-            "CAREWATCH_ALERT_GROUP_INTERVAL": "2s",
-        }
+    env = stack_env(
+        tmp_path / "stack",
+        WORKER_TARGETS=f"127.0.0.1:{metrics_port}",
+        MLLP_TARGETS="",
+        WEBHOOK_URL=f"http://127.0.0.1:{receiver.port}",
+        ALERT_GROUP_WAIT="1s",
+        ALERT_GROUP_INTERVAL="2s",
     )
 
     def logs() -> str:
@@ -177,9 +167,7 @@ def test_the_feed_silent_alert_fires_when_a_feed_stops_and_resolves_when_it_resu
     try:
         feed.running.set()
         wait_until("the worker to receive the feed", fed, logs)
-        out = subprocess.run(
-            [str(STACK), "start"], env=env, capture_output=True, text=True, timeout=180
-        )
+        out = stack("start", env)
         started = True
         assert out.returncode == 0, out.stderr
         # flowing for longer than the gap: no alert
@@ -200,5 +188,5 @@ def test_the_feed_silent_alert_fires_when_a_feed_stops_and_resolves_when_it_resu
     finally:
         feed.close()
         if started:
-            subprocess.run([str(STACK), "stop"], env=env, capture_output=True, timeout=120)
+            stack("stop", env)
         receiver.close()

@@ -62,3 +62,44 @@ def check_metrics(text: str) -> None:
     assert proc.returncode == 0 and not proc.stdout.strip() and not proc.stderr.strip(), (
         proc.stdout + proc.stderr
     )
+
+
+STACK = ROOT / "deploy" / "monitoring" / "stack"
+
+
+def stack_env(state: Path, **settings: str) -> dict[str, str]:
+    """Environment for ``deploy/monitoring/stack`` with its own state dir and free ports;
+    ``settings`` are further ``CAREWATCH_*`` variables (without the prefix)."""
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "CAREWATCH_STACK_DIR": str(state),
+            "CAREWATCH_PROMETHEUS_PORT": str(free_port()),
+            "CAREWATCH_ALERTMANAGER_PORT": str(free_port()),
+            "CAREWATCH_SCRAPE_INTERVAL": "1s",
+            "CAREWATCH_EVALUATION_INTERVAL": "1s",
+        }
+    )
+    env.update({f"CAREWATCH_{k}": v for k, v in settings.items()})
+    return env
+
+
+def stack(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``deploy/monitoring/stack COMMAND``."""
+    return subprocess.run(
+        [str(STACK), command], env=env, capture_output=True, text=True, timeout=180
+    )
+
+
+def fast_rules(into: Path) -> Path:
+    """A copy of deploy/prometheus/rules without the groups' own intervals, so every
+    rule is evaluated at the test's short global interval."""
+    into.mkdir(parents=True, exist_ok=True)
+    for path in (PROMETHEUS_DIR / "rules").glob("*.yml"):
+        lines = path.read_text().splitlines(keepends=True)
+        (into / path.name).write_text(
+            "".join(line for line in lines if not line.strip().startswith("interval:"))
+        )
+    return into
