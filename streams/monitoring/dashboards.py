@@ -29,7 +29,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-__all__ = ["DASHBOARDS", "DATASOURCE_UID", "operations", "qi_overview", "render", "main"]
+__all__ = ["DASHBOARDS", "DATASOURCE_UID", "main", "operations", "qi_overview", "render"]
 
 #: The uid of the Prometheus data source the provisioning files create.
 DATASOURCE_UID = "carewatch-prometheus"
@@ -99,8 +99,7 @@ def operations() -> dash.Dashboard:
                 "watched hours.",
                 "s",
                 _query(
-                    "time() - max by (feed, site) "
-                    "(carewatch_feed_last_received_timestamp_seconds)"
+                    "time() - max by (feed, site) (carewatch_feed_last_received_timestamp_seconds)"
                 ),
             )
         )
@@ -164,7 +163,7 @@ def operations() -> dash.Dashboard:
                 "Critical results declared unacknowledged, per hour: each one pages.",
                 "short",
                 _query(
-                    'sum by (site) (increase(carewatch_failures_total{detector='
+                    "sum by (site) (increase(carewatch_failures_total{detector="
                     '"result-unacknowledged", severity="critical", outcome="missed"}[1h]))',
                     "{{site}}",
                 ),
