@@ -1,5 +1,5 @@
 """The Prometheus and Alertmanager programs the deploy tests run (Debian's prometheus
-and prometheus-alertmanager packages, which tests/run installs), and small helpers."""
+and prometheus-alertmanager packages, which tests/run installs), and small utilities."""
 
 from __future__ import annotations
 
