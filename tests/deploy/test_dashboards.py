@@ -20,7 +20,7 @@ import yaml
 
 from streams.mllp.framing import frame
 from streams.monitoring.dashboards import DASHBOARDS, DATASOURCE_UID, main
-from tests.deploy.tools import ROOT, fast_rules, free_port, scrape, stack, stack_env, tool
+from tests.deploy.tools import ROOT, fast_rules, free_port, scraped, stack, stack_env, tool
 
 GRAFANA = ROOT / "deploy" / "grafana"
 HL7 = ROOT / "tests" / "fixtures" / "samples" / "hl7v2"
@@ -161,6 +161,13 @@ def test_every_panel_returns_data_for_a_live_run(kafka_bootstrap: str, tmp_path:
         )
         out = stack("start", env)
         assert out.returncode == 0, out.stderr
+        # the listener serves metrics once it listens for MLLP
+        s.wait_for(
+            "the MLLP listener",
+            lambda: "carewatch_mllp_messages_received_total" in scraped(mllp_metrics),
+            timeout=60,
+            every=0.5,
+        )
 
         # Two waves of the same traffic: the first makes every series, the second moves
         # them while Prometheus watches (a counter's first sample has no increase).
@@ -180,7 +187,7 @@ def test_every_panel_returns_data_for_a_live_run(kafka_bootstrap: str, tmp_path:
             s.wait_for(
                 "the stat order to be declared missed",
                 lambda wave=wave: (
-                    _value(scrape(worker_port), "carewatch_outcomes_total", MISSED) >= wave + 1
+                    _value(scraped(worker_port), "carewatch_outcomes_total", MISSED) >= wave + 1
                 ),
                 timeout=120,
                 every=1.0,

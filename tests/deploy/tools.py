@@ -50,6 +50,14 @@ def scrape(port: int) -> str:
         return str(resp.read().decode())
 
 
+def scraped(port: int) -> str:
+    """What is served on 127.0.0.1:``port``; nothing while its server is not up yet."""
+    try:
+        return scrape(port)
+    except OSError:
+        return ""
+
+
 def check_metrics(text: str) -> None:
     """``promtool check metrics`` must find nothing to say about ``text``."""
     proc = subprocess.run(
