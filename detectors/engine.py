@@ -39,7 +39,7 @@ from typing import Any
 
 from detectors.contract import Detector, ExpectationDetector, ViolationDetector
 from detectors.errors import ConfigError
-from detectors.events import Event, format_time
+from detectors.events import BUILTIN_TYPES, Event, format_time
 from detectors.records import Outcome, failure_id
 
 __all__ = ["BEYOND_HORIZON", "ID_CONFLICT", "Engine", "EngineStats", "OutcomeSink", "RejectSink"]
@@ -390,7 +390,9 @@ class Engine:
         counts = self._counts
         routes = self._routes.get(etype)
         if routes is None:
-            counts["other"] = counts.get("other", 0) + 1
+            # built-in types no detector reads keep their name (a bounded set); others: other
+            name = etype if etype in BUILTIN_TYPES else "other"
+            counts[name] = counts.get(name, 0) + 1
         else:
             counts[etype] = counts.get(etype, 0) + 1
             for role, det, st in routes:
@@ -887,7 +889,10 @@ class Engine:
     def _emit(self, o: Outcome) -> None:
         site = o.attrs.get("site")
         label = site if site in self.site_labels else "other"
-        k = (o.detector, o.outcome, label)
+        # an amendment is keyed "from>to" so metrics count each opportunity's first
+        # decision once and its amendments apart (detectors.metrics)
+        amended = o.amended_from
+        k = (o.detector, o.outcome if amended is None else f"{amended}>{o.outcome}", label)
         outs = self.stats.outcomes
         outs[k] = outs.get(k, 0) + 1
         if self.on_failure is not None and o.outcome in ("late", "missed", "violation"):

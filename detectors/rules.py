@@ -19,6 +19,7 @@ from detectors.contract import Detector, ExpectationDetector, Thresholds
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError, RulesError
 from detectors.events import Event
+from detectors.feeds import FeedSpec, parse_feeds
 
 __all__ = ["EventPattern", "RuleDetector", "Settings", "load_settings", "parse_settings"]
 
@@ -37,6 +38,7 @@ class Settings:
     #: behind the watermark are refused (``beyond-horizon``)
     correction_horizon: float = 30 * 86400.0
     site_labels: tuple[str, ...] = ()
+    feeds: tuple[FeedSpec, ...] = ()  # metrics.feeds (detectors.feeds)
     source: str = "(built-in defaults)"
     disabled: tuple[str, ...] = field(default=())
 
@@ -248,7 +250,11 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
     timing = {k: c.duration(v, ("engine", k)) for k, v in engine.items()}
 
     metrics = c.mapping(doc.get("metrics"), ("metrics",), "metrics")
-    c.keys(metrics, {"site_labels"}, ("metrics",), "metrics")
+    c.keys(metrics, {"site_labels", "feeds"}, ("metrics",), "metrics")
+    try:
+        feeds = parse_feeds(metrics.get("feeds"))
+    except ConfigError as exc:
+        raise c.fail(("metrics", "feeds"), str(exc)) from None
     sites = metrics.get("site_labels") or []
     if not isinstance(sites, list) or not all(isinstance(s, str) and s for s in sites):
         raise c.fail(("metrics", "site_labels"), "site_labels must be a list of site codes")
@@ -340,6 +346,7 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
         dedupe_window=timing.get("dedupe_window", 7 * 86400.0),
         correction_horizon=timing.get("correction_horizon", 30 * 86400.0),
         site_labels=tuple(sites),
+        feeds=feeds,
         source=source,
         disabled=tuple(disabled),
     )

@@ -157,6 +157,12 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         help="address for the metrics endpoint (default: %(default)s)",
     )
     ops.add_argument(
+        "--feeds",
+        metavar="RULES",
+        help="rules YAML whose metrics.feeds name the feeds to report the health of "
+        "(last message heard per feed; docs/monitoring.md)",
+    )
+    ops.add_argument(
         "--log-level",
         choices=("debug", "info", "warning", "error"),
         default="info",
@@ -208,6 +214,12 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
     memory = _load_memory(args.memory) if args.memory else AdapterMemory()
     registry = CollectorRegistry()
     metrics = MllpMetrics(registry)
+    if args.metrics_port is not None:
+        from detectors.feeds import FeedHealth
+        from detectors.rules import load_settings
+
+        feeds = load_settings(args.feeds).feeds if args.feeds else ()
+        metrics.feeds = FeedHealth(feeds, registry)
     try:
         dead_letter = DeadLetterFile(args.rejected)
     except AppendError as exc:

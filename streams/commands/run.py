@@ -18,9 +18,10 @@ from pathlib import Path
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError
 from detectors.events import format_time, parse_time
-from detectors.rules import load_settings
+from detectors.rules import Settings, load_settings
 from streams.commands import port
 from streams.commands.inputs import add_input_arguments, read_inputs
+from streams.monitoring import observe_feeds
 from streams.runner import (
     FileSink,
     Runner,
@@ -99,10 +100,13 @@ def main(args: argparse.Namespace) -> int:
         )
     else:
         runner = Runner(settings, FileSink(out_dir), allowed_lateness=lateness)
+        feeds = None
         if args.metrics_port is not None:
-            metrics = _serve_metrics(runner, args.metrics_port)
+            metrics, feeds = _serve_metrics(runner, settings, args.metrics_port)
             runner.on_reject = lambda r: metrics.count_rejected(r.kind)
         for records in readers:
+            if feeds is not None:
+                records = observe_feeds(records, feeds)
             runner.feed(records, progress=progress)
         summary = runner.finish(as_of)
     print(format_summary(summary))
@@ -136,15 +140,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_metrics(runner: Runner, port: int):  # type: ignore[no-untyped-def]
+def _serve_metrics(runner: Runner, settings: Settings, port: int):  # type: ignore[no-untyped-def]
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from detectors.feeds import FeedHealth
     from detectors.metrics import EngineMetrics
 
     registry = CollectorRegistry()
     metrics = EngineMetrics(runner.engine, registry)
+    feeds = FeedHealth(settings.feeds, registry)
     try:
         start_http_server(port, addr="127.0.0.1", registry=registry)
     except OSError as exc:
         raise ConfigError(f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror}") from None
-    return metrics
+    return metrics, feeds

@@ -25,7 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--rules", metavar="FILE", help="rules YAML (default: the config's rules)")
     p.add_argument("--allowed-lateness", metavar="D", help="e.g. 10m (overrides the rules file)")
-    p.add_argument("--metrics-port", metavar="N", type=port, help="serve metrics on 127.0.0.1:N")
+    p.add_argument("--metrics-port", metavar="N", type=port, help="serve metrics on port N")
+    p.add_argument(
+        "--metrics-host",
+        metavar="ADDR",
+        help="address of the metrics endpoint (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
     p.add_argument("--data-dir", metavar="DIR", help="local working directory of this worker")
     p.add_argument(
         "--log-level",
@@ -45,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
         rules=args.rules,
         allowed_lateness=parse_duration(args.allowed_lateness) if args.allowed_lateness else None,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         data_dir=args.data_dir,
     )
     settings = load_settings(config.rules)

@@ -67,6 +67,7 @@ class KafkaConfig:
     tick_interval: float = 1.0
     journal_horizon: float | None = None
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
     data_dir: str = "carewatch-worker-data"
 
     def __repr__(self) -> str:
@@ -194,6 +195,7 @@ _SETTINGS: dict[str, tuple[str, str]] = {
     "tick_interval": ("CAREWATCH_TICK_INTERVAL", "duration"),
     "journal_horizon": ("CAREWATCH_JOURNAL_HORIZON", "duration"),
     "metrics_port": ("CAREWATCH_METRICS_PORT", "int"),
+    "metrics_host": ("CAREWATCH_METRICS_HOST", "str"),
     "data_dir": ("CAREWATCH_DATA_DIR", "str"),
 }
 

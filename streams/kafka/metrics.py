@@ -4,14 +4,15 @@ sum of all its partitions' engines, plus consumer lag. Built on an injected regi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from detectors.engine import Engine, EngineStats
+from detectors.feeds import FeedHealth, FeedSpec
 from detectors.metrics import EngineMetrics
 from detectors.records import Outcome
 from streams.kafka.partitions import stats_sum
@@ -71,7 +72,10 @@ class _LagCollector(Collector):
 
 class WorkerMetrics:
     """Metrics of a worker on ``registry``. ``states`` returns the current partition
-    states; ``lag`` the unprocessed messages per partition. ``clock`` gives Unix seconds."""
+    states; ``lag`` the unprocessed messages per partition; ``feeds`` the configured
+    feeds whose health is served; ``live``: the worker ticks with the wall clock (not
+    ``--replay``); ``site_labels`` the allowed ``site`` label values. ``clock`` gives
+    Unix seconds."""
 
     def __init__(
         self,
@@ -80,17 +84,31 @@ class WorkerMetrics:
         detector_names: list[str],
         lag: Callable[[], dict[str, int]],
         clock: Callable[[], float] = time.time,
+        *,
+        feeds: Sequence[FeedSpec] = (),
+        live: bool = True,
+        site_labels: Sequence[str] = (),
     ) -> None:
         self._states = states
         self.view = _AllEngines(states, detector_names)
         self.engine_metrics = EngineMetrics(cast(Engine, self.view), registry, clock)
+        self.engine_metrics.site_labels = frozenset(site_labels)
+        self.feeds = FeedHealth(feeds, registry, clock)
         registry.register(_LagCollector(lag))
+        mode = Gauge(
+            "carewatch_worker_live",
+            "1 when the worker runs live (wall-clock ticks move the watermark), 0 in replay.",
+            registry=registry,
+        )
+        mode.set(1 if live else 0)
 
     def attach(self) -> None:
-        """Wire failure observation and rejected counts of the current partitions (call
-        after partitions are added)."""
+        """Wire failure observation, feed health and rejected counts of the current
+        partitions (call after partitions are added)."""
         for st in self._states():
             st.engine.on_failure = self.engine_metrics.observe_failure
+            if hasattr(st, "on_event"):
+                st.on_event = self.feeds.observe
         total: dict[str, int] = {}
         for st in self._states():
             for code, n in st.rejected.items():

@@ -393,6 +393,8 @@ class PatientPartition(PartitionBase):
         super().__init__(partition, self._engine(), horizon)
         self.routes: dict[str, _Route] = {}
         self._marked = NEG_INF
+        #: Called with every event received (not with journal replays): feed health.
+        self.on_event: Callable[[Event], None] | None = None
 
     def _engine(self) -> Engine:
         s = self.settings
@@ -437,6 +439,8 @@ class PatientPartition(PartitionBase):
         self.events += 1
         if ev.time < self.engine.watermark - FAR_BEHIND:
             self.behind += 1
+        if self.on_event is not None:
+            self.on_event(ev)
         entry = journal.event_entry(offset, ev, value or b"", self.horizon)
         self._batch.append(entry)
         self._track(entry.until)

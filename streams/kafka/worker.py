@@ -81,6 +81,9 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             lambda: list(rt.states.values()),
             [d.name for d in settings.detectors],
             rt.lag,
+            feeds=settings.feeds,
+            live=not replay,
+            site_labels=settings.site_labels,
         )
         rt.on_states_changed.append(metrics.attach)
 
@@ -89,10 +92,10 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             metrics.attach()
 
         try:
-            start_http_server(config.metrics_port, addr="127.0.0.1", registry=registry)
+            start_http_server(config.metrics_port, addr=config.metrics_host, registry=registry)
         except OSError as exc:
             raise ConfigError(
-                f"cannot serve metrics on 127.0.0.1:{config.metrics_port}: {exc.strerror}"
+                f"cannot serve metrics on {config.metrics_host}:{config.metrics_port}: {exc.strerror}"
             ) from None
     log(f"starting ({'replay' if replay else 'live'}) with {config!r}")
     worker = faust.Worker(app, loglevel=log_level, quiet=True)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from detectors.feeds import FeedHealth
+from detectors.metrics import register_build_info
 from streams.deadletter import INVALID, TOO_LARGE, UNSUPPORTED
 
 __all__ = ["REJECT_KINDS", "MllpMetrics"]
@@ -88,6 +90,9 @@ class MllpMetrics:
             "Connections closed for being idle longer than the idle timeout.",
             registry=registry,
         )
+        #: Feed health, when the listener reports it (``listen mllp --feeds``).
+        self.feeds: FeedHealth | None = None
+        register_build_info(registry)
         for kind in REJECT_KINDS:
             # Present from the start at 0, so a rate() over them never starts blank.
             self.rejected.labels(kind)

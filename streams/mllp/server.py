@@ -380,6 +380,9 @@ class MllpListener:
             conn.accepted += 1
             m.accepted.inc()
             m.events.inc(len(decision.events))
+            if m.feeds is not None:
+                for ev in decision.events:
+                    m.feeds.observe(ev)
             if decision.kind == NO_EVENT:
                 m.without_event.inc()
             for r in decision.rejected:

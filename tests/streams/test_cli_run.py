@@ -241,14 +241,15 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    runner = Runner(parse_settings(""), MemorySink())
-    _serve_metrics(runner, port)
+    settings = parse_settings("")
+    runner = Runner(settings, MemorySink())
+    _serve_metrics(runner, settings, port)
     from streams.adapters import iter_records
 
     runner.feed(iter_records("".join(GOOD).encode(), "jsonl"))
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     assert 'carewatch_events_total{type="order.placed"} 3.0' in body
-    assert "carewatch_watermark_seconds" in body
+    assert "carewatch_watermark_timestamp_seconds" in body
 
 
 def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
