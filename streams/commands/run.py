@@ -20,7 +20,7 @@ from detectors.errors import ConfigError
 from detectors.events import format_time, parse_time
 from detectors.rules import load_settings
 from streams.commands import port
-from streams.commands.inputs import add_input_arguments, read_inputs
+from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
 from streams.runner import (
     FileSink,
     Runner,
@@ -125,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
             f"carewatch: {summary.rejected:,} input records rejected; see {summary.files['rejected']}",
             file=sys.stderr,
         )
-    return 0
+    return report_ended_early("run", readers)
 
 
 def _serve_metrics(runner: Runner, port: int):  # type: ignore[no-untyped-def]
