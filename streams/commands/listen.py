@@ -86,10 +86,37 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. 90s, 5m)",
     )
     net.add_argument(
+        "--frame-timeout",
+        metavar="DURATION",
+        default="60s",
+        help="a message must arrive whole within this long of its first byte, or the "
+        "connection is closed (default: %(default)s)",
+    )
+    net.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=100,
+        help="connections open at once; more are closed at once (default: %(default)s)",
+    )
+    net.add_argument(
         "--shutdown-grace",
         metavar="DURATION",
         default="30s",
         help="on SIGINT/SIGTERM, how long to wait for messages in flight (default: %(default)s)",
+    )
+
+    tls = p.add_argument_group("TLS (for links that leave this machine)")
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve TLS with this certificate (PEM, then any intermediates); needs --tls-key",
+    )
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="mutual TLS: require a client certificate signed by a CA in this PEM bundle",
     )
 
     out = p.add_argument_group("where events go (one of)")
@@ -176,6 +203,9 @@ def main(args: argparse.Namespace) -> int:
     # only its warnings are of use here, and they carry no message content.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = ListenerSettings(
+        tls=_tls(args),
+        frame_timeout=parse_duration(args.frame_timeout),
+        max_connections=args.max_connections,
         host=args.host,
         port=args.port,
         max_message_bytes=parse_size(args.max_message_size),
@@ -245,6 +275,16 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
         if args.memory:
             _save_memory(args.memory, memory)
     return 0
+
+
+def _tls(args: argparse.Namespace) -> Any:
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    from streams.mllp.tls import server_tls
+
+    return server_tls(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
 
 
 def _kafka_handoff(args: argparse.Namespace, bootstrap: str) -> Any:

@@ -88,6 +88,16 @@ class MllpMetrics:
             "Connections closed for being idle longer than the idle timeout.",
             registry=registry,
         )
+        self.frame_timeouts = Counter(
+            "carewatch_mllp_frame_timeouts",
+            "Connections closed because a message was not finished within the frame timeout.",
+            registry=registry,
+        )
+        self.connections_refused = Counter(
+            "carewatch_mllp_connections_refused",
+            "Connections closed at once because the maximum number was open.",
+            registry=registry,
+        )
         for kind in REJECT_KINDS:
             # Present from the start at 0, so a rate() over them never starts blank.
             self.rejected.labels(kind)

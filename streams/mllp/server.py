@@ -24,11 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -60,6 +63,11 @@ class ListenerSettings:
     ``max_message_bytes``: largest message accepted (larger ones are answered AR and
     dead-lettered with their first 4 KiB). ``idle_timeout``: a connection with no data
     for this long is closed (also bounds how long writing an ACK may take).
+    ``frame_timeout``: a message must arrive whole within this long of its first byte,
+    or the connection is closed (a client trickling bytes cannot hold it forever).
+    ``max_connections``: connections beyond this many open ones are closed at once.
+    ``tls``: serve TLS with this context (``streams.mllp.tls.server_tls``); plain TCP
+    when ``None``. The TLS handshake must finish within the idle timeout (at most 60 s).
     ``shutdown_grace``: how long a shutdown waits for messages in flight before it
     cancels them. ``keep_no_event``: also write messages that carry no care event to
     the dead letter (off: they are only counted, being ordinary traffic such as every
@@ -72,6 +80,9 @@ class ListenerSettings:
     idle_timeout: float = 300.0
     shutdown_grace: float = 30.0
     keep_no_event: bool = False
+    frame_timeout: float = 60.0
+    max_connections: int = 100
+    tls: ssl.SSLContext | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -85,6 +96,10 @@ class ListenerSettings:
             raise ConfigError("the idle timeout must be more than 0 seconds")
         if self.shutdown_grace < 0:
             raise ConfigError("the shutdown grace period cannot be negative")
+        if self.frame_timeout <= 0:
+            raise ConfigError("the frame timeout must be more than 0 seconds")
+        if self.max_connections < 1:
+            raise ConfigError("the maximum number of connections must be at least 1")
 
 
 class _Connection:
@@ -138,6 +153,11 @@ class MllpListener:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._stopped = asyncio.Event()
+        # Converting a message is CPU work (a result of thousands of segments takes a
+        # few tenths of a second): done on one thread of its own, so the event loop goes
+        # on serving the other connections meanwhile, and conversions, which share the
+        # adapter memory, still happen one at a time in the order the messages came.
+        self._converter = ThreadPoolExecutor(1, thread_name_prefix="carewatch-mllp-convert")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -151,14 +171,26 @@ class MllpListener:
         ``ConfigError`` when the address cannot be listened on."""
         try:
             self._server = await asyncio.start_server(
-                self._on_connection, self.settings.host, self.settings.port
+                self._on_connection,
+                self.settings.host,
+                self.settings.port,
+                ssl=self.settings.tls,
+                ssl_handshake_timeout=(
+                    min(self.settings.idle_timeout, 60.0) if self.settings.tls else None
+                ),
             )
         except OSError as exc:
             where = f"{self.settings.host}:{self.settings.port}"
             raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         host, port = self._server.sockets[0].getsockname()[:2]
         self._address = (host, port)
-        log.info("listening for MLLP on %s:%d; events to %s", host, port, self.handoff.description)
+        log.info(
+            "listening for MLLP%s on %s:%d; events to %s",
+            " over TLS" if self.settings.tls else "",
+            host,
+            port,
+            self.handoff.description,
+        )
         return host, port
 
     async def stop(self) -> None:
@@ -187,6 +219,7 @@ class MllpListener:
                 await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        self._converter.shutdown(wait=True)
         try:
             await self.handoff.close()
         finally:
@@ -212,6 +245,15 @@ class MllpListener:
             task.add_done_callback(self._tasks.discard)
         conn = _Connection(_peer_name(writer), writer)
         if self._stopping:
+            writer.close()
+            return
+        if len(self._connections) >= self.settings.max_connections:
+            self.metrics.connections_refused.inc()
+            log.warning(
+                "connection from %s refused: %d connections open already (the maximum)",
+                conn.peer,
+                len(self._connections),
+            )
             writer.close()
             return
         self._connections.add(conn)
@@ -245,13 +287,27 @@ class MllpListener:
         """Serve one connection until it ends; returns why it ended."""
         decoder = FrameDecoder(self.settings.max_message_bytes)
         ending = "listener shutting down"
+        frame_timeout = self.settings.frame_timeout
+        # Monotonic time by which the message being received must be whole (None while
+        # nothing is half received): the idle timeout is per read, so without this a
+        # client sending a byte a second would hold the connection forever.
+        frame_deadline: float | None = None
         while not self._stopping:
             conn.idle = True
+            wait = self.settings.idle_timeout
+            if frame_deadline is not None:
+                wait = min(wait, frame_deadline - time.monotonic())
             try:
-                data = await asyncio.wait_for(reader.read(_READ_BYTES), self.settings.idle_timeout)
+                if wait <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(reader.read(_READ_BYTES), wait)
             except TimeoutError:
-                self.metrics.idle_closed.inc()
-                ending = f"idle for {self.settings.idle_timeout:g} s"
+                if frame_deadline is not None and time.monotonic() >= frame_deadline:
+                    self.metrics.frame_timeouts.inc()
+                    ending = f"a message not finished within {frame_timeout:g} s"
+                else:
+                    self.metrics.idle_closed.inc()
+                    ending = f"idle for {self.settings.idle_timeout:g} s"
                 break
             except OSError:
                 ending = "reset by the client"
@@ -261,7 +317,12 @@ class MllpListener:
             if not data:
                 ending = "listener shutting down" if self._stopping else "closed by the client"
                 break
+            read_at = time.monotonic()
             items = decoder.feed(data)
+            if not decoder.pending:
+                frame_deadline = None
+            elif frame_deadline is None or any(not isinstance(i, Junk) for i in items):
+                frame_deadline = read_at + frame_timeout
             for index, item in enumerate(items):
                 if not await self._on_item(conn, item):
                     # Closing: what else this read brought is left for the sender to resend.
@@ -290,8 +351,16 @@ class MllpListener:
                     Rejected(conn.origin, location, reason, excerpt(raw), INVALID), NOT_HL7
                 )
             else:
-                records = convert_message(
-                    raw, self.mapping, self.memory, origin=conn.origin, location=location
+                records = await asyncio.get_running_loop().run_in_executor(
+                    self._converter,
+                    partial(
+                        convert_message,
+                        raw,
+                        self.mapping,
+                        self.memory,
+                        origin=conn.origin,
+                        location=location,
+                    ),
                 )
                 decision = decide(records)
         elif isinstance(item, Oversized):
