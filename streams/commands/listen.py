@@ -134,6 +134,13 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         "default from CAREWATCH_KAFKA_BOOTSTRAP when --out is not given",
     )
     out.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        help="Kafka settings YAML, as the worker's --config: bootstrap, TLS and SASL "
+        "(kafka_security_protocol, kafka_ssl_*, kafka_sasl_*), topic_events; "
+        "CAREWATCH_KAFKA_* variables override it (docs/kafka.md)",
+    )
+    out.add_argument(
         "--kafka-topic",
         metavar="TOPIC",
         help=f"events topic (default: CAREWATCH_TOPIC_EVENTS, else {DEFAULT_TOPIC})",
@@ -213,18 +220,25 @@ def main(args: argparse.Namespace) -> int:
         shutdown_grace=parse_duration(args.shutdown_grace),
         keep_no_event=args.keep_no_event,
     )
-    bootstrap = args.kafka_bootstrap or (
-        None if args.out else os.environ.get("CAREWATCH_KAFKA_BOOTSTRAP")
-    )
-    if not args.out and not bootstrap:
-        raise ConfigError(
-            "say where events go: --out FILE, or --kafka-bootstrap HOST:PORT "
-            "(or CAREWATCH_KAFKA_BOOTSTRAP)"
-        )
-    return asyncio.run(_serve(args, settings, bootstrap))
+    if args.out and args.kafka_config:
+        raise ConfigError("--out and --kafka-config exclude each other: events go to one place")
+    kafka = None
+    if not args.out:
+        if not (
+            args.kafka_bootstrap or args.kafka_config or os.environ.get("CAREWATCH_KAFKA_BOOTSTRAP")
+        ):
+            raise ConfigError(
+                "say where events go: --out FILE, or --kafka-bootstrap HOST:PORT "
+                "(or CAREWATCH_KAFKA_BOOTSTRAP, or --kafka-config FILE)"
+            )
+        from streams.kafka.config import load_config
+
+        # The worker's and publisher's settings: bootstrap, TLS, SASL, the events topic.
+        kafka = load_config(args.kafka_config, kafka_bootstrap=args.kafka_bootstrap)
+    return asyncio.run(_serve(args, settings, kafka))
 
 
-async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None) -> int:
+async def _serve(args: argparse.Namespace, settings: Any, kafka: Any) -> int:
     from prometheus_client import CollectorRegistry
 
     from streams.adapters import AdapterMemory, load_mapping
@@ -247,8 +261,8 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
         if args.out:
             handoff = FileHandoff(args.out)
         else:
-            assert bootstrap is not None
-            handoff = await asyncio.to_thread(_kafka_handoff, args, bootstrap)
+            assert kafka is not None
+            handoff = await asyncio.to_thread(_kafka_handoff, args, kafka)
     except RuntimeFault as exc:  # the file cannot be opened, Kafka cannot be reached
         await dead_letter.close()
         raise ConfigError(str(exc)) from None
@@ -287,11 +301,15 @@ def _tls(args: argparse.Namespace) -> Any:
     return server_tls(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
 
 
-def _kafka_handoff(args: argparse.Namespace, bootstrap: str) -> Any:
-    from streams.mllp.kafka_handoff import DEFAULT_TOPIC, KafkaHandoff
+def _kafka_handoff(args: argparse.Namespace, kafka: Any) -> Any:
+    from streams.mllp.kafka_handoff import KafkaHandoff
 
-    topic = args.kafka_topic or os.environ.get("CAREWATCH_TOPIC_EVENTS") or DEFAULT_TOPIC
-    return KafkaHandoff.connect(bootstrap, topic, timeout=parse_duration(args.kafka_timeout))
+    return KafkaHandoff.connect(
+        kafka.bootstrap,
+        args.kafka_topic or kafka.topics.events,
+        timeout=parse_duration(args.kafka_timeout),
+        security=kafka.kafka_python_kwargs(),
+    )
 
 
 def _serve_metrics(registry: Any, args: argparse.Namespace) -> Any:

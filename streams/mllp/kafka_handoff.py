@@ -10,7 +10,7 @@ answer AA, and a retry inside the producer never writes a record twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -70,16 +70,21 @@ class KafkaHandoff:
         *,
         timeout: float = 30.0,
         client_id: str = "carewatch-mllp",
+        security: Mapping[str, Any] | None = None,
     ) -> KafkaHandoff:
         """A handoff with a new idempotent ``acks=all`` producer for ``bootstrap``
-        (``host:port[,host:port...]``). Raises ``RuntimeFault`` if Kafka cannot be
-        reached."""
+        (``host:port[,host:port...]``). ``security``: kafka-python's TLS/SASL settings
+        (``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``..., as
+        ``KafkaConfig.kafka_python_kwargs`` gives them). Raises ``RuntimeFault`` if
+        Kafka cannot be reached."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         timeout_ms = int(timeout * 1000)
         request_ms = min(timeout_ms, 30_000)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {
+            k: v for k, v in (security or {}).items() if k != "bootstrap_servers"
+        }
         if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python 2.1+
             extra["bootstrap_timeout_ms"] = timeout_ms
         try:
