@@ -5,7 +5,7 @@ prints the password."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import kafka
 import pytest
@@ -20,7 +20,7 @@ class RecordingProducer:
     """Stands in for ``kafka.KafkaProducer``: keeps its settings, then fails to connect
     (so the command ends at once with its one-line error)."""
 
-    seen: dict[str, Any] = {}
+    seen: ClassVar[dict[str, Any]] = {}
     DEFAULT_CONFIG = kafka.KafkaProducer.DEFAULT_CONFIG
 
     def __init__(self, **settings: Any) -> None:
