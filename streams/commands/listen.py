@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError, RuntimeFault
 from streams.commands import port
@@ -174,8 +172,9 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
     conv.add_argument(
         "--memory",
         metavar="FILE",
-        help="keep what the adapters remember (appointment starts...) in FILE: read at "
-        "start if present, written at shutdown",
+        help="where the adapters' memory (appointment starts, report orders) is kept: a "
+        "snapshot FILE and a journal FILE.journal, fsync-ed before each AA so it survives "
+        "a crash (default: OUT.memory with --out, else mllp-memory.json beside --rejected)",
     )
 
     ops = p.add_argument_group("operations")
@@ -241,20 +240,22 @@ def main(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace, settings: Any, kafka: Any) -> int:
     from prometheus_client import CollectorRegistry
 
-    from streams.adapters import AdapterMemory, load_mapping
+    from streams.adapters import load_mapping
     from streams.mllp.appender import AppendError
     from streams.mllp.dead_letter import DeadLetterFile
     from streams.mllp.handoff import FileHandoff, Handoff
+    from streams.mllp.memory_file import MemoryFile
     from streams.mllp.metrics import MllpMetrics
     from streams.mllp.server import MllpListener
 
     mapping = load_mapping(args.mapping) if args.mapping else None
-    memory = _load_memory(args.memory) if args.memory else AdapterMemory()
+    memory_file = await asyncio.to_thread(MemoryFile.open, _memory_path(args))
     registry = CollectorRegistry()
     metrics = MllpMetrics(registry)
     try:
         dead_letter = DeadLetterFile(args.rejected)
     except AppendError as exc:
+        memory_file.close()
         raise ConfigError(str(exc)) from None
     handoff: Handoff
     try:
@@ -265,9 +266,10 @@ async def _serve(args: argparse.Namespace, settings: Any, kafka: Any) -> int:
             handoff = await asyncio.to_thread(_kafka_handoff, args, kafka)
     except RuntimeFault as exc:  # the file cannot be opened, Kafka cannot be reached
         await dead_letter.close()
+        memory_file.close()
         raise ConfigError(str(exc)) from None
     listener = MllpListener(
-        settings, handoff, dead_letter, mapping=mapping, memory=memory, metrics=metrics
+        settings, handoff, dead_letter, mapping=mapping, memory_file=memory_file, metrics=metrics
     )
     try:
         await listener.start()
@@ -286,8 +288,6 @@ async def _serve(args: argparse.Namespace, settings: Any, kafka: Any) -> int:
         await listener.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
-        if args.memory:
-            _save_memory(args.memory, memory)
     return 0
 
 
@@ -325,27 +325,11 @@ def _serve_metrics(registry: Any, args: argparse.Namespace) -> Any:
     return server
 
 
-def _load_memory(path: str) -> Any:
-    from streams.adapters import AdapterMemory
-
-    file = Path(path)
-    if not file.exists():
-        return AdapterMemory()
-    try:
-        return AdapterMemory.from_dict(orjson.loads(file.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot read the adapter memory {path}: {exc}") from None
-
-
-def _save_memory(path: str, memory: Any) -> None:
-    # Written beside and renamed over: a crash mid-write leaves the previous file whole.
-    file = Path(path)
-    temporary = file.with_name(file.name + ".tmp")
-    try:
-        with open(temporary, "wb") as f:
-            f.write(orjson.dumps(memory.to_dict()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, file)
-    except OSError as exc:
-        log.error("could not save the adapter memory to %s: %s", path, exc.strerror or exc)
+def _memory_path(args: argparse.Namespace) -> Path:
+    """--memory, else beside the events file, else beside the dead letter."""
+    if args.memory:
+        return Path(args.memory)
+    if args.out:
+        out = Path(args.out)
+        return out.with_name(out.name + ".memory")
+    return Path(args.rejected).with_name("mllp-memory.json")

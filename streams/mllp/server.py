@@ -45,6 +45,7 @@ from streams.mllp.dead_letter import DeadLetterFile, dead_letter_record
 from streams.mllp.decide import NOT_HL7, TRUNCATED, Decision, decide, refuse
 from streams.mllp.framing import DEFAULT_MAX_SIZE, Frame, FrameDecoder, Item, Junk, Oversized, frame
 from streams.mllp.handoff import Handoff, HandoffError
+from streams.mllp.memory_file import MemoryFile
 from streams.mllp.metrics import MllpMetrics
 
 __all__ = ["DEFAULT_PORT", "ListenerSettings", "MllpListener"]
@@ -122,7 +123,9 @@ class MllpListener:
 
     ``handoff`` takes the accepted events, ``dead_letter`` the rejected messages;
     both are closed by ``stop``. ``mapping`` defaults to the packaged site mapping and
-    ``memory`` to a new ``AdapterMemory``. ``metrics`` defaults to a private registry.
+    ``memory`` to a new ``AdapterMemory``; with ``memory_file`` the memory is that
+    file's, each message's changes to it are on disk before its ACK, and ``stop``
+    closes it. ``metrics`` defaults to a private registry.
     ``clock`` returns epoch seconds (ACK times, ``received_at``); ``control_ids``
     returns the next ACK control id (MSH-10).
     """
@@ -136,6 +139,7 @@ class MllpListener:
         mapping: SiteMapping | None = None,
         memory: AdapterMemory | None = None,
         metrics: MllpMetrics | None = None,
+        memory_file: MemoryFile | None = None,
         clock: Callable[[], float] = time.time,
         control_ids: Callable[[], str] | None = None,
     ) -> None:
@@ -143,6 +147,9 @@ class MllpListener:
         self.handoff = handoff
         self.dead_letter = dead_letter
         self.mapping = mapping or default_mapping()
+        self.memory_file = memory_file
+        if memory_file is not None:
+            memory = memory_file.memory
         self.memory = memory if memory is not None else AdapterMemory()
         self.metrics = metrics or MllpMetrics(CollectorRegistry())
         self._clock = clock
@@ -223,9 +230,13 @@ class MllpListener:
         try:
             await self.handoff.close()
         finally:
-            await self.dead_letter.close()
-            self._stopped.set()
-            log.info("MLLP listener stopped")
+            try:
+                await self.dead_letter.close()
+            finally:
+                if self.memory_file is not None:
+                    await asyncio.to_thread(self.memory_file.close)
+                self._stopped.set()
+                log.info("MLLP listener stopped")
 
     async def __aenter__(self) -> MllpListener:
         await self.start()
@@ -351,17 +362,20 @@ class MllpListener:
                     Rejected(conn.origin, location, reason, excerpt(raw), INVALID), NOT_HL7
                 )
             else:
-                records = await asyncio.get_running_loop().run_in_executor(
-                    self._converter,
-                    partial(
-                        convert_message,
-                        raw,
-                        self.mapping,
-                        self.memory,
-                        origin=conn.origin,
-                        location=location,
-                    ),
-                )
+                try:
+                    records = await asyncio.get_running_loop().run_in_executor(
+                        self._converter, partial(self._convert, raw, conn.origin, location)
+                    )
+                except OSError as exc:  # the memory could not be kept: no ACK
+                    self.metrics.unanswered.inc()
+                    log.error(
+                        "message %d from %s left unanswered for the sender to resend: "
+                        "the adapter memory could not be written: %s",
+                        conn.messages,
+                        conn.peer,
+                        exc.strerror or type(exc).__name__,
+                    )
+                    return False
                 decision = decide(records)
         elif isinstance(item, Oversized):
             raw, size = item.head, item.size
@@ -381,6 +395,14 @@ class MllpListener:
                 Rejected(conn.origin, location, reason, excerpt(raw), INVALID), TRUNCATED
             )
         return await self._answer(conn, header, decision, raw, received_at, size)
+
+    def _convert(self, raw: bytes, origin: str, location: str) -> list[Any]:
+        """Convert one message (on the converter thread) and, with a memory file, put
+        what it changed in the adapter memory on disk: before its ACK, like its events."""
+        records = convert_message(raw, self.mapping, self.memory, origin=origin, location=location)
+        if self.memory_file is not None:
+            self.memory_file.commit()
+        return records
 
     async def _answer(
         self,
