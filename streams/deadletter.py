@@ -11,7 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["INVALID", "KINDS", "NO_EVENT", "TOO_LARGE", "UNSUPPORTED", "Rejected", "excerpt"]
+__all__ = [
+    "INVALID",
+    "KINDS",
+    "NO_EVENT",
+    "TOO_LARGE",
+    "UNDELIVERED",
+    "UNSUPPORTED",
+    "Rejected",
+    "excerpt",
+]
 
 #: The input is broken (not JSON, not HL7, a required value missing or malformed).
 INVALID = "invalid"
@@ -22,8 +31,11 @@ UNSUPPORTED = "unsupported"
 NO_EVENT = "no-event"
 #: Larger than the configured maximum (MLLP listener).
 TOO_LARGE = "too-large"
+#: Fine, but its events could not be handed on (MLLP listener: Kafka unavailable, the
+#: events file not writable); the sender was asked to send it again.
+UNDELIVERED = "undelivered"
 #: Every kind, in the order reports list them.
-KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, NO_EVENT, TOO_LARGE)
+KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, NO_EVENT, TOO_LARGE, UNDELIVERED)
 
 _EXCERPT_CHARS = 1000
 

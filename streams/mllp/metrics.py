@@ -1,8 +1,9 @@
 """Prometheus metrics of the MLLP listener, on an injected registry (never the global one).
 
 The counts add up: every message received is answered ``AA`` (accepted, with or without
-events), answered ``AE``/``AR`` (rejected, by kind), or left unanswered because its
-events or dead-letter record could not be made durable (the sender sends it again):
+events), answered ``AE``/``AR`` (rejected, by kind; ``undelivered`` when its events
+could not be handed on), or left unanswered because its dead-letter record (or the
+adapter memory) could not be made durable (the sender sends it again):
 
     received = accepted + sum(rejected by kind) + unanswered
 
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from streams.deadletter import INVALID, TOO_LARGE, UNSUPPORTED
+from streams.deadletter import INVALID, TOO_LARGE, UNDELIVERED, UNSUPPORTED
 
 __all__ = ["REJECT_KINDS", "MllpMetrics"]
 
 #: Kinds a whole message can be rejected for (``rejected`` label values).
-REJECT_KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, TOO_LARGE)
+REJECT_KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, TOO_LARGE, UNDELIVERED)
 
 
 class MllpMetrics:

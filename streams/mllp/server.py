@@ -38,11 +38,11 @@ from prometheus_client import CollectorRegistry
 
 from detectors.errors import ConfigError
 from streams.adapters import AdapterMemory, SiteMapping, convert_message, default_mapping
-from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, Rejected, excerpt
+from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, UNDELIVERED, Rejected, excerpt
 from streams.mllp.ack import MessageHeader, build_ack, read_header
 from streams.mllp.appender import AppendError
 from streams.mllp.dead_letter import DeadLetterFile, dead_letter_record
-from streams.mllp.decide import NOT_HL7, TRUNCATED, Decision, decide, refuse
+from streams.mllp.decide import NOT_HL7, TRUNCATED, Decision, decide, refuse, undelivered
 from streams.mllp.framing import DEFAULT_MAX_SIZE, Frame, FrameDecoder, Item, Junk, Oversized, frame
 from streams.mllp.handoff import Handoff, HandoffError
 from streams.mllp.memory_file import MemoryFile
@@ -420,20 +420,46 @@ class MllpListener:
             for r in decision.rejected
             if r.kind != NO_EVENT or self.settings.keep_no_event
         ]
-        try:
-            # Both durable before the ACK: AA promises the events are safe, and after AE
-            # or AR the sender drops the message, so the dead letter is its only copy.
-            await asyncio.gather(
-                self._deliver(decision),
-                self.dead_letter.write(dead) if dead else _nothing(),
+        # Both durable before the ACK: AA promises the events are safe, and after AE or
+        # AR the sender may drop the message, so the dead letter is then its only copy.
+        handed, written = await asyncio.gather(
+            self._deliver(decision),
+            self.dead_letter.write(dead) if dead else _nothing(),
+            return_exceptions=True,
+        )
+        for outcome in (handed, written):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, HandoffError | AppendError
+            ):
+                raise outcome
+        if isinstance(handed, HandoffError) and not isinstance(written, AppendError):
+            # Nothing is wrong with the message: AE asks the sender to send it again, and
+            # the dead letter keeps it whole in case the sender drops AE-ed messages.
+            log.error(
+                "message %d from %s answered AE: its events could not be handed on: %s",
+                conn.messages,
+                conn.peer,
+                handed,
             )
-        except (HandoffError, AppendError) as exc:
+            reason = f"events not handed on ({handed}); send the message again"
+            rejected = Rejected(
+                conn.origin, f"message {conn.messages}", reason, excerpt(raw), UNDELIVERED
+            )
+            decision = undelivered(rejected)
+            record = dead_letter_record(
+                rejected, raw, peer=conn.peer, received_at=received_at, ack=decision.code, size=size
+            )
+            try:
+                await self.dead_letter.write([record])
+            except AppendError as exc:
+                written = exc
+        if isinstance(written, AppendError):
             self.metrics.unanswered.inc()
             log.error(
                 "message %d from %s left unanswered for the sender to resend: %s",
                 conn.messages,
                 conn.peer,
-                exc,
+                written,
             )
             return False
         self._count(conn, decision)
