@@ -38,7 +38,7 @@ from streams.kafka.partitions import (
     PatientPartition,
     SessionPartition,
 )
-from streams.kafka.refill import read_range
+from streams.kafka.refill import committed_offset, read_range
 from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
@@ -296,10 +296,22 @@ class Runtime:
         across a restart or rebalance too, and a journal that ends before the first
         *delivered* message is no hole (the lost messages are read again by the hole
         check in ``_process``). With no commit yet, consumption starts at the
-        partition's first offset (auto_offset_reset=earliest)."""
+        partition's first offset (auto_offset_reset=earliest).
+
+        The committed offset is asked of the group coordinator: faust's copy of it is
+        empty between a revocation and its reading of the new assignment's offsets, and
+        a batch arriving in between took "no commit" for "start of the partition": the
+        worker then dropped the partition's journal, read the partition again from
+        its start and published its outputs again."""
         tp = TP(self.topic_names[kind], p)
-        # faust's own record of the committed offsets (it keeps 0 as None)
-        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        try:
+            committed = await committed_offset(self.config, tp.topic, p)
+        except Exception as exc:
+            # faust's own record (it keeps 0 as None) is the fallback
+            committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+            log(f"{tp.topic}[{p}]: could not ask the group's committed offset ({exc!r})")
+            if committed is None:
+                raise
         if committed is None:
             committed = await self._log_start(kind, p)
         if committed is None or committed >= first_delivered:
@@ -370,6 +382,19 @@ class Runtime:
         for tp in sorted(self.app.consumer.assignment()):
             if tp.topic == topic:
                 await self.app.producer.send(topic, None, value, tp.partition, None, list(headers))
+
+    def uncommitted(self) -> dict[str, int]:
+        """Messages processed but not yet committed for the group, by
+        ``topic[partition]``: what a restart or takeover would process again. The
+        committed offset is faust's copy (updated on each commit of this worker); a
+        partition whose copy is not known yet counts from the partition's start."""
+        out = {}
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        for (kind, p), st in sorted(self.states.items()):
+            tp = TP(self.topic_names[kind], p)
+            next_to_read = committed.get(tp) or 0
+            out[f"{tp.topic}[{p}]"] = max(0, st.last_offset + 1 - next_to_read)
+        return out
 
     def lag(self) -> dict[str, int]:
         """Messages not yet processed, by ``topic[partition]``."""
@@ -499,8 +524,12 @@ def build_app(
         lag = rt.lag()
         if lag:
             total = sum(lag.values())
+            pending = sum(rt.uncommitted().values())
             rate = rt.processed / max(1e-9, time.monotonic() - rt.started)
-            log(f"lag {total:,} messages over {len(lag)} partitions; {rate:,.0f} msg/s on average")
+            log(
+                f"lag {total:,} messages over {len(lag)} partitions, {pending:,} processed "
+                f"but not committed; {rate:,.0f} msg/s on average"
+            )
 
     del patients, sessions, on_revoked, on_assigned, catch_up, report_lag
     return app, rt

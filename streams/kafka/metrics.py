@@ -55,8 +55,13 @@ class _AllEngines:
 
 
 class _LagCollector(Collector):
-    def __init__(self, lag: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        lag: Callable[[], dict[str, int]],
+        uncommitted: Callable[[], dict[str, int]] | None,
+    ) -> None:
         self.lag = lag
+        self.uncommitted = uncommitted
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -67,11 +72,23 @@ class _LagCollector(Collector):
         for name, n in sorted(self.lag().items()):
             g.add_metric([name], n)
         yield g
+        if self.uncommitted is None:
+            return
+        u = GaugeMetricFamily(
+            "carewatch_kafka_uncommitted_messages",
+            "Messages of an assigned partition processed but not yet committed for the "
+            "group: what a restart or a takeover would process again.",
+            labels=["partition"],
+        )
+        for name, n in sorted(self.uncommitted().items()):
+            u.add_metric([name], n)
+        yield u
 
 
 class WorkerMetrics:
     """Metrics of a worker on ``registry``. ``states`` returns the current partition
-    states; ``lag`` the unprocessed messages per partition. ``clock`` gives Unix seconds."""
+    states; ``lag`` the unprocessed messages per partition, ``uncommitted`` the processed
+    but uncommitted ones. ``clock`` gives Unix seconds."""
 
     def __init__(
         self,
@@ -80,11 +97,12 @@ class WorkerMetrics:
         detector_names: list[str],
         lag: Callable[[], dict[str, int]],
         clock: Callable[[], float] = time.time,
+        uncommitted: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self._states = states
         self.view = _AllEngines(states, detector_names)
         self.engine_metrics = EngineMetrics(cast(Engine, self.view), registry, clock)
-        registry.register(_LagCollector(lag))
+        registry.register(_LagCollector(lag, uncommitted))
 
     def attach(self) -> None:
         """Wire failure observation and rejected counts of the current partitions (call

@@ -97,6 +97,7 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             lambda: list(rt.states.values()),
             [d.name for d in settings.detectors],
             rt.lag,
+            uncommitted=rt.uncommitted,
         )
         rt.on_states_changed.append(metrics.attach)
 
