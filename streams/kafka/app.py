@@ -157,6 +157,41 @@ class Runtime:
             if TP(self.topic_names[kind], p) not in tps:
                 del self.parked[key]
 
+    async def commit_processed(self, tps: set[TP]) -> None:
+        """On revocation, commit each partition's processed offset before it moves.
+
+        faust commits every ``broker_commit_interval`` seconds and, on revocation,
+        drops what it has not committed: the next owner would process those messages
+        again and publish their outputs a second time. faust has flushed the producer
+        by now, so everything a processed message caused is on the broker and its
+        offset can be committed. A topic whose batch is still in progress is left
+        alone (its next owner repeats that batch)."""
+        offsets: dict[TP, int] = {}
+        for tp in tps:
+            kind = self._kind(tp.topic)
+            if kind is None or self.locks[kind].locked():
+                continue
+            st = self.states.get((kind, tp.partition))
+            if st is not None and st.last_offset >= 0:
+                offsets[tp] = st.last_offset + 1
+        if not offsets:
+            return
+        consumer: Any = self.app.consumer
+        try:
+            done = await consumer._commit_offsets(offsets)
+        except Exception as exc:  # the next owner repeats the uncommitted messages
+            log(f"could not commit processed offsets on revocation: {exc!r}")
+            return
+        if not done:
+            log(f"processed offsets of {len(offsets)} revoked partitions not committed")
+
+    def _kind(self, topic: str) -> str | None:
+        if topic == self.config.topics.events:
+            return "events"
+        if topic == self.config.topics.sessions:
+            return "sessions"
+        return None
+
     def revoked(self, tps: set[TP]) -> None:
         """Forget the state of partitions this worker no longer owns. Their journal stays
         in the table: faust keeps reading the changelog from where it got to, so if a
@@ -498,6 +533,7 @@ def build_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        await rt.commit_processed(revoked)
         rt.revoked(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
