@@ -41,6 +41,9 @@ class Settings:
     feeds: tuple[FeedSpec, ...] = ()  # metrics.feeds (detectors.feeds)
     source: str = "(built-in defaults)"
     disabled: tuple[str, ...] = field(default=())
+    #: The ``plugins:`` entries, as written (imported into ``detectors`` unless the
+    #: settings were read with ``import_plugins=False``).
+    plugins: tuple[str, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -238,8 +241,10 @@ _SWITCHES: dict[str, tuple[str, ...]] = {"reschedule-notice": ("monitor_unknown_
 _RULE = {"name", "key", "when", "expect", "within", "void_on", "overrides", "opened", "expected"}
 
 
-def parse_settings(text: str, source: str = "<rules>") -> Settings:
-    """Validate a rules document and build the settings (detectors included)."""
+def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool = True) -> Settings:
+    """Validate a rules document and build the settings (detectors included). With
+    ``import_plugins=False`` plugin modules are found and checked but not imported
+    (``detectors`` then leaves them out): a plugin is code (``detectors.plugins``)."""
     doc, lines = _compose(text, source)
     c = _Checker(source, lines)
     doc = c.mapping(doc, (), "the rules file")
@@ -334,7 +339,9 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
     if not isinstance(plugins, list):
         raise c.fail(("plugins",), "plugins must be a list of 'package.module:ClassName'")
     for i, spec in enumerate(plugins):
-        det = _load_plugin(spec, c, ("plugins", i))
+        det = _load_plugin(spec, c, ("plugins", i), import_plugins)
+        if det is None:
+            continue
         if det.name in names:
             raise c.fail(("plugins", i), f"the name {det.name!r} is already used")
         names.add(det.name)
@@ -349,16 +356,24 @@ def parse_settings(text: str, source: str = "<rules>") -> Settings:
         feeds=feeds,
         source=source,
         disabled=tuple(disabled),
+        plugins=tuple(plugins),
     )
 
 
-def _load_plugin(spec: Any, c: _Checker, path: Path_) -> Detector:
-    """Import ``package.module:ClassName`` and build the detector with no arguments."""
+def _load_plugin(spec: Any, c: _Checker, path: Path_, import_plugins: bool) -> Detector | None:
+    """Import ``package.module:ClassName`` and build the detector with no arguments
+    (only find and check the module when not ``import_plugins``)."""
     import importlib
 
-    if not isinstance(spec, str) or spec.count(":") != 1:
-        raise c.fail(path, "a plugin is written 'package.module:ClassName'")
-    module_name, _, class_name = spec.partition(":")
+    from detectors.plugins import PluginRefused, locate_plugin, split_plugin
+
+    try:
+        module_name, class_name = split_plugin(spec)
+        locate_plugin(module_name)
+    except PluginRefused as exc:
+        raise c.fail(path, f"cannot load plugin {spec!r}: {exc}") from None
+    if not import_plugins:
+        return None
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
@@ -373,8 +388,9 @@ def _load_plugin(spec: Any, c: _Checker, path: Path_) -> Detector:
     return det
 
 
-def load_settings(path: str | Path | None) -> Settings:
-    """Settings from a rules file, or the built-in defaults when ``path`` is ``None``."""
+def load_settings(path: str | Path | None, *, import_plugins: bool = True) -> Settings:
+    """Settings from a rules file, or the built-in defaults when ``path`` is ``None``
+    (``import_plugins``: see ``parse_settings``)."""
     if path is None:
         return parse_settings("", "(built-in defaults)")
     p = Path(path)
@@ -382,4 +398,4 @@ def load_settings(path: str | Path | None) -> Settings:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read rules file {p}: {exc.strerror}") from None
-    return parse_settings(text, str(p))
+    return parse_settings(text, str(p), import_plugins=import_plugins)

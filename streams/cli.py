@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from detectors.errors import CarewatchError
+from detectors.errors import CarewatchError, ConfigError
 
 __all__ = ["main"]
 
@@ -100,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        previous_umask = os.umask(_file_umask())
+    except CarewatchError as exc:
+        print(f"carewatch {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         return int(args._module.main(args) or 0)
     except CarewatchError as exc:
         print(f"carewatch {args.command}: error: {exc}", file=sys.stderr)
@@ -111,6 +116,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         # read is complete lines, and that is not an error of ours.
         _silence_stdout()
         return 0
+    finally:
+        os.umask(previous_umask)
+
+
+#: Outputs, dead letters, the listener's memory and the worker's journals hold patient
+#: identifiers: everything a command creates is owner-only (files 0600, directories
+#: 0700) unless CAREWATCH_UMASK (an octal umask such as 027) asks for other modes.
+PRIVATE_UMASK = 0o077
+
+
+def _file_umask() -> int:
+    text = os.environ.get("CAREWATCH_UMASK", "").strip()
+    if not text:
+        return PRIVATE_UMASK
+    try:
+        value = int(text, 8)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 0o777:
+        raise ConfigError(
+            f"CAREWATCH_UMASK={text!r} is not an octal umask; write e.g. 077 (owner only, "
+            "the default) or 027 (group may read)"
+        )
+    return value
 
 
 def _silence_stdout() -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "KINDS",
     "NO_EVENT",
     "TOO_LARGE",
+    "UNDELIVERED",
     "UNSUPPORTED",
     "Rejected",
     "excerpt",
@@ -32,13 +33,24 @@ UNSUPPORTED = "unsupported"
 NO_EVENT = "no-event"
 #: Larger than the configured maximum (MLLP listener).
 TOO_LARGE = "too-large"
+#: Fine, but its events could not be handed on (MLLP listener: Kafka unavailable, the
+#: events file not writable); the sender was asked to send it again.
+UNDELIVERED = "undelivered"
 #: Further behind the watermark than the correction horizon: using it could no longer give
 #: the answer its in-order delivery would have (the engine refuses it).
 BEYOND_HORIZON = "beyond-horizon"
 #: An event id already used by a different event (a re-delivery is the same event).
 ID_CONFLICT = "id-conflict"
 #: Every kind, in the order reports list them.
-KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, NO_EVENT, TOO_LARGE, BEYOND_HORIZON, ID_CONFLICT)
+KINDS: tuple[str, ...] = (
+    INVALID,
+    UNSUPPORTED,
+    NO_EVENT,
+    TOO_LARGE,
+    UNDELIVERED,
+    BEYOND_HORIZON,
+    ID_CONFLICT,
+)
 
 _EXCERPT_CHARS = 1000
 

@@ -22,7 +22,7 @@ from typing import IO
 import orjson
 
 from detectors.events import Event
-from streams.commands.inputs import add_input_arguments, read_inputs
+from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
 from streams.deadletter import NO_EVENT, Rejected
 from streams.synthetic.output import open_output
 
@@ -39,7 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    records = chain.from_iterable(read_inputs(args))
+    readers = read_inputs(args)
+    records = chain.from_iterable(readers)
 
     with open_output(args.out) as out:  # a reader going away: see streams.cli
         events, rejected = _write(records, out)
@@ -52,6 +53,8 @@ def main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     failed = total - rejected.get(NO_EVENT, 0)
+    if report_ended_early("convert", readers):
+        return 1
     return 1 if events == 0 and failed else 0
 
 

@@ -21,8 +21,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError, RuntimeFault
 from streams.commands import port
@@ -86,10 +84,37 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         "e.g. 90s, 5m)",
     )
     net.add_argument(
+        "--frame-timeout",
+        metavar="DURATION",
+        default="60s",
+        help="a message must arrive whole within this long of its first byte, or the "
+        "connection is closed (default: %(default)s)",
+    )
+    net.add_argument(
+        "--max-connections",
+        metavar="N",
+        type=int,
+        default=100,
+        help="connections open at once; more are closed at once (default: %(default)s)",
+    )
+    net.add_argument(
         "--shutdown-grace",
         metavar="DURATION",
         default="30s",
         help="on SIGINT/SIGTERM, how long to wait for messages in flight (default: %(default)s)",
+    )
+
+    tls = p.add_argument_group("TLS (for links that leave this machine)")
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve TLS with this certificate (PEM, then any intermediates); needs --tls-key",
+    )
+    tls.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+    tls.add_argument(
+        "--tls-client-ca",
+        metavar="FILE",
+        help="mutual TLS: require a client certificate signed by a CA in this PEM bundle",
     )
 
     out = p.add_argument_group("where events go (one of)")
@@ -105,6 +130,13 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="produce events to Kafka (acks=all, idempotent) instead; "
         "default from CAREWATCH_KAFKA_BOOTSTRAP when --out is not given",
+    )
+    out.add_argument(
+        "--kafka-config",
+        metavar="FILE",
+        help="Kafka settings YAML, as the worker's --config: bootstrap, TLS and SASL "
+        "(kafka_security_protocol, kafka_ssl_*, kafka_sasl_*), topic_events; "
+        "CAREWATCH_KAFKA_* variables override it (docs/kafka.md)",
     )
     out.add_argument(
         "--kafka-topic",
@@ -140,8 +172,9 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
     conv.add_argument(
         "--memory",
         metavar="FILE",
-        help="keep what the adapters remember (appointment starts...) in FILE: read at "
-        "start if present, written at shutdown",
+        help="where the adapters' memory (appointment starts, report orders) is kept: a "
+        "snapshot FILE and a journal FILE.journal, fsync-ed before each AA so it survives "
+        "a crash (default: OUT.memory with --out, else mllp-memory.json beside --rejected)",
     )
 
     ops = p.add_argument_group("operations")
@@ -182,6 +215,9 @@ def main(args: argparse.Namespace) -> int:
     # only its warnings are of use here, and they carry no message content.
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = ListenerSettings(
+        tls=_tls(args),
+        frame_timeout=parse_duration(args.frame_timeout),
+        max_connections=args.max_connections,
         host=args.host,
         port=args.port,
         max_message_bytes=parse_size(args.max_message_size),
@@ -189,29 +225,37 @@ def main(args: argparse.Namespace) -> int:
         shutdown_grace=parse_duration(args.shutdown_grace),
         keep_no_event=args.keep_no_event,
     )
-    bootstrap = args.kafka_bootstrap or (
-        None if args.out else os.environ.get("CAREWATCH_KAFKA_BOOTSTRAP")
-    )
-    if not args.out and not bootstrap:
-        raise ConfigError(
-            "say where events go: --out FILE, or --kafka-bootstrap HOST:PORT "
-            "(or CAREWATCH_KAFKA_BOOTSTRAP)"
-        )
-    return asyncio.run(_serve(args, settings, bootstrap))
+    if args.out and args.kafka_config:
+        raise ConfigError("--out and --kafka-config exclude each other: events go to one place")
+    kafka = None
+    if not args.out:
+        if not (
+            args.kafka_bootstrap or args.kafka_config or os.environ.get("CAREWATCH_KAFKA_BOOTSTRAP")
+        ):
+            raise ConfigError(
+                "say where events go: --out FILE, or --kafka-bootstrap HOST:PORT "
+                "(or CAREWATCH_KAFKA_BOOTSTRAP, or --kafka-config FILE)"
+            )
+        from streams.kafka.config import load_config
+
+        # The worker's and publisher's settings: bootstrap, TLS, SASL, the events topic.
+        kafka = load_config(args.kafka_config, kafka_bootstrap=args.kafka_bootstrap)
+    return asyncio.run(_serve(args, settings, kafka))
 
 
-async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None) -> int:
+async def _serve(args: argparse.Namespace, settings: Any, kafka: Any) -> int:
     from prometheus_client import CollectorRegistry
 
-    from streams.adapters import AdapterMemory, load_mapping
+    from streams.adapters import load_mapping
     from streams.mllp.appender import AppendError
     from streams.mllp.dead_letter import DeadLetterFile
     from streams.mllp.handoff import FileHandoff, Handoff
+    from streams.mllp.memory_file import MemoryFile
     from streams.mllp.metrics import MllpMetrics
     from streams.mllp.server import MllpListener
 
     mapping = load_mapping(args.mapping) if args.mapping else None
-    memory = _load_memory(args.memory) if args.memory else AdapterMemory()
+    memory_file = await asyncio.to_thread(MemoryFile.open, _memory_path(args))
     registry = CollectorRegistry()
     metrics = MllpMetrics(registry)
     if args.metrics_port is not None:
@@ -223,19 +267,21 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
     try:
         dead_letter = DeadLetterFile(args.rejected)
     except AppendError as exc:
+        memory_file.close()
         raise ConfigError(str(exc)) from None
     handoff: Handoff
     try:
         if args.out:
             handoff = FileHandoff(args.out)
         else:
-            assert bootstrap is not None
-            handoff = await asyncio.to_thread(_kafka_handoff, args, bootstrap)
+            assert kafka is not None
+            handoff = await asyncio.to_thread(_kafka_handoff, args, kafka)
     except RuntimeFault as exc:  # the file cannot be opened, Kafka cannot be reached
         await dead_letter.close()
+        memory_file.close()
         raise ConfigError(str(exc)) from None
     listener = MllpListener(
-        settings, handoff, dead_letter, mapping=mapping, memory=memory, metrics=metrics
+        settings, handoff, dead_letter, mapping=mapping, memory_file=memory_file, metrics=metrics
     )
     try:
         await listener.start()
@@ -254,16 +300,28 @@ async def _serve(args: argparse.Namespace, settings: Any, bootstrap: str | None)
         await listener.stop()
         if metrics_server is not None:
             metrics_server.shutdown()
-        if args.memory:
-            _save_memory(args.memory, memory)
     return 0
 
 
-def _kafka_handoff(args: argparse.Namespace, bootstrap: str) -> Any:
-    from streams.mllp.kafka_handoff import DEFAULT_TOPIC, KafkaHandoff
+def _tls(args: argparse.Namespace) -> Any:
+    if not (args.tls_cert or args.tls_key or args.tls_client_ca):
+        return None
+    if not (args.tls_cert and args.tls_key):
+        raise ConfigError("TLS needs both --tls-cert and --tls-key")
+    from streams.mllp.tls import server_tls
 
-    topic = args.kafka_topic or os.environ.get("CAREWATCH_TOPIC_EVENTS") or DEFAULT_TOPIC
-    return KafkaHandoff.connect(bootstrap, topic, timeout=parse_duration(args.kafka_timeout))
+    return server_tls(args.tls_cert, args.tls_key, client_ca=args.tls_client_ca)
+
+
+def _kafka_handoff(args: argparse.Namespace, kafka: Any) -> Any:
+    from streams.mllp.kafka_handoff import KafkaHandoff
+
+    return KafkaHandoff.connect(
+        kafka.bootstrap,
+        args.kafka_topic or kafka.topics.events,
+        timeout=parse_duration(args.kafka_timeout),
+        security=kafka.kafka_python_kwargs(),
+    )
 
 
 def _serve_metrics(registry: Any, args: argparse.Namespace) -> Any:
@@ -279,27 +337,11 @@ def _serve_metrics(registry: Any, args: argparse.Namespace) -> Any:
     return server
 
 
-def _load_memory(path: str) -> Any:
-    from streams.adapters import AdapterMemory
-
-    file = Path(path)
-    if not file.exists():
-        return AdapterMemory()
-    try:
-        return AdapterMemory.from_dict(orjson.loads(file.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, ValueError, TypeError) as exc:
-        raise ConfigError(f"cannot read the adapter memory {path}: {exc}") from None
-
-
-def _save_memory(path: str, memory: Any) -> None:
-    # Written beside and renamed over: a crash mid-write leaves the previous file whole.
-    file = Path(path)
-    temporary = file.with_name(file.name + ".tmp")
-    try:
-        with open(temporary, "wb") as f:
-            f.write(orjson.dumps(memory.to_dict()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, file)
-    except OSError as exc:
-        log.error("could not save the adapter memory to %s: %s", path, exc.strerror or exc)
+def _memory_path(args: argparse.Namespace) -> Path:
+    """--memory, else beside the events file, else beside the dead letter."""
+    if args.memory:
+        return Path(args.memory)
+    if args.out:
+        out = Path(args.out)
+        return out.with_name(out.name + ".memory")
+    return Path(args.rejected).with_name("mllp-memory.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streams.commands.inputs import add_input_arguments, read_inputs
+from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
 
 __all__ = ["add_arguments", "main"]
 
@@ -51,4 +51,4 @@ def main(args: argparse.Namespace) -> int:
         f"{total.rejected:,} rejected input records sent to {config.topics.rejected} "
         f"({total.seconds:.1f}s)"
     )
-    return 0
+    return report_ended_early("publish", readers)

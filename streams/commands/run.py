@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
 
 from detectors.durations import parse_duration
 from detectors.errors import ConfigError
-from detectors.events import format_time, parse_time
+from detectors.events import Event, format_time, parse_time
 from detectors.rules import Settings, load_settings
 from streams.commands import port
-from streams.commands.inputs import add_input_arguments, read_inputs
+from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
+from streams.deadletter import Rejected
 from streams.monitoring import observe_feeds
 from streams.runner import (
     FileSink,
@@ -104,9 +106,10 @@ def main(args: argparse.Namespace) -> int:
         if args.metrics_port is not None:
             metrics, feeds = _serve_metrics(runner, settings, args.metrics_port)
             runner.on_reject = lambda r: metrics.count_rejected(r.kind)
-        for records in readers:
+        for reader in readers:
+            records: Iterable[Event | Rejected] = reader
             if feeds is not None:
-                records = observe_feeds(records, feeds)
+                records = observe_feeds(reader, feeds)
             runner.feed(records, progress=progress)
         summary = runner.finish(as_of)
     print(format_summary(summary))
@@ -137,7 +140,7 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return report_ended_early("run", readers)
 
 
 def _serve_metrics(runner: Runner, settings: Settings, port: int):  # type: ignore[no-untyped-def]

@@ -39,7 +39,7 @@ from streams.kafka.partitions import (
     PatientPartition,
     SessionPartition,
 )
-from streams.kafka.refill import read_range
+from streams.kafka.refill import committed_offset, read_range
 from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
@@ -159,6 +159,41 @@ class Runtime:
             kind, p = key
             if TP(self.topic_names[kind], p) not in tps:
                 del self.parked[key]
+
+    async def commit_processed(self, tps: set[TP]) -> None:
+        """On revocation, commit each partition's processed offset before it moves.
+
+        faust commits every ``broker_commit_interval`` seconds and, on revocation,
+        drops what it has not committed: the next owner would process those messages
+        again and publish their outputs a second time. faust has flushed the producer
+        by now, so everything a processed message caused is on the broker and its
+        offset can be committed. A topic whose batch is still in progress is left
+        alone (its next owner repeats that batch)."""
+        offsets: dict[TP, int] = {}
+        for tp in tps:
+            kind = self._kind(tp.topic)
+            if kind is None or self.locks[kind].locked():
+                continue
+            st = self.states.get((kind, tp.partition))
+            if st is not None and st.last_offset >= 0:
+                offsets[tp] = st.last_offset + 1
+        if not offsets:
+            return
+        consumer: Any = self.app.consumer
+        try:
+            done = await consumer._commit_offsets(offsets)
+        except Exception as exc:  # the next owner repeats the uncommitted messages
+            log(f"could not commit processed offsets on revocation: {exc!r}")
+            return
+        if not done:
+            log(f"processed offsets of {len(offsets)} revoked partitions not committed")
+
+    def _kind(self, topic: str) -> str | None:
+        if topic == self.config.topics.events:
+            return "events"
+        if topic == self.config.topics.sessions:
+            return "sessions"
+        return None
 
     def revoked(self, tps: set[TP]) -> None:
         """Forget the state of partitions this worker no longer owns. Their journal stays
@@ -313,10 +348,22 @@ class Runtime:
         across a restart or rebalance too, and a journal that ends before the first
         *delivered* message is no hole (the lost messages are read again by the hole
         check in ``_process``). With no commit yet, consumption starts at the
-        partition's first offset (auto_offset_reset=earliest)."""
+        partition's first offset (auto_offset_reset=earliest).
+
+        The committed offset is asked of the group coordinator: faust's copy of it is
+        empty between a revocation and its reading of the new assignment's offsets, and
+        a batch arriving in between took "no commit" for "start of the partition": the
+        worker then dropped the partition's journal, read the partition again from
+        its start and published its outputs again."""
         tp = TP(self.topic_names[kind], p)
-        # faust's own record of the committed offsets (it keeps 0 as None)
-        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        try:
+            committed = await committed_offset(self.config, tp.topic, p)
+        except Exception as exc:
+            # faust's own record (it keeps 0 as None) is the fallback
+            committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+            log(f"{tp.topic}[{p}]: could not ask the group's committed offset ({exc!r})")
+            if committed is None:
+                raise
         if committed is None:
             committed = await self._log_start(kind, p)
         if committed is None or committed >= first_delivered:
@@ -387,6 +434,19 @@ class Runtime:
         for tp in sorted(self.app.consumer.assignment()):
             if tp.topic == topic:
                 await self.app.producer.send(topic, None, value, tp.partition, None, list(headers))
+
+    def uncommitted(self) -> dict[str, int]:
+        """Messages processed but not yet committed for the group, by
+        ``topic[partition]``: what a restart or takeover would process again. The
+        committed offset is faust's copy (updated on each commit of this worker); a
+        partition whose copy is not known yet counts from the partition's start."""
+        out = {}
+        committed = getattr(self.app.consumer, "_committed_offset", {})
+        for (kind, p), st in sorted(self.states.items()):
+            tp = TP(self.topic_names[kind], p)
+            next_to_read = committed.get(tp) or 0
+            out[f"{tp.topic}[{p}]"] = max(0, st.last_offset + 1 - next_to_read)
+        return out
 
     def lag(self) -> dict[str, int]:
         """Messages not yet processed, by ``topic[partition]``."""
@@ -490,6 +550,7 @@ def build_app(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(app: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        await rt.commit_processed(revoked)
         rt.revoked(revoked)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
@@ -516,8 +577,12 @@ def build_app(
         lag = rt.lag()
         if lag:
             total = sum(lag.values())
+            pending = sum(rt.uncommitted().values())
             rate = rt.processed / max(1e-9, time.monotonic() - rt.started)
-            log(f"lag {total:,} messages over {len(lag)} partitions; {rate:,.0f} msg/s on average")
+            log(
+                f"lag {total:,} messages over {len(lag)} partitions, {pending:,} processed "
+                f"but not committed; {rate:,.0f} msg/s on average"
+            )
 
     del patients, sessions, on_revoked, on_assigned, catch_up, report_lag
     return app, rt

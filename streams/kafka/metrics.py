@@ -56,8 +56,13 @@ class _AllEngines:
 
 
 class _LagCollector(Collector):
-    def __init__(self, lag: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self,
+        lag: Callable[[], dict[str, int]],
+        uncommitted: Callable[[], dict[str, int]] | None,
+    ) -> None:
         self.lag = lag
+        self.uncommitted = uncommitted
 
     def collect(self) -> Iterator[Metric]:
         g = GaugeMetricFamily(
@@ -68,14 +73,25 @@ class _LagCollector(Collector):
         for name, n in sorted(self.lag().items()):
             g.add_metric([name], n)
         yield g
+        if self.uncommitted is None:
+            return
+        u = GaugeMetricFamily(
+            "carewatch_kafka_uncommitted_messages",
+            "Messages of an assigned partition processed but not yet committed for the "
+            "group: what a restart or a takeover would process again.",
+            labels=["partition"],
+        )
+        for name, n in sorted(self.uncommitted().items()):
+            u.add_metric([name], n)
+        yield u
 
 
 class WorkerMetrics:
     """Metrics of a worker on ``registry``. ``states`` returns the current partition
-    states; ``lag`` the unprocessed messages per partition; ``feeds`` the configured
-    feeds whose health is served; ``live``: the worker ticks with the wall clock (not
-    ``--replay``); ``site_labels`` the allowed ``site`` label values. ``clock`` gives
-    Unix seconds."""
+    states; ``lag`` the unprocessed messages per partition, ``uncommitted`` the processed
+    but uncommitted ones; ``feeds`` the configured feeds whose health is served;
+    ``live``: the worker ticks with the wall clock (not ``--replay``); ``site_labels``
+    the allowed ``site`` label values. ``clock`` gives Unix seconds."""
 
     def __init__(
         self,
@@ -88,13 +104,14 @@ class WorkerMetrics:
         feeds: Sequence[FeedSpec] = (),
         live: bool = True,
         site_labels: Sequence[str] = (),
+        uncommitted: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self._states = states
         self.view = _AllEngines(states, detector_names)
         self.engine_metrics = EngineMetrics(cast(Engine, self.view), registry, clock)
         self.engine_metrics.site_labels = frozenset(site_labels)
         self.feeds = FeedHealth(feeds, registry, clock)
-        registry.register(_LagCollector(lag))
+        registry.register(_LagCollector(lag, uncommitted))
         mode = Gauge(
             "carewatch_worker_live",
             "1 when the worker runs live (wall-clock ticks move the watermark), 0 in replay.",

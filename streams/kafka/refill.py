@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from detectors.errors import RuntimeFault
 from streams.kafka.config import KafkaConfig
 
-__all__ = ["read_range"]
+__all__ = ["committed_offset", "read_range"]
 
 
 async def read_range(
@@ -60,3 +60,24 @@ async def read_range(
         return out
     finally:
         await consumer.stop()
+
+
+async def committed_offset(config: KafkaConfig, topic: str, partition: int) -> int | None:
+    """The offset the worker group has committed for ``topic[partition]`` (the next to
+    read), asked of the group coordinator itself; ``None`` when the group has none.
+    (faust's own copy is filled in when the partition is assigned and emptied when it is
+    revoked, and a batch can arrive in between: it then read as "no commit".) The
+    client fetches offsets only; it never joins the group."""
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(
+        group_id=config.group_id,
+        enable_auto_commit=False,
+        client_id=f"{config.group_id}-offsets",
+        **config.aiokafka_kwargs(),
+    )
+    await consumer.start()
+    try:
+        offset = await consumer.committed(tp)
+    finally:
+        await consumer.stop()
+    return None if offset is None or offset < 0 else int(offset)

@@ -7,7 +7,9 @@ from typing import Any
 
 import orjson
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 
+from detectors.errors import RuntimeFault
 from streams.kafka.config import KafkaConfig
 
 __all__ = ["follow", "format_record"]
@@ -47,8 +49,27 @@ def follow(
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[bytes | None, bytes | None]]:
     """Yield ``(key, value)`` of new records of ``topic`` (all records with
-    ``from_beginning``). Stops after ``idle_timeout`` seconds without a record if set."""
-    consumer = KafkaConsumer(
+    ``from_beginning``). Stops after ``idle_timeout`` seconds without a record if set.
+    An unreachable broker is a ``RuntimeFault`` (one line for the user, no traceback)."""
+    try:
+        consumer = _consumer(config, topic, from_beginning, idle_timeout)
+    except KafkaError as exc:
+        raise RuntimeFault(f"cannot reach Kafka at {config.bootstrap}: {exc}") from None
+    try:
+        for msg in consumer:
+            yield msg.key, msg.value
+            if stop():
+                return
+    except KafkaError as exc:
+        raise RuntimeFault(f"lost Kafka at {config.bootstrap}: {exc}") from None
+    finally:
+        consumer.close()
+
+
+def _consumer(
+    config: KafkaConfig, topic: str, from_beginning: bool, idle_timeout: float | None
+) -> KafkaConsumer:
+    return KafkaConsumer(
         topic,
         group_id=None,
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -57,10 +78,3 @@ def follow(
         consumer_timeout_ms=int(idle_timeout * 1000) if idle_timeout else float("inf"),
         **config.kafka_python_kwargs(),
     )
-    try:
-        for msg in consumer:
-            yield msg.key, msg.value
-            if stop():
-                return
-    finally:
-        consumer.close()

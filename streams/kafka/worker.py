@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from kafka import KafkaAdminClient
@@ -11,7 +12,7 @@ from detectors.errors import ConfigError
 from detectors.rules import Settings
 from streams.kafka.config import KafkaConfig
 
-__all__ = ["check_topics", "run_worker"]
+__all__ = ["CLIENT_LOGGERS", "check_topics", "quiet_client_debug_logs", "run_worker"]
 
 
 def check_topics(config: KafkaConfig) -> None:
@@ -55,6 +56,21 @@ def _use_uvloop(log: Callable[[str], None]) -> None:
     mode.loop.use("uvloop")
 
 
+#: Loggers whose DEBUG records print protocol requests and responses whole, record values
+#: (patient identifiers) included: held at INFO whatever --log-level says.
+CLIENT_LOGGERS = ("aiokafka", "kafka")
+
+
+def quiet_client_debug_logs() -> None:
+    """Keep the Kafka clients' DEBUG records out of the log: they carry record contents
+    (a fetch response holds the journal chunks and outputs it read). Carewatch's own and
+    faust's debug lines stay available with ``--log-level debug``."""
+    for name in CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
 def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_level: str) -> int:
     """Run a worker until it is stopped (SIGINT/SIGTERM); returns the exit code."""
     import faust
@@ -84,6 +100,7 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             feeds=settings.feeds,
             live=not replay,
             site_labels=settings.site_labels,
+            uncommitted=rt.uncommitted,
         )
         rt.on_states_changed.append(metrics.attach)
 
@@ -99,6 +116,14 @@ def run_worker(config: KafkaConfig, settings: Settings, *, replay: bool, log_lev
             ) from None
     log(f"starting ({'replay' if replay else 'live'}) with {config!r}")
     worker = faust.Worker(app, loglevel=log_level, quiet=True)
+    # faust configures logging when the worker starts: the clients are quietened after.
+    setup_root_logger = worker.on_setup_root_logger
+
+    def on_setup_root_logger(logger: logging.Logger, level: int) -> None:
+        setup_root_logger(logger, level)
+        quiet_client_debug_logs()
+
+    worker.on_setup_root_logger = on_setup_root_logger  # type: ignore[method-assign]
     # No start-up spinner: to drive it faust sets the root logger to DEBUG and adds a
     # handler, so every debug call of faust, mode and aiokafka (one per record sent)
     # built a log record that was then thrown away: about 6% of a draining worker's time.

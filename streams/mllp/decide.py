@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detectors.events import Event
-from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, UNSUPPORTED, Rejected
+from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, UNDELIVERED, UNSUPPORTED, Rejected
 from streams.mllp.ack import ACCEPT, ERROR, REJECT, AckError
 
-__all__ = ["NOT_HL7", "TRUNCATED", "Decision", "decide", "refuse"]
+__all__ = ["NOT_HL7", "TRUNCATED", "Decision", "decide", "refuse", "undelivered"]
 
 #: ``refuse`` causes beyond the dead-letter kinds: they pick the ERR-3 code.
 NOT_HL7 = "not-hl7"
@@ -35,6 +35,7 @@ _ERR_CODES = {
     NOT_HL7: ("100", "Segment sequence error"),
     TOO_LARGE: ("207", "Application internal error"),
     TRUNCATED: ("207", "Application internal error"),
+    UNDELIVERED: ("207", "Application internal error"),
 }
 
 
@@ -96,6 +97,19 @@ def refuse(rejected: Rejected, cause: str) -> Decision:
         rejected.kind,
         rejected.reason,
         _error(cause, rejected.reason, kind=rejected.kind),
+    )
+
+
+def undelivered(rejected: Rejected) -> Decision:
+    """``AE`` for a message whose events could not be handed on (Kafka unavailable):
+    nothing is wrong with it, and the ACK asks the sender to send it again."""
+    return Decision(
+        ERROR,
+        (),
+        (rejected,),
+        UNDELIVERED,
+        rejected.reason,
+        _error(UNDELIVERED, rejected.reason),
     )
 
 

@@ -124,6 +124,12 @@ class FrameDecoder:
         return self._in_frame
 
     @property
+    def pending(self) -> bool:
+        """True while bytes have come since the last complete item that are not yet one:
+        a frame half received, or junk not yet reported."""
+        return self._in_frame or self._junk_size > 0
+
+    @property
     def buffered(self) -> int:
         """Bytes of the current unfinished frame received so far."""
         return self._size if self._in_frame else 0

@@ -5,12 +5,19 @@ that one patient's events stay in order on one partition, as the Kafka worker ex
 The producer is kafka-python's, with ``acks="all"`` and idempotence on: ``deliver``
 waits for every send to be acknowledged by the in-sync replicas before the listener may
 answer AA, and a retry inside the producer never writes a record twice.
+
+A producer whose sends failed is replaced by a new one before the next delivery. After a
+broker restart under traffic, kafka-python's idempotent producer can stay stuck for
+minutes once a batch has expired (every later send times out while other producers
+publish fine); a new producer, with a new producer id, publishes at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -20,6 +27,11 @@ from detectors.events import Event
 from streams.mllp.handoff import HandoffError
 
 __all__ = ["DEFAULT_TOPIC", "KafkaHandoff", "event_key"]
+
+log = logging.getLogger("carewatch.mllp")
+
+#: Longest wait for a producer being discarded or closed to send what it holds (seconds).
+_CLOSE_SECONDS = 5.0
 
 #: The events topic the Kafka worker reads (``CAREWATCH_TOPIC_EVENTS`` overrides it).
 DEFAULT_TOPIC = "carewatch.events"
@@ -52,12 +64,22 @@ def event_key(event: Event) -> bytes:
 
 class KafkaHandoff:
     """Produces events to ``topic`` through ``producer``; ``timeout`` (seconds) bounds
-    the wait for the brokers' acknowledgement of one message's events."""
+    the wait for the brokers' acknowledgement of one message's events. With
+    ``reconnect`` (a function making a new producer), a producer whose sends failed is
+    closed and replaced by a new one for the next delivery."""
 
     def __init__(
-        self, producer: Producer, topic: str = DEFAULT_TOPIC, timeout: float = 30.0
+        self,
+        producer: Producer,
+        topic: str = DEFAULT_TOPIC,
+        timeout: float = 30.0,
+        *,
+        reconnect: Callable[[], Producer] | None = None,
     ) -> None:
-        self._producer = producer
+        self._producer: Producer | None = producer
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._reconnect = reconnect
         self.topic = topic
         self.timeout = timeout
         self.description = f"Kafka topic {topic}"
@@ -70,34 +92,43 @@ class KafkaHandoff:
         *,
         timeout: float = 30.0,
         client_id: str = "carewatch-mllp",
+        security: Mapping[str, Any] | None = None,
     ) -> KafkaHandoff:
         """A handoff with a new idempotent ``acks=all`` producer for ``bootstrap``
-        (``host:port[,host:port...]``). Raises ``RuntimeFault`` if Kafka cannot be
-        reached."""
+        (``host:port[,host:port...]``). ``security``: kafka-python's TLS/SASL settings
+        (``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``..., as
+        ``KafkaConfig.kafka_python_kwargs`` gives them). Raises ``RuntimeFault`` if
+        Kafka cannot be reached."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         timeout_ms = int(timeout * 1000)
         request_ms = min(timeout_ms, 30_000)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {
+            k: v for k, v in (security or {}).items() if k != "bootstrap_servers"
+        }
         if "bootstrap_timeout_ms" in KafkaProducer.DEFAULT_CONFIG:  # kafka-python 2.1+
             extra["bootstrap_timeout_ms"] = timeout_ms
-        try:
-            producer = KafkaProducer(
-                bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=2,  # a few ms lets concurrent connections share a request
-                max_block_ms=timeout_ms,
-                request_timeout_ms=request_ms,
-                # The producer must be allowed one whole request (plus the linger).
-                delivery_timeout_ms=max(timeout_ms, request_ms + 2),
-                **extra,
-            )
-        except KafkaError as exc:
-            raise RuntimeFault(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-        return cls(producer, topic, timeout)
+
+        def producer() -> Producer:
+            try:
+                made: Producer = KafkaProducer(
+                    bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
+                    client_id=client_id,
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=2,  # a few ms lets concurrent connections share a request
+                    max_block_ms=timeout_ms,
+                    request_timeout_ms=request_ms,
+                    # The producer must be allowed one whole request (plus the linger).
+                    delivery_timeout_ms=max(timeout_ms, request_ms + 2),
+                    **extra,
+                )
+            except KafkaError as exc:
+                raise RuntimeFault(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+            return made
+
+        return cls(producer(), topic, timeout, reconnect=producer)
 
     async def deliver(self, events: Sequence[Event]) -> None:
         """Send ``events`` and wait until every one is acknowledged; raises
@@ -107,18 +138,56 @@ class KafkaHandoff:
 
     def _send(self, events: Sequence[Event]) -> None:
         # kafka-python's producer is thread-safe; its futures block, hence the thread.
+        producer, generation = self._current()
         try:
             futures = [
-                self._producer.send(self.topic, key=event_key(e), value=orjson.dumps(e.to_dict()))
+                producer.send(self.topic, key=event_key(e), value=orjson.dumps(e.to_dict()))
                 for e in events
             ]
             for future in futures:
                 future.get(timeout=self.timeout)
         except Exception as exc:  # any client error means: not durable, no AA
+            self._discard(generation)
             raise HandoffError(
                 f"Kafka did not take the events: {type(exc).__name__}: {exc}"
             ) from None
 
+    def _current(self) -> tuple[Producer, int]:
+        """The producer to send with (a new one if the last was discarded)."""
+        with self._lock:
+            if self._producer is None:
+                assert self._reconnect is not None
+                try:
+                    self._producer = self._reconnect()
+                except RuntimeFault as exc:
+                    raise HandoffError(str(exc)) from None
+                self._generation += 1
+                log.info("Kafka handoff: new producer connected")
+            return self._producer, self._generation
+
+    def _discard(self, generation: int) -> None:
+        """Drop the producer of ``generation`` after a failed send (once, whichever
+        sender saw the failure first); the next delivery makes a new one."""
+        if self._reconnect is None:
+            return
+        with self._lock:
+            if self._generation != generation or self._producer is None:
+                return
+            producer, self._producer = self._producer, None
+        log.warning("Kafka handoff: discarding a producer whose sends failed")
+        _close_quietly(producer, 0)
+
     async def close(self) -> None:
-        """Flush what is queued and close the producer."""
-        await asyncio.to_thread(self._producer.close, self.timeout)
+        """Flush what is queued (at most ``timeout``, and 5 s at most) and close."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.to_thread(_close_quietly, producer, min(self.timeout, _CLOSE_SECONDS))
+
+
+def _close_quietly(producer: Producer, timeout: float) -> None:
+    # Records it could not send were never acknowledged AA: the sender has them still.
+    try:
+        producer.close(timeout)
+    except Exception as exc:
+        log.info("Kafka handoff: the producer closed with %s", type(exc).__name__)

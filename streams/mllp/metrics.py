@@ -1,8 +1,9 @@
 """Prometheus metrics of the MLLP listener, on an injected registry (never the global one).
 
 The counts add up: every message received is answered ``AA`` (accepted, with or without
-events), answered ``AE``/``AR`` (rejected, by kind), or left unanswered because its
-events or dead-letter record could not be made durable (the sender sends it again):
+events), answered ``AE``/``AR`` (rejected, by kind; ``undelivered`` when its events
+could not be handed on), or left unanswered because its dead-letter record (or the
+adapter memory) could not be made durable (the sender sends it again):
 
     received = accepted + sum(rejected by kind) + unanswered
 
@@ -16,12 +17,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from detectors.feeds import FeedHealth
 from detectors.metrics import register_build_info
-from streams.deadletter import INVALID, TOO_LARGE, UNSUPPORTED
+from streams.deadletter import INVALID, TOO_LARGE, UNDELIVERED, UNSUPPORTED
 
 __all__ = ["REJECT_KINDS", "MllpMetrics"]
 
 #: Kinds a whole message can be rejected for (``rejected`` label values).
-REJECT_KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, TOO_LARGE)
+REJECT_KINDS: tuple[str, ...] = (INVALID, UNSUPPORTED, TOO_LARGE, UNDELIVERED)
 
 
 class MllpMetrics:
@@ -93,6 +94,16 @@ class MllpMetrics:
         #: Feed health, when the listener reports it (``listen mllp --feeds``).
         self.feeds: FeedHealth | None = None
         register_build_info(registry)
+        self.frame_timeouts = Counter(
+            "carewatch_mllp_frame_timeouts",
+            "Connections closed because a message was not finished within the frame timeout.",
+            registry=registry,
+        )
+        self.connections_refused = Counter(
+            "carewatch_mllp_connections_refused",
+            "Connections closed at once because the maximum number was open.",
+            registry=registry,
+        )
         for kind in REJECT_KINDS:
             # Present from the start at 0, so a rate() over them never starts blank.
             self.rejected.labels(kind)

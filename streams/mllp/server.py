@@ -24,24 +24,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from detectors.errors import ConfigError
 from streams.adapters import AdapterMemory, SiteMapping, convert_message, default_mapping
-from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, Rejected, excerpt
+from streams.deadletter import INVALID, NO_EVENT, TOO_LARGE, UNDELIVERED, Rejected, excerpt
 from streams.mllp.ack import MessageHeader, build_ack, read_header
 from streams.mllp.appender import AppendError
 from streams.mllp.dead_letter import DeadLetterFile, dead_letter_record
-from streams.mllp.decide import NOT_HL7, TRUNCATED, Decision, decide, refuse
+from streams.mllp.decide import NOT_HL7, TRUNCATED, Decision, decide, refuse, undelivered
 from streams.mllp.framing import DEFAULT_MAX_SIZE, Frame, FrameDecoder, Item, Junk, Oversized, frame
 from streams.mllp.handoff import Handoff, HandoffError
+from streams.mllp.memory_file import MemoryFile
 from streams.mllp.metrics import MllpMetrics
 
 __all__ = ["DEFAULT_PORT", "ListenerSettings", "MllpListener"]
@@ -60,6 +64,11 @@ class ListenerSettings:
     ``max_message_bytes``: largest message accepted (larger ones are answered AR and
     dead-lettered with their first 4 KiB). ``idle_timeout``: a connection with no data
     for this long is closed (also bounds how long writing an ACK may take).
+    ``frame_timeout``: a message must arrive whole within this long of its first byte,
+    or the connection is closed (a client trickling bytes cannot hold it forever).
+    ``max_connections``: connections beyond this many open ones are closed at once.
+    ``tls``: serve TLS with this context (``streams.mllp.tls.server_tls``); plain TCP
+    when ``None``. The TLS handshake must finish within the idle timeout (at most 60 s).
     ``shutdown_grace``: how long a shutdown waits for messages in flight before it
     cancels them. ``keep_no_event``: also write messages that carry no care event to
     the dead letter (off: they are only counted, being ordinary traffic such as every
@@ -72,6 +81,9 @@ class ListenerSettings:
     idle_timeout: float = 300.0
     shutdown_grace: float = 30.0
     keep_no_event: bool = False
+    frame_timeout: float = 60.0
+    max_connections: int = 100
+    tls: ssl.SSLContext | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -85,6 +97,10 @@ class ListenerSettings:
             raise ConfigError("the idle timeout must be more than 0 seconds")
         if self.shutdown_grace < 0:
             raise ConfigError("the shutdown grace period cannot be negative")
+        if self.frame_timeout <= 0:
+            raise ConfigError("the frame timeout must be more than 0 seconds")
+        if self.max_connections < 1:
+            raise ConfigError("the maximum number of connections must be at least 1")
 
 
 class _Connection:
@@ -107,7 +123,9 @@ class MllpListener:
 
     ``handoff`` takes the accepted events, ``dead_letter`` the rejected messages;
     both are closed by ``stop``. ``mapping`` defaults to the packaged site mapping and
-    ``memory`` to a new ``AdapterMemory``. ``metrics`` defaults to a private registry.
+    ``memory`` to a new ``AdapterMemory``; with ``memory_file`` the memory is that
+    file's, each message's changes to it are on disk before its ACK, and ``stop``
+    closes it. ``metrics`` defaults to a private registry.
     ``clock`` returns epoch seconds (ACK times, ``received_at``); ``control_ids``
     returns the next ACK control id (MSH-10).
     """
@@ -121,6 +139,7 @@ class MllpListener:
         mapping: SiteMapping | None = None,
         memory: AdapterMemory | None = None,
         metrics: MllpMetrics | None = None,
+        memory_file: MemoryFile | None = None,
         clock: Callable[[], float] = time.time,
         control_ids: Callable[[], str] | None = None,
     ) -> None:
@@ -128,6 +147,9 @@ class MllpListener:
         self.handoff = handoff
         self.dead_letter = dead_letter
         self.mapping = mapping or default_mapping()
+        self.memory_file = memory_file
+        if memory_file is not None:
+            memory = memory_file.memory
         self.memory = memory if memory is not None else AdapterMemory()
         self.metrics = metrics or MllpMetrics(CollectorRegistry())
         self._clock = clock
@@ -138,6 +160,11 @@ class MllpListener:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._stopped = asyncio.Event()
+        # Converting a message is CPU work (a result of thousands of segments takes a
+        # few tenths of a second): done on one thread of its own, so the event loop goes
+        # on serving the other connections meanwhile, and conversions, which share the
+        # adapter memory, still happen one at a time in the order the messages came.
+        self._converter = ThreadPoolExecutor(1, thread_name_prefix="carewatch-mllp-convert")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -151,14 +178,26 @@ class MllpListener:
         ``ConfigError`` when the address cannot be listened on."""
         try:
             self._server = await asyncio.start_server(
-                self._on_connection, self.settings.host, self.settings.port
+                self._on_connection,
+                self.settings.host,
+                self.settings.port,
+                ssl=self.settings.tls,
+                ssl_handshake_timeout=(
+                    min(self.settings.idle_timeout, 60.0) if self.settings.tls else None
+                ),
             )
         except OSError as exc:
             where = f"{self.settings.host}:{self.settings.port}"
             raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
         host, port = self._server.sockets[0].getsockname()[:2]
         self._address = (host, port)
-        log.info("listening for MLLP on %s:%d; events to %s", host, port, self.handoff.description)
+        log.info(
+            "listening for MLLP%s on %s:%d; events to %s",
+            " over TLS" if self.settings.tls else "",
+            host,
+            port,
+            self.handoff.description,
+        )
         return host, port
 
     async def stop(self) -> None:
@@ -187,12 +226,17 @@ class MllpListener:
                 await asyncio.gather(*pending, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
+        self._converter.shutdown(wait=True)
         try:
             await self.handoff.close()
         finally:
-            await self.dead_letter.close()
-            self._stopped.set()
-            log.info("MLLP listener stopped")
+            try:
+                await self.dead_letter.close()
+            finally:
+                if self.memory_file is not None:
+                    await asyncio.to_thread(self.memory_file.close)
+                self._stopped.set()
+                log.info("MLLP listener stopped")
 
     async def __aenter__(self) -> MllpListener:
         await self.start()
@@ -212,6 +256,15 @@ class MllpListener:
             task.add_done_callback(self._tasks.discard)
         conn = _Connection(_peer_name(writer), writer)
         if self._stopping:
+            writer.close()
+            return
+        if len(self._connections) >= self.settings.max_connections:
+            self.metrics.connections_refused.inc()
+            log.warning(
+                "connection from %s refused: %d connections open already (the maximum)",
+                conn.peer,
+                len(self._connections),
+            )
             writer.close()
             return
         self._connections.add(conn)
@@ -245,13 +298,27 @@ class MllpListener:
         """Serve one connection until it ends; returns why it ended."""
         decoder = FrameDecoder(self.settings.max_message_bytes)
         ending = "listener shutting down"
+        frame_timeout = self.settings.frame_timeout
+        # Monotonic time by which the message being received must be whole (None while
+        # nothing is half received): the idle timeout is per read, so without this a
+        # client sending a byte a second would hold the connection forever.
+        frame_deadline: float | None = None
         while not self._stopping:
             conn.idle = True
+            wait = self.settings.idle_timeout
+            if frame_deadline is not None:
+                wait = min(wait, frame_deadline - time.monotonic())
             try:
-                data = await asyncio.wait_for(reader.read(_READ_BYTES), self.settings.idle_timeout)
+                if wait <= 0:
+                    raise TimeoutError
+                data = await asyncio.wait_for(reader.read(_READ_BYTES), wait)
             except TimeoutError:
-                self.metrics.idle_closed.inc()
-                ending = f"idle for {self.settings.idle_timeout:g} s"
+                if frame_deadline is not None and time.monotonic() >= frame_deadline:
+                    self.metrics.frame_timeouts.inc()
+                    ending = f"a message not finished within {frame_timeout:g} s"
+                else:
+                    self.metrics.idle_closed.inc()
+                    ending = f"idle for {self.settings.idle_timeout:g} s"
                 break
             except OSError:
                 ending = "reset by the client"
@@ -261,7 +328,12 @@ class MllpListener:
             if not data:
                 ending = "listener shutting down" if self._stopping else "closed by the client"
                 break
+            read_at = time.monotonic()
             items = decoder.feed(data)
+            if not decoder.pending:
+                frame_deadline = None
+            elif frame_deadline is None or any(not isinstance(i, Junk) for i in items):
+                frame_deadline = read_at + frame_timeout
             for index, item in enumerate(items):
                 if not await self._on_item(conn, item):
                     # Closing: what else this read brought is left for the sender to resend.
@@ -290,9 +362,20 @@ class MllpListener:
                     Rejected(conn.origin, location, reason, excerpt(raw), INVALID), NOT_HL7
                 )
             else:
-                records = convert_message(
-                    raw, self.mapping, self.memory, origin=conn.origin, location=location
-                )
+                try:
+                    records = await asyncio.get_running_loop().run_in_executor(
+                        self._converter, partial(self._convert, raw, conn.origin, location)
+                    )
+                except OSError as exc:  # the memory could not be kept: no ACK
+                    self.metrics.unanswered.inc()
+                    log.error(
+                        "message %d from %s left unanswered for the sender to resend: "
+                        "the adapter memory could not be written: %s",
+                        conn.messages,
+                        conn.peer,
+                        exc.strerror or type(exc).__name__,
+                    )
+                    return False
                 decision = decide(records)
         elif isinstance(item, Oversized):
             raw, size = item.head, item.size
@@ -313,6 +396,14 @@ class MllpListener:
             )
         return await self._answer(conn, header, decision, raw, received_at, size)
 
+    def _convert(self, raw: bytes, origin: str, location: str) -> list[Any]:
+        """Convert one message (on the converter thread) and, with a memory file, put
+        what it changed in the adapter memory on disk: before its ACK, like its events."""
+        records = convert_message(raw, self.mapping, self.memory, origin=origin, location=location)
+        if self.memory_file is not None:
+            self.memory_file.commit()
+        return records
+
     async def _answer(
         self,
         conn: _Connection,
@@ -329,20 +420,46 @@ class MllpListener:
             for r in decision.rejected
             if r.kind != NO_EVENT or self.settings.keep_no_event
         ]
-        try:
-            # Both durable before the ACK: AA promises the events are safe, and after AE
-            # or AR the sender drops the message, so the dead letter is its only copy.
-            await asyncio.gather(
-                self._deliver(decision),
-                self.dead_letter.write(dead) if dead else _nothing(),
+        # Both durable before the ACK: AA promises the events are safe, and after AE or
+        # AR the sender may drop the message, so the dead letter is then its only copy.
+        handed, written = await asyncio.gather(
+            self._deliver(decision),
+            self.dead_letter.write(dead) if dead else _nothing(),
+            return_exceptions=True,
+        )
+        for outcome in (handed, written):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, HandoffError | AppendError
+            ):
+                raise outcome
+        if isinstance(handed, HandoffError) and not isinstance(written, AppendError):
+            # Nothing is wrong with the message: AE asks the sender to send it again, and
+            # the dead letter keeps it whole in case the sender drops AE-ed messages.
+            log.error(
+                "message %d from %s answered AE: its events could not be handed on: %s",
+                conn.messages,
+                conn.peer,
+                handed,
             )
-        except (HandoffError, AppendError) as exc:
+            reason = f"events not handed on ({handed}); send the message again"
+            rejected = Rejected(
+                conn.origin, f"message {conn.messages}", reason, excerpt(raw), UNDELIVERED
+            )
+            decision = undelivered(rejected)
+            record = dead_letter_record(
+                rejected, raw, peer=conn.peer, received_at=received_at, ack=decision.code, size=size
+            )
+            try:
+                await self.dead_letter.write([record])
+            except AppendError as exc:
+                written = exc
+        if isinstance(written, AppendError):
             self.metrics.unanswered.inc()
             log.error(
                 "message %d from %s left unanswered for the sender to resend: %s",
                 conn.messages,
                 conn.peer,
-                exc,
+                written,
             )
             return False
         self._count(conn, decision)

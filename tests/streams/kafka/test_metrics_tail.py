@@ -33,7 +33,11 @@ def test_metrics_add_up_over_partitions() -> None:
     ]
     registry = CollectorRegistry()
     metrics = WorkerMetrics(
-        registry, lambda: parts, [d.name for d in settings.detectors], lambda: {"ev[0]": 7}
+        registry,
+        lambda: parts,
+        [d.name for d in settings.detectors],
+        lambda: {"ev[0]": 7},
+        uncommitted=lambda: {"ev[0]": 3},
     )
     metrics.attach()
     for p, st in enumerate(parts):
@@ -54,6 +58,7 @@ def test_metrics_add_up_over_partitions() -> None:
     )
     assert value("carewatch_rejected_inputs_total", {"reason": "invalid"}) == 2
     assert value("carewatch_kafka_lag_messages", {"partition": "ev[0]"}) == 7
+    assert value("carewatch_kafka_uncommitted_messages", {"partition": "ev[0]"}) == 3
     assert value("carewatch_failure_overdue_seconds_count", {"detector": "result-overdue"}) == 2
 
 

@@ -145,6 +145,9 @@ def test_listener_needs_a_destination(
         ("--max-message-size", "100", "too small"),
         ("--idle-timeout", "forever", "not a duration"),
         ("--port", "70000", "not a TCP port"),
+        ("--tls-cert", "server.pem", "needs both --tls-cert and --tls-key"),
+        ("--frame-timeout", "0", "frame timeout must be more than 0"),
+        ("--max-connections", "0", "at least 1"),
     ],
 )
 def test_unusable_settings_give_a_one_line_error(

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.adapters import AdapterMemory, Rejected, convert_message
+from streams.mllp.appender import AppendError
 from streams.mllp.framing import frame
 from streams.mllp.handoff import MemoryHandoff
 
@@ -238,32 +239,59 @@ def test_an_idle_connection_is_closed_after_the_timeout(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_when_the_handoff_fails_nothing_is_acknowledged_and_the_resend_is(tmp_path: Path) -> None:
+def test_when_the_handoff_fails_the_sender_gets_ae_and_the_resend_is_accepted(
+    tmp_path: Path,
+) -> None:
     handoff = MemoryHandoff()
 
     async def scenario() -> None:
         async with listening(tmp_path, handoff=handoff) as running:
             handoff.fail = True
             client = await Client.connect(running.port)
-            # Two messages in one write: the first cannot be handed on, so neither is
-            # answered; the second was never processed and is recorded as incomplete.
+            # Two messages in one write: neither can be handed on; each is answered AE
+            # (send it again) and kept whole in the dead letter, and the connection stays.
             await client.send(frame(sample("SIU-S12-01.hl7")) + frame(sample("SIU-S15-01.hl7")))
-            assert await client.at_eof()  # no ACK at all: the sender keeps the messages
-            assert running.metric("carewatch_mllp_messages_unanswered_total") == 1
-            assert running.metric("carewatch_mllp_incomplete_messages_total") == 1
+            first, second = await client.ack(), await client.ack()
+            assert (first.code, second.code) == ("AE", "AE")
+            assert first.control_id == "MSG00012" and "send the message again" in first.text
+            assert first.err is not None and first.err[3].startswith("207")
+            m = running.metric
+            assert m("carewatch_mllp_messages_rejected_total", kind="undelivered") == 2
+            assert m("carewatch_mllp_messages_unanswered_total") == 0
 
             handoff.fail = False
-            again = await Client.connect(running.port)
-            assert (await again.exchange(sample("SIU-S12-01.hl7"))).code == "AA"
-            await again.close()
-            assert running.metric("carewatch_mllp_messages_accepted_total") == 1
+            assert (await client.exchange(sample("SIU-S12-01.hl7"))).code == "AA"
+            await client.close()
+            assert m("carewatch_mllp_messages_accepted_total") == 1
         assert [e.id for e in handoff.events] == ["MSG00012:appointment.booked:1"]
         assert handoff.closed
-        [unprocessed] = running.dead()
-        assert unprocessed["location"] == "message 2" and "ack" not in unprocessed
-        assert unprocessed["reason"] == "connection closed before this message was processed"
+        kept = running.dead()
+        assert [(d["location"], d["kind"], d["ack"]) for d in kept] == [
+            ("message 1", "undelivered", "AE"),
+            ("message 2", "undelivered", "AE"),
+        ]
+        assert base64.b64decode(kept[0]["raw_base64"]) == sample("SIU-S12-01.hl7")
 
     asyncio.run(scenario())
+
+
+def test_when_the_dead_letter_fails_too_nothing_is_acknowledged(tmp_path: Path) -> None:
+    handoff = MemoryHandoff()
+
+    async def scenario() -> None:
+        async with listening(tmp_path, handoff=handoff) as running:
+            handoff.fail = True
+            running.listener.dead_letter.write = _failing_write  # type: ignore[method-assign]
+            client = await Client.connect(running.port)
+            await client.send(frame(sample("SIU-S12-01.hl7")))
+            assert await client.at_eof()  # no ACK at all: the sender keeps the message
+            assert running.metric("carewatch_mllp_messages_unanswered_total") == 1
+
+    asyncio.run(scenario())
+
+
+async def _failing_write(records: object) -> None:
+    raise AppendError("disk full")
 
 
 class GatedHandoff(MemoryHandoff):

@@ -1,0 +1,121 @@
+"""A rules file's ``plugins:`` is code: ``rules check`` validates the names without
+importing them (unless asked), and a plugin module in a world-writable directory is
+refused before it runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from detectors.errors import RulesError
+from detectors.rules import load_settings
+from streams.cli import main
+
+PLUGIN = """
+import os
+from pathlib import Path
+
+from detectors.contract import ExpectationDetector
+
+Path(os.environ["PLUGIN_MARKER"]).write_text("imported")
+
+
+class LetterAfterDna(ExpectationDetector):
+    name = "letter-after-dna"
+    key_ref = "appointment"
+    opens = ("appointment.missed",)
+    closes = ("patient.notified",)
+
+    def deadline(self, event):
+        return event.time + 86400.0
+"""
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on the Python path with a package holding a plugin that leaves a
+    marker file when imported."""
+    where = tmp_path / "site"
+    (where / "trust_plugins").mkdir(parents=True)
+    (where / "trust_plugins" / "__init__.py").write_text(
+        "import os\nfrom pathlib import Path\n"
+        "Path(os.environ['PLUGIN_MARKER'] + '.pkg').write_text('imported')\n"
+    )
+    (where / "trust_plugins" / "dna.py").write_text(PLUGIN)
+    os.chmod(where, 0o755)
+    monkeypatch.setenv("PLUGIN_MARKER", str(tmp_path / "marker"))
+    monkeypatch.syspath_prepend(str(where))
+    yield where
+    for name in [n for n in sys.modules if n.startswith("trust_plugins")]:
+        del sys.modules[name]
+
+
+def rules(tmp_path: Path, spec: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"plugins:\n  - {spec}\n")
+    return path
+
+
+def test_rules_check_names_plugins_without_importing_them(
+    plugin_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rules(tmp_path, "trust_plugins.dna:LetterAfterDna")
+    assert main(["rules", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "trust_plugins.dna:LetterAfterDna" in out and "not imported" in out
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "marker.pkg").exists()
+
+
+def test_rules_check_imports_plugins_when_asked(
+    plugin_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rules(tmp_path, "trust_plugins.dna:LetterAfterDna")
+    assert main(["rules", "check", "--import-plugins", str(path)]) == 0
+    assert "letter-after-dna (expectation)" in capsys.readouterr().out
+    assert (tmp_path / "marker").read_text() == "imported"
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("trust_plugins.nope:LetterAfterDna", "no module named 'trust_plugins.nope'"),
+        ("no_such_package.dna:X", "no module named 'no_such_package'"),
+        ("trust_plugins.dna", "a plugin is written 'package.module:ClassName'"),
+        ("trust plugins.dna:X", "not 'package.module:ClassName'"),
+    ],
+)
+def test_rules_check_refuses_bad_plugin_names_without_importing(
+    plugin_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, says: str
+) -> None:
+    path = rules(tmp_path, spec)
+    assert main(["rules", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and f"{path}:2" in err
+    assert not (tmp_path / "marker.pkg").exists()
+
+
+def test_a_plugin_in_a_world_writable_directory_is_refused_before_it_runs(
+    plugin_dir: Path, tmp_path: Path
+) -> None:
+    os.chmod(plugin_dir / "trust_plugins", 0o777)
+    path = rules(tmp_path, "trust_plugins.dna:LetterAfterDna")
+    with pytest.raises(RulesError, match=r"site/trust_plugins is world-writable"):
+        load_settings(path)
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "marker.pkg").exists()
+
+
+def test_a_world_writable_path_entry_is_refused_too(plugin_dir: Path, tmp_path: Path) -> None:
+    # anybody could drop a module of the plugin's name there
+    os.chmod(plugin_dir, 0o1777)
+    path = rules(tmp_path, "trust_plugins.dna:LetterAfterDna")
+    with pytest.raises(RulesError, match="world-writable"):
+        load_settings(path)
+
+
+def test_a_plugin_in_a_private_directory_loads(plugin_dir: Path, tmp_path: Path) -> None:
+    settings = load_settings(rules(tmp_path, "trust_plugins.dna:LetterAfterDna"))
+    assert "letter-after-dna" in [d.name for d in settings.detectors]
