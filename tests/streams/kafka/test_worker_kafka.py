@@ -191,3 +191,38 @@ def test_live_a_deadline_passing_on_the_wall_clock_is_reported(
     [(_, failure)] = setup.read("failures")
     assert failure["status"] == "missed" and failure["evidence"] == ["live-1"]
     assert failure["detected_at"] >= failure["due_at"]
+
+
+def test_an_archive_published_into_a_live_group_ends_with_the_in_order_answer(
+    setup: Setup,
+) -> None:
+    # A group that has run live (its watermark stands at the wall clock), then an archive
+    # of the last fortnight published into it: every event arrives far behind the
+    # watermark. Within the correction horizon they are used; opportunities whose deadline
+    # has passed wait for the next tick, and whatever a tick decided too early is amended
+    # by the closing events behind it: the final ledger is the in-order one.
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    from detectors.events import parse_time
+
+    setup.start_worker()
+    start = (datetime.now(UTC) - timedelta(days=14)).date()
+    gen = generate(GeneratorConfig(days=3, seed=21, scale="small", start=start))
+    lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=21))
+    time.sleep(5)  # a few ticks: the live watermark stands at the wall clock
+    setup.publish(lines)
+    # Session capacities are published a month ahead: those are further behind the live
+    # watermark than the 30-day horizon, and are refused by name, not used.
+    line = time.time() - 30 * 86400.0
+    within = [x for x in lines if parse_time(orjson.loads(x)["time"]) >= line + 3600]
+    beyond = [x for x in lines if parse_time(orjson.loads(x)["time"]) < line - 3600]
+    assert beyond and len(within) + len(beyond) == len(lines)  # none near the line
+    expected = embedded(within, time.time())
+    setup.wait_for_outputs(expected, timeout=240)
+    assert_same(setup, expected)
+    no_repeats(setup)
+    refused = [r for _, r in setup.read("rejected")]
+    assert len(refused) == len(beyond) and {r["kind"] for r in refused} == {"beyond-horizon"}
+    assert "behind the watermark" in setup.logs()
