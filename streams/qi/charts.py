@@ -11,6 +11,7 @@ with its ``n``.
 from __future__ import annotations
 
 import io
+import re
 from typing import Literal
 
 import matplotlib
@@ -167,4 +168,6 @@ def inline_svg(svg: bytes) -> str:
     """SVG bytes as markup to place in an HTML page (no XML prolog or DOCTYPE)."""
     text = svg.decode("utf-8")
     start = text.find("<svg")
-    return text[start:] if start >= 0 else text
+    text = text[start:] if start >= 0 else text
+    # the RDF metadata block names the drawing tool by URL: not needed in a page
+    return re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.DOTALL)

@@ -93,7 +93,7 @@ def period_starts(times: pd.Series, period: Period, tz: str) -> pd.Series:
     if period == "day":
         return day
     if period == "week":
-        return day - pd.to_timedelta(day.dt.weekday, unit="D")
+        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
     if period == "month":
         return day - pd.to_timedelta(day.dt.day - 1, unit="D")
     raise ConfigError(f"--period {period}: choose day, week or month")

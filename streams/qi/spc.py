@@ -312,10 +312,15 @@ def _segment_rules(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     n = len(y)
     with np.errstate(invalid="ignore"):
-        side = np.sign(y - centre)
-        side = np.where(np.isnan(side), 0, side).astype(np.int64)
-        outside = (y > upper) | (y < lower)
-        near = ~outside & ((y > near_upper) | (y < near_lower))
+        # a point within rounding error of a line is on it (the mean of 20 x 0.05 is not
+        # exactly 0.05 in floating point, and that point is not "above" it)
+        on_centre = _close(y, centre)
+        side = np.where(on_centre | np.isnan(centre), 0, np.sign(y - centre)).astype(np.int64)
+        outside = ((y > upper) & ~_close(y, upper)) | ((y < lower) & ~_close(y, lower))
+        near = ~outside & (
+            ((y > near_upper) & ~_close(y, near_upper))
+            | ((y < near_lower) & ~_close(y, near_lower))
+        )
 
     two = np.zeros(n, dtype=bool)
     for i in range(n - 2):
@@ -343,6 +348,10 @@ def _segment_rules(
         "two of three": (two, side),
         "shift": (shift, side),
     }
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.isclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
