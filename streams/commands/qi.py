@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -111,13 +114,47 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.set_defaults(qi_main=export.main)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_ledger_arguments(p: argparse.ArgumentParser) -> None:
+    """LEDGER... and --kafka (the outcomes topic), with the Kafka settings."""
+    from streams.kafka.cli_args import add_config_arguments
+
     p.add_argument(
         "ledger",
-        nargs="+",
+        nargs="*",
         metavar="LEDGER",
         help="outcomes.jsonl files (.gz ok) or `carewatch run` output directories",
     )
+    p.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also read the outcomes topic (carewatch.outcomes) from its start to its end; "
+        "--bootstrap/--config say where (docs/kafka.md)",
+    )
+    add_config_arguments(p)
+
+
+@contextmanager
+def ledger_inputs(args: argparse.Namespace) -> Iterator[list[str]]:
+    """The LEDGER paths, plus a temporary copy of the outcomes topic with --kafka."""
+    if not args.ledger and not args.kafka:
+        raise ConfigError(
+            "name at least one LEDGER (outcomes.jsonl or a run directory), or --kafka"
+        )
+    if not args.kafka:
+        yield list(args.ledger)
+        return
+    from streams.kafka.cli_args import config_from_args
+    from streams.qi.kafka_source import copy_outcomes_topic
+
+    config = config_from_args(args)
+    with tempfile.TemporaryDirectory(prefix="carewatch-qi-") as tmp:
+        copy = Path(tmp) / f"{config.topics.outcomes}.jsonl"
+        copy_outcomes_topic(config, copy)
+        yield [*args.ledger, str(copy)]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_ledger_arguments(p)
     p.add_argument(
         "--period",
         choices=PERIODS,
@@ -196,7 +233,8 @@ def _tz(args: argparse.Namespace) -> str:
 def _load(args: argparse.Namespace) -> tuple[Ledger, pd.DataFrame, tuple[str, ...], str]:
     by = parse_by(args.by)
     tz = _tz(args)
-    ledger = read_ledger(args.ledger)
+    with ledger_inputs(args) as inputs:
+        ledger = read_ledger(inputs)
     table = measure_table(ledger, period=cast(Period, args.period), by=by, tz=tz)
     return ledger, table, by, tz
 

@@ -87,12 +87,9 @@ class Pseudonymiser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``carewatch qi export``."""
-    p.add_argument(
-        "ledger",
-        nargs="+",
-        metavar="LEDGER",
-        help="outcomes.jsonl files (.gz ok) or `carewatch run` output directories",
-    )
+    from streams.commands.qi import add_ledger_arguments
+
+    add_ledger_arguments(p)
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
     p.add_argument(
         "--format", choices=("csv", "parquet"), default="csv", help="file format (default: csv)"
@@ -135,16 +132,19 @@ def read_key(key_file: str | None) -> bytes:
 
 def main(args: argparse.Namespace) -> int:
     """``carewatch qi export``."""
+    from streams.commands.qi import ledger_inputs
+
     pseudonym = Pseudonymiser(read_key(args.key_file))
     zone(args.timezone)
-    written = export_ledger(
-        args.ledger,
-        Path(args.out),
-        pseudonym,
-        fmt=args.format,
-        precision=args.time_precision,
-        tz=args.timezone,
-    )
+    with ledger_inputs(args) as inputs:
+        written = export_ledger(
+            inputs,
+            Path(args.out),
+            pseudonym,
+            fmt=args.format,
+            precision=args.time_precision,
+            tz=args.timezone,
+        )
     print(f"{written:,} opportunities, pseudonymised -> {args.out}/ (see README.txt there)")
     return 0
 
