@@ -131,3 +131,12 @@ def test_missing_inputs_are_named(tmp_path: Path) -> None:
 def test_an_empty_ledger_is_empty(tmp_path: Path) -> None:
     ledger = read_ledger([write_ledger(tmp_path / "l.jsonl", [])])
     assert ledger.frame.empty and ledger.horizon is None
+
+
+def test_a_record_longer_than_a_read_block(tmp_path: Path) -> None:
+    big = record(fid(2), "missed", "2026-03-02T10:00:00+00:00")
+    big["evidence"] = [f"E{i:09d}" for i in range(200_000)]  # about 2.6 MB of JSON
+    path = write_ledger(
+        tmp_path / "l.jsonl", [record(fid(1), "met", "2026-03-02T10:00:00+00:00"), big]
+    )
+    assert read_ledger([path]).frame["outcome"].tolist() == ["met", "missed"]
