@@ -63,7 +63,10 @@ dl.key dt { font-weight: 600; }
 @page { size: A4 landscape; margin: 12mm; }
 @media print {
   body { padding: 0; max-width: none; font-size: 11px; }
-  section.chart { break-inside: avoid; page-break-inside: avoid; }
+  section.chart { break-inside: avoid; page-break-inside: avoid; padding: 6px 0; }
+  /* two charts to an A4 landscape page */
+  section.chart svg { height: 64mm; width: auto; max-width: 100%; }
+  .warn, .note { font-size: 10px; margin: 0; }
   table.summary { font-size: 10.5px; }
   table.summary tr { break-inside: avoid; }
   .screen-only { display: none; }
