@@ -29,16 +29,18 @@ import gzip
 import hashlib
 import hmac
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from detectors.errors import ConfigError, InputError, RuntimeFault
-from streams.qi.ledger import ledger_files
+from streams.qi.ledger import latest_mask, ledger_files
 from streams.qi.measures import zone
 
 __all__ = ["KEPT_ATTRS", "Pseudonymiser", "add_arguments", "export_ledger", "main"]
@@ -167,21 +169,6 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"ledger {path}: cannot read it: {exc}") from None
 
 
-def _latest(inputs: list[str]) -> list[dict[str, Any]]:
-    """Latest record per failure_id (newest detected_at; decided beats open; later wins)."""
-    best: dict[str, tuple[tuple[str, int, int], dict[str, Any]]] = {}
-    seq = 0
-    for path in ledger_files(inputs):
-        for _n, rec in _records(path):
-            seq += 1
-            rank = (str(rec.get("detected_at") or ""), int(rec.get("outcome") != "open"), seq)
-            fid = str(rec["failure_id"])
-            old = best.get(fid)
-            if old is None or rank >= old[0]:
-                best[fid] = (rank, rec)
-    return [rec for _rank, rec in sorted(best.values(), key=lambda item: item[0][2])]
-
-
 def _cut(value: str | None, precision: str, tz: str) -> str | None:
     if value is None or precision == "exact":
         return value
@@ -224,26 +211,103 @@ def export_ledger(
     fmt: str = "csv",
     precision: str = "day",
     tz: str = "Europe/London",
+    chunk_rows: int = 100_000,
 ) -> int:
-    """Write the pseudonymised ledger and its README into ``out``; returns the rows."""
-    records = _latest(inputs)
-    dropped_attrs = sorted(
-        {k for rec in records for k in (rec.get("attrs") or {}) if k not in KEPT_ATTRS}
-    )
-    frame = pd.DataFrame([_row(r, pseudonym, precision, tz) for r in records])
+    """Write the pseudonymised ledger and its README into ``out``; returns the rows.
+
+    Two passes, so memory stays small whatever the ledger's size: the first finds the
+    latest record of each opportunity (``latest_mask``), the second streams the records,
+    keeps those, and writes them in chunks of ``chunk_rows``."""
+    files = ledger_files(inputs)
+    keep = latest_mask(files)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; name a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        name = f"outcomes.{fmt}"
-        if fmt == "parquet":
-            frame.to_parquet(out / name, index=False)
-        else:
-            frame.to_csv(out / name, index=False)
-        (out / "README.txt").write_text(_readme(name, len(frame), precision, tz, dropped_attrs))
+        with tempfile.TemporaryDirectory(dir=out, prefix=".chunks-") as tmp:
+            chunks, columns, dropped = _write_chunks(
+                files, keep, Path(tmp), pseudonym, precision, tz, chunk_rows
+            )
+            name = f"outcomes.{fmt}"
+            _join_chunks(chunks, list(columns), out / name, fmt)
+        (out / "README.txt").write_text(
+            _readme(name, int(keep.sum()), precision, tz, sorted(dropped))
+        )
     except OSError as exc:
         raise RuntimeFault(f"cannot write into {out}: {exc.strerror or exc}") from None
-    return len(frame)
+    return int(keep.sum())
+
+
+def _write_chunks(
+    files: list[Path],
+    keep: np.ndarray,
+    tmp: Path,
+    pseudonym: Pseudonymiser,
+    precision: str,
+    tz: str,
+    chunk_rows: int,
+) -> tuple[list[Path], dict[str, None], set[str]]:
+    """The kept records, pseudonymised, as Parquet chunks; the columns met (in order of
+    first appearance) and the attrs dropped."""
+    chunks: list[Path] = []
+    columns: dict[str, None] = {}
+    dropped: set[str] = set()
+    rows: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if rows:
+            frame = pd.DataFrame(rows)
+            for name in frame.columns:
+                columns.setdefault(name)
+            path = tmp / f"{len(chunks):06d}.parquet"
+            _typed(frame).to_parquet(path, index=False)
+            chunks.append(path)
+            rows.clear()
+
+    index = 0
+    for path in files:
+        for _n, rec in _records(path):
+            if index >= len(keep):
+                raise InputError(f"ledger {path} changed while it was being read")
+            if keep[index]:
+                rows.append(_row(rec, pseudonym, precision, tz))
+                dropped.update(k for k in (rec.get("attrs") or {}) if k not in KEPT_ATTRS)
+                if len(rows) >= chunk_rows:
+                    flush()
+            index += 1
+    flush()
+    if index != len(keep):
+        raise InputError("a ledger file changed while it was being read")
+    return chunks, columns, dropped
+
+
+_INTEGER_ATTRS = ("capacity", "booked")
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column text, but the counts: the same types in every chunk."""
+    return frame.astype({c: ("Int64" if c in _INTEGER_ATTRS else "string") for c in frame.columns})
+
+
+def _join_chunks(chunks: list[Path], columns: list[str], target: Path, fmt: str) -> None:
+    """The chunks, in order and with every column, as one CSV or Parquet file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(c, pa.int64() if c in _INTEGER_ATTRS else pa.string()) for c in columns])
+    if fmt == "parquet":
+        with pq.ParquetWriter(target, schema) as writer:
+            for chunk in chunks:
+                frame = pd.read_parquet(chunk).reindex(columns=columns)
+                writer.write_table(
+                    pa.Table.from_pandas(_typed(frame), schema=schema, preserve_index=False)
+                )
+        return
+    with target.open("w", encoding="utf-8", newline="") as f:
+        if not chunks:
+            f.write(",".join(columns) + "\n")
+        for i, chunk in enumerate(chunks):
+            pd.read_parquet(chunk).reindex(columns=columns).to_csv(f, index=False, header=i == 0)
 
 
 def _readme(name: str, rows: int, precision: str, tz: str, dropped: list[str]) -> str:

@@ -31,7 +31,7 @@ import pyarrow.json as pa_json
 from detectors.errors import InputError
 from detectors.records import OUTCOMES
 
-__all__ = ["BY_FIELDS", "Ledger", "ledger_files", "read_ledger"]
+__all__ = ["BY_FIELDS", "Ledger", "latest_mask", "ledger_files", "read_ledger"]
 
 #: The attrs a measure can be broken down by.
 BY_FIELDS: tuple[str, ...] = ("site", "specialty", "clinic")
@@ -111,19 +111,7 @@ def ledger_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
 def read_ledger(inputs: Sequence[str | os.PathLike[str]]) -> Ledger:
     """Read LEDGER files or run directories (``ledger_files``) into one ``Ledger``."""
     files = ledger_files(inputs)
-    parts: list[dict[str, np.ndarray | pd.Categorical]] = []
-    for path in files:
-        parts.extend(_read_file(path))
-    cols: dict[str, np.ndarray | pd.Categorical] = {}
-    for name in list(parts[0]) if parts else []:
-        # column by column, letting go of the pieces: the peak holds one column twice
-        pieces = [p.pop(name) for p in parts]
-        if isinstance(pieces[0], pd.Categorical):
-            cols[name] = pd.api.types.union_categoricals(pieces)
-        else:
-            cols[name] = np.concatenate(pieces)
-        del pieces
-    parts.clear()
+    cols = _read_columns(files)
     total = len(cols["detected"]) if cols else 0
     if not total:
         return Ledger(_empty_frame(), None, 0, [str(f) for f in files])
@@ -139,6 +127,35 @@ def read_ledger(inputs: Sequence[str | os.PathLike[str]]) -> Ledger:
     )
     horizon = pd.Timestamp(int(np.asarray(cols["detected"]).max()), unit="us", tz="UTC")
     return Ledger(frame.reset_index(drop=True), horizon, total, [str(f) for f in files])
+
+
+def latest_mask(files: Sequence[Path]) -> np.ndarray:
+    """For every record of ``files`` in input order (blank lines skipped), whether it is
+    the latest of its opportunity: what a second, streaming pass over the same files
+    keeps (``streams.qi.export``)."""
+    cols = _read_columns(files)
+    total = len(cols["detected"]) if cols else 0
+    mask = np.zeros(total, dtype=bool)
+    if total:
+        mask[_latest(cols)] = True
+    return mask
+
+
+def _read_columns(files: Sequence[Path]) -> dict[str, np.ndarray | pd.Categorical]:
+    parts: list[dict[str, np.ndarray | pd.Categorical]] = []
+    for path in files:
+        parts.extend(_read_file(path))
+    cols: dict[str, np.ndarray | pd.Categorical] = {}
+    for name in list(parts[0]) if parts else []:
+        # column by column, letting go of the pieces: the peak holds one column twice
+        pieces = [p.pop(name) for p in parts]
+        if isinstance(pieces[0], pd.Categorical):
+            cols[name] = pd.api.types.union_categoricals(pieces)
+        else:
+            cols[name] = np.concatenate(pieces)
+        del pieces
+    parts.clear()
+    return cols
 
 
 def _empty_frame() -> pd.DataFrame:
@@ -295,7 +312,8 @@ def _explain(path: Path, exc: BaseException) -> InputError:
                 try:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    return InputError(f"ledger {path} line {number}: not JSON: {line[:80]!r}")
+                    # the line itself is not shown: it may hold a patient's identifiers
+                    return InputError(f"ledger {path} line {number}: not JSON")
                 if not isinstance(rec, dict):
                     return InputError(f"ledger {path} line {number}: not a JSON object")
     except (OSError, EOFError) as err:

@@ -152,6 +152,4 @@ def test_a_bad_ledger_gives_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text('{"failure_id": "a", "detector": "x", "outcome": "met"\n')
     assert main(["qi", "measures", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"carewatch qi: error: ledger {bad} line 1: not JSON: " + repr(
-        bad.read_bytes()[:80]
-    )
+    assert err == f"carewatch qi: error: ledger {bad} line 1: not JSON"
