@@ -42,6 +42,7 @@ _TARGET = "#b22222"
 plt.rcParams.update(
     {
         "svg.fonttype": "path",  # text as outlines: the SVG needs no font on the reader's side
+        "svg.hashsalt": "carewatch",  # element ids from a fixed salt: same data, same bytes
         "font.size": 9,
         "axes.spines.top": False,
         "axes.spines.right": False,
@@ -131,6 +132,10 @@ def _figure(series: SeriesChart, size: tuple[float, float], title: bool) -> Figu
         ax.set_title(series.title, loc="left", fontsize=10, fontweight="bold")
     ax.set_ylabel("failures (% of opportunities)" if proportion else "violations (count)")
     ax.set_ylim(bottom=0)
+    shown = [pts["value"], pts["upper"], pd.Series([series.target or 0.0])]
+    if not (pd.concat(shown).fillna(0) > 0).any():
+        # nothing but zeros: a sensible scale rather than a hair's breadth
+        ax.set_ylim(0, 5.0 if proportion else 1.0)
     if proportion:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}%"))
     else:
