@@ -180,6 +180,12 @@ def _chart_section(c: SeriesChart, tz: str) -> str:
             f'<p class="note">{len(small)} period(s) with fewer than 10 opportunities, '
             "labelled n= on the chart.</p>"
         )
+    if c.measure == "count" and s is not None and s.centre < 1:
+        notes.append(
+            '<p class="warn">Rare events (under one a period on average): an XmR chart '
+            "of rare events flags ordinary zeros as special causes. Read the counts, and "
+            "look into each violation itself.</p>"
+        )
     for when, change in c.changes:
         notes.append(
             f'<p class="note">Limits recomputed from {when.tz_convert(tz).strftime("%d %b %Y")}: '

@@ -98,6 +98,7 @@ def test_the_report_is_one_offline_page_with_a_chart_per_measure(
     urls = set(re.findall(r"https?://[^\s\"')]+", page))
     assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}  # names only
     assert "SMS" in page and "Trial limits" in page
+    assert "Rare events" in page  # contact-after-death: a count of rare violations
 
 
 def _measures_csv(run_dir: Path, tmp_path: Path) -> Path:
