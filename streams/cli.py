@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("streams.commands.publish", "publish event files to the Kafka events topic"),
     "worker": ("streams.commands.worker", "run a Kafka worker (faust) with the detectors"),
     "tail": ("streams.commands.tail", "follow the failures, outcomes or rejected topic"),
+    "qi": (
+        "streams.commands.qi",
+        "quality improvement: failure rates per period, SPC charts, the QI report, an export",
+    ),
 }
 
 

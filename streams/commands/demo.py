@@ -3,7 +3,8 @@
 Generates a week of a mid-size hospital's messaging traffic (synthetic, with failures
 injected at realistic rates and a few messages delivered out of order, twice, or broken),
 runs every detector over it with the embedded runner, prints the summary and one
-failure of each kind, and says where the files are.
+failure of each kind, says where the files are, and ends by writing the QI report of
+the week (daily failure rates with their SPC charts, one offline HTML page).
 """
 
 from __future__ import annotations
@@ -83,7 +84,38 @@ def main(args: argparse.Namespace) -> int:
     example = Path("docs/rules.example.yaml")
     rules = f" --rules {example}" if example.is_file() else " --rules FILE (see docs/rules.md)"
     print(f"\nNext: carewatch run {events_path} --out my-run{rules}")
+    report = _write_qi_report(out)
+    print(f"\nThe QI report of the week (daily failure rates, SPC charts): {report}")
+    print(f"  open it in a browser; more in docs/qi.md, e.g. carewatch qi report {out} --out FILE")
     return 0
+
+
+def _write_qi_report(out: Path) -> Path:
+    """``carewatch qi report`` of the demo's ledger, per day (a week has 7 points)."""
+    from datetime import UTC, datetime
+
+    from streams.qi.ledger import read_ledger
+    from streams.qi.measures import measure_table
+    from streams.qi.report import ReportContext, render_report
+    from streams.qi.series import build_charts
+
+    tz = "Europe/London"
+    ledger = read_ledger([out])
+    charts = build_charts(measure_table(ledger, period="day", tz=tz), tz=tz, period="day")
+    ctx = ReportContext(
+        sources=ledger.sources,
+        period="day",
+        tz=tz,
+        by=(),
+        horizon=ledger.horizon,
+        generated=datetime.now(UTC),
+        records=ledger.records_read,
+        superseded=ledger.superseded,
+        chart="xmr",
+    )
+    path = out / "qi-report.html"
+    path.write_text(render_report(charts, ctx), encoding="utf-8")
+    return path
 
 
 def _show_examples(path: Path) -> None:
