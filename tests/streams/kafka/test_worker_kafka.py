@@ -197,7 +197,7 @@ def test_an_archive_published_into_a_live_group_ends_with_the_in_order_answer(
     setup: Setup,
 ) -> None:
     # A group that has run live (its watermark stands at the wall clock), then an archive
-    # of the last fortnight published into it: every event arrives far behind the
+    # of three weeks ago published into it: every event arrives far behind the
     # watermark. Within the correction horizon they are used; opportunities whose deadline
     # has passed wait for the next tick, and whatever a tick decided too early is amended
     # by the closing events behind it: the final ledger is the in-order one.
@@ -208,7 +208,7 @@ def test_an_archive_published_into_a_live_group_ends_with_the_in_order_answer(
     from detectors.events import parse_time
 
     setup.start_worker()
-    start = (datetime.now(UTC) - timedelta(days=14)).date()
+    start = (datetime.now(UTC) - timedelta(days=24)).date()  # follow-ups end before now
     gen = generate(GeneratorConfig(days=3, seed=21, scale="small", start=start))
     lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=21))
     time.sleep(5)  # a few ticks: the live watermark stands at the wall clock
