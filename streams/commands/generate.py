@@ -162,6 +162,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="F",
         help="insert malformed lines (this fraction of the number of events); not in the truth",
     )
+    faults.add_argument(
+        "--delayed",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="deliver this fraction of events late, up to --delay-within behind (deaths "
+        "registered days later, discharges keyed in after the summary); keep it within "
+        "the engine's correction horizon (30d)",
+    )
+    faults.add_argument(
+        "--delay-within",
+        metavar="DURATION",
+        default="0",
+        help="how late --delayed events may come, e.g. 5d",
+    )
+    faults.add_argument(
+        "--resend-after",
+        metavar="DURATION",
+        default="0",
+        help="send the run's first whole day of messages again this long after it (an "
+        "interface re-sending a day after an outage), e.g. 3d",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
 
 
@@ -184,6 +206,9 @@ def main(args: argparse.Namespace) -> int:
         shuffle_within=parse_duration(args.shuffle_within),
         duplicates=args.duplicates,
         malformed=args.malformed,
+        delayed=args.delayed,
+        delay_within=parse_duration(args.delay_within),
+        resend_after=parse_duration(args.resend_after),
     )
     config.validate()
     faults.validate()

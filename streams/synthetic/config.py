@@ -103,17 +103,27 @@ class DeliveryFaults:
     highest event time delivered before it. ``duplicates``: fraction of events delivered
     a second time, later, within the same bound (600 s when ``shuffle_within`` is 0).
     ``malformed``: malformed lines inserted, as a fraction of the number of events.
+    ``delayed``: fraction of events delivered up to ``delay_within`` seconds late (a death
+    registered days after it happened, a discharge keyed in after the summary went out).
+    ``resend_after`` (seconds, 0: off): the run's first whole day of messages is sent
+    again this long after it (an interface re-sending a day after an outage).
     """
 
     shuffle_within: float = 0.0
     duplicates: float = 0.0
     malformed: float = 0.0
+    delayed: float = 0.0
+    delay_within: float = 0.0
+    resend_after: float = 0.0
 
     def validate(self) -> None:
         """Raise ``ConfigError`` on a negative bound or a fraction outside ``[0, 1]``."""
-        if self.shuffle_within < 0:
-            raise ConfigError("--shuffle-within must not be negative")
-        for name in ("duplicates", "malformed"):
+        for name in ("shuffle_within", "delay_within", "resend_after"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must not be negative")
+        if self.delayed and not self.delay_within:
+            raise ConfigError("--delayed needs --delay-within (how late, e.g. 5d)")
+        for name in ("duplicates", "malformed", "delayed"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"--{name} {value!r} must be a fraction between 0 and 1")
@@ -121,7 +131,13 @@ class DeliveryFaults:
     @property
     def active(self) -> bool:
         """Whether any fault is requested."""
-        return bool(self.shuffle_within or self.duplicates or self.malformed)
+        return bool(
+            self.shuffle_within
+            or self.duplicates
+            or self.malformed
+            or self.delayed
+            or self.resend_after
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,6 +109,18 @@ def _delivery_order(times: Sequence[float], faults: DeliveryFaults, rng: Random)
             latest = times[i] + dup_bound
             key = keys[i] + rand() * (latest - keys[i])
             items.append((key, n + serial, i))
+    n_late = _count(faults.delayed, n)
+    if n_late:
+        for i in rng.sample(range(n), n_late):
+            key = times[i] + rand() * faults.delay_within
+            items[i] = (max(keys[i], key), i, i)
+    if faults.resend_after and n:
+        day = (int(times[0]) // 86400 + 1) * 86400  # the first whole day
+        serial = len(items)
+        for i in range(n):
+            if day <= times[i] < day + 86400:
+                items.append((keys[i] + faults.resend_after, serial, i))
+                serial += 1
     items.sort()
     return [i for _, _, i in items]
 
