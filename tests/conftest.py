@@ -104,3 +104,66 @@ def kafka_bootstrap() -> Iterator[str]:
         yield address
     finally:
         subprocess.run([str(BROKER), "stop"], env=broker_env(), capture_output=True)
+
+
+# --- PostgreSQL, for the store's tests (deploy/postgres/db) ------------------------------
+
+PG_DB = ROOT / "deploy" / "postgres" / "db"
+
+
+def pg_env() -> dict[str, str]:
+    """Environment for ``deploy/postgres/db`` addressing the test cluster."""
+    env = dict(os.environ)
+    env["CAREWATCH_PG_PORT"] = os.environ.get("CAREWATCH_TEST_PG_PORT", "25432")
+    env["CAREWATCH_PG_STATE_DIR"] = os.environ.get(
+        "CAREWATCH_TEST_PG_STATE_DIR", str(ROOT / "deploy/postgres/.state-test")
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of the test PostgreSQL: ``CAREWATCH_TEST_PG`` (tests/run starts it), or
+    one started here and stopped at the end. Never skipped: no server, a failure."""
+    url = os.environ.get("CAREWATCH_TEST_PG")
+    if url:
+        yield url
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CAREWATCH_TEST_PG is not set: run the store tests through tests/run")
+    try:
+        out = subprocess.run(
+            [str(PG_DB), "start"], env=pg_env(), capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        stderr = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"could not start the test PostgreSQL with {PG_DB} start: {exc}\n{stderr}")
+    url = out.stdout.strip().splitlines()[-1]
+    os.environ["CAREWATCH_TEST_PG"] = url
+    try:
+        yield url
+    finally:
+        subprocess.run([str(PG_DB), "stop"], env=pg_env(), capture_output=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store URL: an SQLite file, or a schema of its own on the test PostgreSQL
+    (the tests of both databases are the same tests)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store.db")
+        return
+    import uuid
+
+    import psycopg
+
+    base = request.getfixturevalue("postgres_server")
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
