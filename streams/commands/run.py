@@ -24,6 +24,7 @@ from streams.commands.inputs import add_input_arguments, read_inputs
 from streams.runner import (
     FileSink,
     Runner,
+    Sink,
     feed_gaps,
     format_summary,
     stderr_progress,
@@ -70,6 +71,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "then compute the same files and summary in one go (a second, independent "
         "implementation; about as fast as streaming, but the whole input is held in memory)",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="also write each failure into this operations store as it is decided (an "
+        "SQLite file or a postgresql:// URL, created if new; docs/worklist.md)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -86,6 +93,13 @@ def main(args: argparse.Namespace) -> int:
     readers = read_inputs(args)
     out_dir = Path(args.out)
     progress = None if args.quiet else stderr_progress
+    files: Sink = FileSink(out_dir)
+    store_sink = None
+    if args.store:
+        from streams.store.sink import StoreSink
+        from streams.store.store import open_store
+
+        files = store_sink = StoreSink(files, open_store(args.store, create=True))
 
     if args.batch:
         if args.metrics_port is not None:
@@ -94,10 +108,10 @@ def main(args: argparse.Namespace) -> int:
 
         everything = chain.from_iterable(readers)
         summary = run_batch(
-            everything, settings, FileSink(out_dir), as_of, allowed_lateness=lateness
+            everything, settings, files, as_of, allowed_lateness=lateness
         )
     else:
-        runner = Runner(settings, FileSink(out_dir), allowed_lateness=lateness)
+        runner = Runner(settings, files, allowed_lateness=lateness)
         if args.metrics_port is not None:
             metrics = _serve_metrics(runner, args.metrics_port)
             runner.on_reject = lambda r: metrics.count_rejected(r.kind)
@@ -118,6 +132,9 @@ def main(args: argparse.Namespace) -> int:
             "so the run is as of that time",
             file=sys.stderr,
         )
+    if store_sink is not None:
+        store_sink.store.close()
+        print(f"Store: {store_sink.counts.text()}")
     for gap in feed_gaps(summary, settings.detectors):
         print(f"carewatch: warning: {gap}", file=sys.stderr)
     if summary.rejected and not args.quiet:
