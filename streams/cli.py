@@ -39,7 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "publish": ("streams.commands.publish", "publish event files to the Kafka events topic"),
     "worker": ("streams.commands.worker", "run a Kafka worker (faust) with the detectors"),
     "tail": ("streams.commands.tail", "follow the failures, outcomes or rejected topic"),
-    "store": ("streams.commands.store", "the operations store: create or upgrade it, load failures"),
+    "store": (
+        "streams.commands.store",
+        "the operations store: create or upgrade it, load failures",
+    ),
     "users": ("streams.commands.users", "local accounts of the worklist (carewatch serve)"),
     "serve": ("streams.commands.serve", "the worklist web app over an operations store"),
 }

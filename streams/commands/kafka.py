@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the sink's consumer group (default: the application id + '-store-sink')",
     )
     sink.add_argument(
+        "--batch",
+        metavar="N",
+        type=int,
+        default=5000,
+        help="records written per transaction, at most (default: %(default)s)",
+    )
+    sink.add_argument(
         "--idle-exit",
         metavar="SECONDS",
         type=float,
@@ -63,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     if args.action == "sink":
         from streams.store.kafka_sink import run_sink
 
-        return run_sink(config, args.store, args.sink_group, args.idle_exit)
+        return run_sink(config, args.store, args.sink_group, args.idle_exit, args.batch)
     if args.action == "init":
         from streams.kafka.admin import create_topics
 

@@ -107,9 +107,7 @@ def main(args: argparse.Namespace) -> int:
         from streams.batch import run_batch
 
         everything = chain.from_iterable(readers)
-        summary = run_batch(
-            everything, settings, files, as_of, allowed_lateness=lateness
-        )
+        summary = run_batch(everything, settings, files, as_of, allowed_lateness=lateness)
     else:
         runner = Runner(settings, files, allowed_lateness=lateness)
         if args.metrics_port is not None:

@@ -29,7 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("CAREWATCH_STORE"),
         help="the store: an SQLite file or a postgresql:// URL (default: $CAREWATCH_STORE)",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
     p.add_argument("--port", type=port, default=8080, help="port (default: %(default)s)")
     p.add_argument(
         "--timezone",
@@ -76,7 +78,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         zone = ZoneInfo(args.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"unknown time zone {args.timezone!r} (an IANA name such as Europe/London)") from None
+        raise ConfigError(
+            f"unknown time zone {args.timezone!r} (an IANA name such as Europe/London)"
+        ) from None
     store = open_store(args.store)
     settings = WebSettings(
         zone=zone,

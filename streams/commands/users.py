@@ -44,9 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add.add_argument("name", metavar="NAME")
     add.add_argument("--role", choices=ROLES, required=True, help="what the account may do")
-    add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from stdin"
-    )
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument(
         "--no-password",
         action="store_true",

@@ -6,7 +6,7 @@ import signal
 import sys
 from types import FrameType
 
-from detectors.errors import RuntimeFault
+from detectors.errors import ConfigError, RuntimeFault
 from streams.kafka.config import KafkaConfig
 from streams.store.db import describe_url
 from streams.store.sink import KafkaStoreSink
@@ -16,11 +16,17 @@ __all__ = ["run_sink"]
 
 
 def run_sink(
-    config: KafkaConfig, store_url: str, group: str | None, idle_exit: float | None
+    config: KafkaConfig,
+    store_url: str,
+    group: str | None,
+    idle_exit: float | None,
+    batch: int = 5000,
 ) -> int:
     """Consume ``config.topics.failures`` into the store at ``store_url`` in consumer
     group ``group`` (default: the application id + ``-store-sink``) until SIGTERM/SIGINT,
-    or ``idle_exit`` seconds without a record."""
+    or ``idle_exit`` seconds without a record; at most ``batch`` records a transaction."""
+    if batch < 1:
+        raise ConfigError("--batch must be at least 1")
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
@@ -33,7 +39,7 @@ def run_sink(
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             isolation_level="read_committed",
-            max_poll_records=5000,
+            max_poll_records=batch,
             fetch_max_bytes=64 << 20,
             **config.kafka_python_kwargs(),
         )
@@ -54,7 +60,7 @@ def run_sink(
         file=sys.stderr,
         flush=True,
     )
-    sink = KafkaStoreSink(consumer, store)
+    sink = KafkaStoreSink(consumer, store, batch=batch)
     try:
         counts = sink.run(stop=lambda: stopping, idle_exit=idle_exit)
     finally:

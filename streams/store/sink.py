@@ -177,12 +177,14 @@ class KafkaStoreSink:
     def run(
         self, *, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None
     ) -> SinkCounts:
-        """Poll until ``stop()`` (or ``idle_exit`` seconds without a record)."""
+        """Poll until ``stop()`` (or ``idle_exit`` seconds without a record once
+        partitions are assigned: joining a group can wait for a crashed member's session
+        to time out, and that is not idleness)."""
         last_record = last_report = time.monotonic()
         while not stop():
             got = self.poll_once()
             now = time.monotonic()
-            if got:
+            if got or not self.consumer.assignment():
                 last_record = now
             elif idle_exit is not None and now - last_record >= idle_exit:
                 break
