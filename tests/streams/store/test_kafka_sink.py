@@ -69,7 +69,7 @@ def start_sink(setup: Setup, store: str, group: str, *more: str) -> subprocess.P
 
 
 def finish(proc: subprocess.Popen[bytes]) -> str:
-    out, err = proc.communicate(timeout=300)
+    _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
     return err.decode()
 
