@@ -97,7 +97,7 @@ class WorklistPage:
 
 _LIST_COLUMNS = (
     "failure_id, detector, status, patient, appointment, order_ref, encounter, site, "
-    "specialty, clinic, opened_at, due_at, detected_at, summary, state, assignee, "
+    "specialty, clinic, opened_at, due_at, closed_at, detected_at, summary, state, assignee, "
     "resolution, version, changed_by, changed_at"
 )
 _NAMES = [c.strip() for c in _LIST_COLUMNS.split(",")]
