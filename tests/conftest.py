@@ -58,13 +58,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The compiled pass runs the tests that need no broker: kafka-marked ones are left
-    to the first pass, whatever ``-m`` says."""
+    to the first pass, whatever ``-m`` says; so are the PostgreSQL and browser ones (the
+    store and the web app are not compiled)."""
     if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
         return
-    kafka = [item for item in items if item.get_closest_marker("kafka") is not None]
-    if kafka:
-        config.hook.pytest_deselected(items=kafka)
-        items[:] = [item for item in items if item.get_closest_marker("kafka") is None]
+
+    def first_pass_only(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(m) is not None for m in ("kafka", "postgres", "browser"))
+
+    left = [item for item in items if first_pass_only(item)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if not first_pass_only(item)]
 
 
 def broker_env() -> dict[str, str]:
@@ -146,7 +151,7 @@ def postgres_server() -> Iterator[str]:
         subprocess.run([str(PG_DB), "stop"], env=pg_env(), capture_output=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty store URL: an SQLite file, or a schema of its own on the test PostgreSQL
     (the tests of both databases are the same tests)."""
