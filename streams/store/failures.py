@@ -143,27 +143,56 @@ class UpsertResult:
     auto_closed: int = 0
 
 
-_INSERT_HISTORY = (
-    "INSERT INTO failure_history (failure_id, status, detected_at, received_at, record) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (failure_id, status) DO NOTHING"
+_HISTORY_COLUMNS = ("failure_id", "status", "detected_at", "received_at", "record")
+_HISTORY_TYPES = ("text", "text", "float8", "float8", "text")
+_COLUMNS = (
+    "failure_id", "detector", "status", "status_rank", "patient", "appointment", "order_ref",
+    "encounter", "site", "specialty", "clinic", "opened_at", "due_at", "closed_at",
+    "detected_at", "summary", "record", "state", "version", "received_at",
+)  # fmt: skip
+_TYPES = (
+    ("text",) * 3
+    + ("int4",)
+    + ("text",) * 7
+    + ("float8",) * 4
+    + ("text",) * 3
+    + (
+        "int4",
+        "float8",
+    )
 )
-_UPSERT = """INSERT INTO failures (failure_id, detector, status, status_rank, patient,
-    appointment, order_ref, encounter, site, specialty, clinic, opened_at, due_at,
-    closed_at, detected_at, summary, record, state, version, received_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'open', 1, ?)
-    ON CONFLICT (failure_id) DO UPDATE SET
+_ON_CONFLICT = """ON CONFLICT (failure_id) DO UPDATE SET
         status = excluded.status, status_rank = excluded.status_rank,
         closed_at = excluded.closed_at, detected_at = excluded.detected_at,
         summary = excluded.summary, record = excluded.record,
         version = failures.version + 1, received_at = excluded.received_at
-    WHERE excluded.status_rank > failures.status_rank"""
+    WHERE excluded.status_rank > failures.status_rank
+    RETURNING version"""
+_CHUNK = 500  # rows per statement on SQLite: 20 values each, under its variable limit
+
+
+def _rows_source(
+    conn: Connection, columns: Sequence[str], types: Sequence[str], rows: list[tuple[Any, ...]]
+) -> tuple[str, list[Any]]:
+    """``VALUES (...), (...)`` on SQLite; ``SELECT * FROM unnest(arrays)`` on PostgreSQL,
+    one parameter per column whatever the row count (a statement psycopg parses once)."""
+    if conn.dialect == "postgresql":
+        arrays = ", ".join(f"?:b::{t}[]" for t in types)
+        return f"SELECT * FROM unnest({arrays})", [list(col) for col in zip(*rows, strict=True)]
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    return "VALUES " + ", ".join([one] * len(rows)), [v for row in rows for v in row]
+
+
+def _chunks(conn: Connection, rows: list[Any]) -> list[list[Any]]:
+    size = 5000 if conn.dialect == "postgresql" else _CHUNK
+    return [rows[i : i + size] for i in range(0, len(rows), size)]
 
 
 def upsert_rows(conn: Connection, rows: Sequence[FailureRow], now: float) -> UpsertResult:
     """Write ``rows`` inside the caller's transaction; idempotent, order-independent.
 
-    Rows are written in ``failure_id`` order, so two writers lock rows in the same order
-    (no deadlock between two sinks on PostgreSQL).
+    Set-based statements, rows in ``failure_id`` order, so two writers lock rows in the
+    same order (no deadlock between two sinks on PostgreSQL).
     """
     latest: dict[str, FailureRow] = {}
     for row in rows:
@@ -171,64 +200,39 @@ def upsert_rows(conn: Connection, rows: Sequence[FailureRow], now: float) -> Ups
         if seen is None or row.rank > seen.rank:
             latest[row.failure_id] = row
     history = sorted(
-        {(r.failure_id, r.status): r for r in rows}.values(),
-        key=lambda r: (r.failure_id, r.status),
-    )
-    conn.executemany(
-        _INSERT_HISTORY,
-        [(r.failure_id, r.status, r.detected_at, now, r.record) for r in history],
-    )
+        {(r.failure_id, r.status): (r.failure_id, r.status, r.detected_at, now, r.record)
+         for r in rows}.values()
+    )  # fmt: skip
+    for chunk in _chunks(conn, history):
+        source, params = _rows_source(conn, _HISTORY_COLUMNS, _HISTORY_TYPES, chunk)
+        conn.execute(
+            f"INSERT INTO failure_history ({', '.join(_HISTORY_COLUMNS)}) {source} "
+            "ON CONFLICT (failure_id, status) DO NOTHING",
+            params,
+        )
     ids = sorted(latest)
-    before = _versions(conn, ids)
-    conn.executemany(
-        _UPSERT,
-        [
-            (
-                r.failure_id,
-                r.detector,
-                r.status,
-                r.rank,
-                r.patient,
-                r.appointment,
-                r.order_ref,
-                r.encounter,
-                r.site,
-                r.specialty,
-                r.clinic,
-                r.opened_at,
-                r.due_at,
-                r.closed_at,
-                r.detected_at,
-                r.summary,
-                r.record,
-                now,
-            )
-            for r in (latest[i] for i in ids)
-        ],
-    )
-    after = _versions(conn, ids)
+    values = [
+        (
+            r.failure_id, r.detector, r.status, r.rank, r.patient, r.appointment, r.order_ref,
+            r.encounter, r.site, r.specialty, r.clinic, r.opened_at, r.due_at, r.closed_at,
+            r.detected_at, r.summary, r.record, "open", 1, now,
+        )
+        for r in (latest[i] for i in ids)
+    ]  # fmt: skip
     result = UpsertResult()
-    for fid in ids:
-        if fid not in before:
-            result.new += 1
-        elif after.get(fid) != before[fid]:
-            result.amended += 1
-        else:
-            result.unchanged += 1
+    for chunk in _chunks(conn, values):
+        source, params = _rows_source(conn, _COLUMNS, _TYPES, chunk)
+        written = conn.all(
+            f"INSERT INTO failures ({', '.join(_COLUMNS)}) {source} {_ON_CONFLICT}",
+            params,
+        )
+        # a new row comes back at version 1, an amended one higher; a repeat not at all
+        new = sum(1 for (version,) in written if version == 1)
+        result.new += new
+        result.amended += len(written) - new
+        result.unchanged += len(chunk) - len(written)
     result.auto_closed = auto_close(conn, ids, now)
     return result
-
-
-def _versions(conn: Connection, ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        for fid, version in conn.all(
-            f"SELECT failure_id, version FROM failures WHERE failure_id IN ({marks})", chunk
-        ):
-            found[fid] = version
-    return found
 
 
 def auto_close(conn: Connection, ids: list[str], now: float) -> int:
@@ -236,35 +240,29 @@ def auto_close(conn: Connection, ids: list[str], now: float) -> int:
     person has resolved: withdrawn ones, and late ones that were missed before. One that
     Carewatch itself closed as late and then withdrew gets the newer reason."""
     closed = 0
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
         marks = ", ".join("?" * len(chunk))
-        candidates = conn.all(
-            f"""SELECT f.failure_id, f.status FROM failures f
-            WHERE f.failure_id IN ({marks})
-              AND (f.state = 'open' OR f.resolution LIKE 'carewatch-%')
-              AND COALESCE(f.auto_closed, '') <> f.status
-              AND (f.status = 'withdrawn' OR (f.status = 'late' AND EXISTS (
+        done = conn.all(
+            f"""UPDATE failures SET state = 'resolved', resolution = 'carewatch-' || status,
+                auto_closed = status, version = version + 1, changed_by = ?, changed_at = ?
+            WHERE failure_id IN ({marks})
+              AND (state = 'open' OR resolution LIKE 'carewatch-%')
+              AND COALESCE(auto_closed, '') <> status
+              AND (status = 'withdrawn' OR (status = 'late' AND EXISTS (
                     SELECT 1 FROM failure_history h
-                    WHERE h.failure_id = f.failure_id AND h.status = 'missed')))
-            ORDER BY f.failure_id""",
-            chunk,
+                    WHERE h.failure_id = failures.failure_id AND h.status = 'missed')))
+            RETURNING failure_id, status""",
+            [CAREWATCH, now, *chunk],
         )
-        for fid, status in candidates:
-            reason = f"carewatch-{status}"
-            cur = conn.execute(
-                """UPDATE failures SET state = 'resolved', resolution = ?, auto_closed = ?,
-                    version = version + 1, changed_by = ?, changed_at = ?
-                WHERE failure_id = ? AND (state = 'open' OR resolution LIKE 'carewatch-%')
-                  AND status = ?
-                  AND COALESCE(auto_closed, '') <> ?""",
-                (reason, status, CAREWATCH, now, fid, status, status),
+        if done:
+            actions = sorted((fid, now, CAREWATCH, "auto-close", f"carewatch-{status}")
+                             for fid, status in done)  # fmt: skip
+            one = "(?, ?, ?, ?, ?)"
+            conn.execute(
+                "INSERT INTO actions (failure_id, at, actor, kind, reason) VALUES "
+                + ", ".join([one] * len(actions)),
+                [v for a in actions for v in a],
             )
-            if cur.rowcount == 1:
-                conn.execute(
-                    "INSERT INTO actions (failure_id, at, actor, kind, reason) "
-                    "VALUES (?, ?, ?, 'auto-close', ?)",
-                    (fid, now, CAREWATCH, reason),
-                )
-                closed += 1
+            closed += len(done)
     return closed
