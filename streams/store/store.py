@@ -172,7 +172,8 @@ class Store:
             page = max(1, min(q.page, pages))
             rows = conn.all(
                 f"SELECT {_LIST_COLUMNS} FROM failures{where} "
-                "ORDER BY CASE WHEN due_at IS NULL THEN 1 ELSE 0 END, due_at, failure_id "
+                # NULLS LAST, not a CASE: the (.., state, due_at) indexes give the order
+                "ORDER BY due_at NULLS LAST, failure_id "
                 "LIMIT ? OFFSET ?",
                 [*params, per, (page - 1) * per],
             )

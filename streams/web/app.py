@@ -69,6 +69,8 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
         refresh=settings.refresh_seconds,
     )
 
+    options_cache = _Cached(store.options, seconds=60.0)
+
     def page(template: str, status: int = 200, **context: Any) -> Response:
         html = env.get_template(template).render(**context)
         return harden(HTMLResponse(html, status_code=status))
@@ -164,7 +166,7 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
             per_page=min(200, _int(p.get("per_page"), 50)),
         )
         result = await run_in_threadpool(store.worklist, q)
-        options = await run_in_threadpool(store.options)
+        options = await options_cache.get()
         if q.q:
             await run_in_threadpool(
                 store.audit, me.user.name, "search", None, f"{result.total} found"
@@ -280,6 +282,23 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
     app = Starlette(routes=routes)
 
     return AccessLog(app)
+
+
+class _Cached:
+    """The last answer of ``fetch`` for ``seconds``: the filter choices scan the whole
+    table, and a new site or clinic may take a minute to appear in them."""
+
+    def __init__(self, fetch: Callable[[], Any], seconds: float) -> None:
+        self.fetch = fetch
+        self.seconds = seconds
+        self.value: Any = None
+        self.at = -float("inf")
+
+    async def get(self) -> Any:
+        if time.monotonic() - self.at > self.seconds:
+            self.value = await run_in_threadpool(self.fetch)
+            self.at = time.monotonic()
+        return self.value
 
 
 class AccessLog:

@@ -148,3 +148,42 @@ def test_two_sinks_at_once_in_one_group_and_in_two(
     for proc in procs:
         finish(proc)
     assert stored(store_url) == latest
+
+
+def test_a_running_sink_rides_out_a_broker_restart(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    from tests.conftest import BROKER, broker_env
+
+    status = subprocess.run(
+        [str(BROKER), "status"], env=broker_env(), capture_output=True, text=True
+    )
+    assert status.stdout.startswith(f"running {kafka_bootstrap} "), (
+        f"this test restarts the broker at {kafka_bootstrap} with deploy/kafka/broker, which "
+        f"manages another: {status.stdout.strip()!r}; point CAREWATCH_TEST_KAFKA_PORT / "
+        "_STATE_DIR at the broker under test"
+    )
+    setup = Setup(kafka_bootstrap, tmp_path, partitions=3)
+    store_url = str(tmp_path / "restart.db")
+    setup.cli("store", "init", store_url)
+    records, latest = history()
+    half = len(records) // 2
+
+    def produce(part: list[tuple[str, bytes]]) -> None:
+        producer = setup.producer()
+        for key, value in part:
+            producer.send(setup.topics["failures"], key=key.encode(), value=value)
+        producer.flush()
+        producer.close()
+
+    produce(records[:half])
+    proc = start_sink(setup, store_url, "sink-r", "--batch", "200")
+    setup.wait_for("the first rows", lambda: count(store_url) > 0, 120, 0.2)
+    out = subprocess.run([str(BROKER), "restart"], env=broker_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    produce(records[half:])
+    setup.wait_for("every failure", lambda: stored(store_url) == latest, 240, 1.0)
+    assert proc.poll() is None  # it rode out the restart
+    proc.send_signal(signal.SIGTERM)
+    err = finish(proc)
+    assert "store sink stopped" in err
