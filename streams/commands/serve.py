@@ -81,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"unknown time zone {args.timezone!r} (an IANA name such as Europe/London)"
         ) from None
+    _check_port(args.host, args.port)
     store = open_store(args.store)
     settings = WebSettings(
         zone=zone,
@@ -96,3 +97,22 @@ def main(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _check_port(host: str, number: int) -> None:
+    """Say clearly that the address is taken, before uvicorn says it in a log line."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, number, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror}") from None
+    family, kind, _, _, address = infos[0]
+    with socket.socket(family, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {host}:{number}: {exc.strerror}; pick another --port"
+            ) from None
