@@ -177,10 +177,9 @@ def sink_rate(url: str, bootstrap: str, lines: list[bytes], keep: bool) -> float
         consumer.poll(timeout_ms=200, max_records=1)
         consumer.seek_to_beginning()
     started = time.perf_counter()
-    done = 0
-    while done < len(lines):
-        done += sink.poll_once(timeout=5.0)
+    counts = sink.run(stop=lambda: sink.counts.records >= len(lines))
     seconds = time.perf_counter() - started
+    done = counts.records
     consumer.close()
     store.close()
     if not keep:

@@ -240,20 +240,22 @@ def auto_close(conn: Connection, ids: list[str], now: float) -> int:
     person has resolved: withdrawn ones, and late ones that were missed before. One that
     Carewatch itself closed as late and then withdrew gets the newer reason."""
     closed = 0
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
+    for chunk in _chunks(conn, ids):
+        if conn.dialect == "postgresql":
+            which, params = "= ANY(?:b::text[])", [chunk]
+        else:
+            which, params = f"IN ({', '.join('?' * len(chunk))})", list(chunk)
         done = conn.all(
             f"""UPDATE failures SET state = 'resolved', resolution = 'carewatch-' || status,
                 auto_closed = status, version = version + 1, changed_by = ?, changed_at = ?
-            WHERE failure_id IN ({marks})
+            WHERE failure_id {which}
               AND (state = 'open' OR resolution LIKE 'carewatch-%')
               AND COALESCE(auto_closed, '') <> status
               AND (status = 'withdrawn' OR (status = 'late' AND EXISTS (
                     SELECT 1 FROM failure_history h
                     WHERE h.failure_id = failures.failure_id AND h.status = 'missed')))
             RETURNING failure_id, status""",
-            [CAREWATCH, now, *chunk],
+            [CAREWATCH, now, *params],
         )
         if done:
             actions = sorted((fid, now, CAREWATCH, "auto-close", f"carewatch-{status}")

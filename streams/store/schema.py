@@ -50,6 +50,9 @@ _V1 = [
     "CREATE INDEX failures_detector ON failures (detector, state, due_at)",
     "CREATE INDEX failures_site ON failures (site, state, due_at)",
     "CREATE INDEX failures_assignee ON failures (assignee, state)",
+    # the worklist's counts per detector: index-only scans of the open failures alone
+    "CREATE INDEX failures_open_detector ON failures (detector) WHERE state = 'open'",
+    "CREATE INDEX failures_open_site ON failures (site, detector) WHERE state = 'open'",
     "CREATE INDEX failures_patient ON failures (patient)",
     "CREATE INDEX failures_appointment ON failures (appointment)",
     "CREATE INDEX failures_order ON failures (order_ref)",

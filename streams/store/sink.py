@@ -122,12 +122,24 @@ def load_failures(
     return counts
 
 
+@dataclass
+class _Batch:
+    """Rows read from Kafka, and the offsets to commit once they are in the store."""
+
+    rows: list[FailureRow]
+    read: int
+    offsets: dict[Any, int]
+
+
 class KafkaStoreSink:
     """Consumes the failures topic into the store, at least once, idempotently.
 
     ``consumer`` is a ``kafka.KafkaConsumer`` subscribed to the topic with auto-commit
-    off. ``report`` gets a line now and then (every ``every`` seconds) and for every
-    record that is not a failure record (topic, partition and offset, never its content).
+    off. Each batch's offsets are committed (exactly those, not the consumer's position)
+    only after the store committed the batch; while a batch is written (in a thread of
+    its own), the next one is read. ``report`` gets a line now and then (every ``every``
+    seconds) and one for every record that is not a failure record (topic, partition and
+    offset, never its content).
     """
 
     def __init__(
@@ -146,11 +158,10 @@ class KafkaStoreSink:
         self.every = every
         self.counts = SinkCounts()
 
-    def poll_once(self, timeout: float = 1.0) -> int:
-        """Read what is there (up to ``batch`` records), write it, commit the offsets.
-        Returns the number of records read."""
+    def _read(self, timeout: float) -> _Batch:
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=self.batch)
         rows: list[FailureRow] = []
+        offsets: dict[Any, int] = {}
         n = 0
         for tp, messages in polled.items():
             for msg in messages:
@@ -163,32 +174,69 @@ class KafkaStoreSink:
                         f"carewatch: {tp.topic}[{tp.partition}]@{msg.offset}: "
                         f"not a failure record, skipped: {exc}"
                     )
-        if not n:
-            return 0
+            if messages:
+                offsets[tp] = messages[-1].offset + 1
+        return _Batch(rows, n, offsets)
+
+    def _write(self, batch: _Batch) -> UpsertResult:
         try:
-            result = self.store.upsert(rows)
+            return self.store.upsert(batch.rows)
         except Exception as exc:
             # the offsets stay uncommitted: the batch is read again after a restart
             raise RuntimeFault(f"writing into the store failed: {exc}") from None
-        self.counts.add(result, len(rows))
-        self.consumer.commit()
-        return n
+
+    def _commit(self, batch: _Batch, result: UpsertResult) -> None:
+        from kafka.errors import CommitFailedError
+        from kafka.structs import OffsetAndMetadata
+
+        self.counts.add(result, len(batch.rows))
+        if not batch.offsets:
+            return
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in batch.offsets.items()}
+            )
+        except CommitFailedError:
+            # the partitions moved to another sink meanwhile: it reads these records
+            # again, and writing them again changes nothing
+            self.report("carewatch: store sink: a rebalance came first; records will be re-read")
+
+    def poll_once(self, timeout: float = 1.0) -> int:
+        """Read what is there (up to ``batch`` records), write it, commit its offsets.
+        Returns the number of records read."""
+        batch = self._read(timeout)
+        if batch.read:
+            self._commit(batch, self._write(batch))
+        return batch.read
 
     def run(
         self, *, stop: Callable[[], bool] = lambda: False, idle_exit: float | None = None
     ) -> SinkCounts:
         """Poll until ``stop()`` (or ``idle_exit`` seconds without a record once
         partitions are assigned: joining a group can wait for a crashed member's session
-        to time out, and that is not idleness)."""
+        to time out, and that is not idleness). Reading overlaps writing."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         last_record = last_report = time.monotonic()
-        while not stop():
-            got = self.poll_once()
-            now = time.monotonic()
-            if got or not self.consumer.assignment():
-                last_record = now
-            elif idle_exit is not None and now - last_record >= idle_exit:
-                break
-            if now - last_report >= self.every:
-                self.report(f"carewatch: store sink: {self.counts.text()}")
-                last_report = now
+        pending: tuple[_Batch, Future[UpsertResult]] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as writer:
+            try:
+                while not stop():
+                    batch = self._read(0.05 if pending else 1.0)
+                    if pending is not None and (batch.read or pending[1].done()):
+                        self._commit(pending[0], pending[1].result())
+                        pending = None
+                    if batch.read:
+                        pending = (batch, writer.submit(self._write, batch))
+                    now = time.monotonic()
+                    if batch.read or pending is not None or not self.consumer.assignment():
+                        last_record = now
+                    elif idle_exit is not None and now - last_record >= idle_exit:
+                        break
+                    if now - last_report >= self.every:
+                        self.report(f"carewatch: store sink: {self.counts.text()}")
+                        last_report = now
+            finally:
+                if pending is not None:
+                    self._commit(pending[0], pending[1].result())
         return self.counts

@@ -22,7 +22,7 @@ from tests.streams.store.support import line, record
 
 pytestmark = pytest.mark.kafka
 
-N = 3000
+N = 1500
 
 
 def history() -> tuple[list[tuple[str, bytes]], dict[str, str]]:
@@ -150,9 +150,7 @@ def test_two_sinks_at_once_in_one_group_and_in_two(
     assert stored(store_url) == latest
 
 
-def test_a_running_sink_rides_out_a_broker_restart(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def test_a_running_sink_rides_out_a_broker_restart(kafka_bootstrap: str, tmp_path: Path) -> None:
     from tests.conftest import BROKER, broker_env
 
     status = subprocess.run(

@@ -34,9 +34,7 @@ def test_bad_settings_are_one_line_errors(
     assert "carewatch store init" in capsys.readouterr().err
 
 
-def test_a_port_in_use_is_said_plainly(
-    store_file: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_port_in_use_is_said_plainly(store_file: str, capsys: pytest.CaptureFixture[str]) -> None:
     port = int(os.environ.get("CAREWATCH_TEST_WEB_PORT", "28080")) + 1
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", port))
