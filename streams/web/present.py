@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 __all__ = ["Presenter"]
@@ -48,11 +49,12 @@ class Presenter:
     def sentence(self, summary: str) -> str:
         """A summary sentence with its UTC times moved into the site's zone."""
 
-        def local(m: re.Match[str]) -> str:
-            moment = datetime.strptime(f"{m[1]} {m[2]}:{m[3]}", "%a %d %b %Y %H:%M")
-            return self.time(moment.replace(tzinfo=UTC).timestamp())
+        return _UTC_WORDS.sub(lambda m: self._local_words(m[0]), summary)
 
-        return _UTC_WORDS.sub(local, summary)
+    @lru_cache(maxsize=4096)  # noqa: B019  # one presenter per app, a few thousand times
+    def _local_words(self, utc_words: str) -> str:
+        moment = datetime.strptime(utc_words, "%a %d %b %Y %H:%M UTC")
+        return self.time(moment.replace(tzinfo=UTC).timestamp())
 
     @staticmethod
     def duration(seconds: float | None) -> str:
