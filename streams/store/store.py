@@ -307,10 +307,16 @@ class Store:
             )
             if row is None:
                 raise ConfigError("no such failure")
+            if row[0] == version:  # (a stale version is a Conflict, below)
+                if kind in ("take", "assign", "resolve") and row[1] != "open":
+                    raise ConfigError("it is resolved already; reopen it first")
+                if kind == "reopen" and row[1] == "open":
+                    raise ConfigError("it is open already")
             if kind == "assign" and not conn.one(
-                "SELECT 1 FROM users WHERE name = ? AND active = 1", (assignee,)
+                "SELECT 1 FROM users WHERE name = ? AND active = 1 AND role <> 'viewer'",
+                (assignee,),
             ):
-                raise ConfigError(f"no active user called {assignee!r}")
+                raise ConfigError(f"no coordinator called {assignee!r}")
             sets = {"take": "assignee = ?", "assign": "assignee = ?", "note": "",
                     "resolve": "state = 'resolved', resolution = ?",
                     "reopen": "state = 'open', resolution = NULL"}[kind]  # fmt: skip

@@ -244,11 +244,17 @@ def test_a_viewer_cannot_act_and_other_needs_a_note(store: Store) -> None:
         store.act(vic, "f000001", "take", 1)
     with pytest.raises(ConfigError, match="needs a note"):
         store.act(ann, "f000001", "resolve", 1, reason="other")
-    with pytest.raises(ConfigError, match="no active user"):
+    with pytest.raises(ConfigError, match="no coordinator"):
         store.act(ann, "f000001", "assign", 1, assignee="nobody")
+    with pytest.raises(ConfigError, match="no coordinator"):
+        store.act(ann, "f000001", "assign", 1, assignee="vic")  # a viewer
+    with pytest.raises(ConfigError, match="open already"):
+        store.act(ann, "f000001", "reopen", 1)
     v = store.act(ann, "f000001", "assign", 1, assignee="bob")
     v = store.act(ann, "f000001", "note", v, note="left a voicemail")
     store.act(ann, "f000001", "resolve", v, reason="other", note="wrote to the GP")
+    with pytest.raises(ConfigError, match="resolved already"):
+        store.act(ann, "f000001", "take", v + 1)
     f = store.failure("f000001")
     assert f is not None
     assert [(a["kind"], a["assignee"], a["reason"]) for a in f["actions"]] == [
