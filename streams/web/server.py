@@ -31,4 +31,6 @@ def serve(app: ASGIApp, host: str, port: int, cert: str | None, key: str | None)
         ssl_certfile=cert,
         ssl_keyfile=key,
         log_level="warning",
+        # on SIGTERM, wait this long (seconds) for open connections, then close them
+        timeout_graceful_shutdown=5,
     )
