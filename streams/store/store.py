@@ -344,8 +344,9 @@ class Store:
 
     # --- accounts ------------------------------------------------------------------------
 
-    def add_user(self, name: str, role: str, password: str | None) -> None:
-        """Create (or update the role and password of) a local account."""
+    def add_user(self, name: str, role: str, password: str | None, by: str = "cli") -> None:
+        """Create (or update the role and password of) a local account; ``by`` is who
+        did it, for the audit trail (``cli`` from the command line)."""
         if role not in ROLES:
             raise ConfigError(f"role must be one of {', '.join(ROLES)}")
         name = name.strip()
@@ -361,18 +362,18 @@ class Store:
                 "password_hash = COALESCE(excluded.password_hash, users.password_hash), active = 1",
                 (name, role, hashed, now),
             )
-            _audit(conn, now, "cli", "user-set", None, f"{name} as {role}")
+            _audit(conn, now, by, "user-set", None, f"{name} as {role}")
 
         self._retry(work)
 
-    def disable_user(self, name: str) -> bool:
+    def disable_user(self, name: str, by: str = "cli") -> bool:
         """Stop an account signing in (its history stays); True if it existed."""
         now = self.clock()
 
         def work(conn: Any) -> bool:
             cur = conn.execute("UPDATE users SET active = 0 WHERE name = ?", (name,))
             conn.execute("DELETE FROM web_sessions WHERE user_name = ?", (name,))
-            _audit(conn, now, "cli", "user-disable", None, name)
+            _audit(conn, now, by, "user-disable", None, name)
             return bool(cur.rowcount)
 
         result: bool = self._retry(work)

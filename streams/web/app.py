@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from detectors.errors import ConfigError
-from streams.store import RESOLUTIONS, Conflict, Forbidden, Store, WorklistQuery
+from streams.store import RESOLUTIONS, ROLES, Conflict, Forbidden, Store, WorklistQuery
 from streams.store.store import AUTO_RESOLUTIONS
 from streams.web.present import ACTION_WORDS, STATUS_WORDS, Presenter
 from streams.web.security import (
@@ -267,6 +267,31 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
         response.headers["Content-Disposition"] = 'attachment; filename="carewatch-audit.csv"'
         return response
 
+    async def users_page(
+        request: Request, me: Visitor, message: str = "", status: int = 200
+    ) -> Response:
+        users = await run_in_threadpool(store.users)
+        return page("users.html", status, me=me, users=users, message=message, roles=ROLES)
+
+    async def users_change(request: Request, me: Visitor) -> Response:
+        form = await request.form()
+        name = str(form.get("name", "")).strip()
+        try:
+            if form.get("do") == "disable":
+                if name == me.user.name:
+                    raise ConfigError("you cannot disable your own account")
+                if not await run_in_threadpool(store.disable_user, name, me.user.name):
+                    raise ConfigError(f"no account called {name!r}")
+                done = f"{name} disabled"
+            else:
+                role = str(form.get("role", ""))
+                password = str(form.get("password", "")) or None
+                await run_in_threadpool(store.add_user, name, role, password, me.user.name)
+                done = f"{name}: {role}"
+        except ConfigError as exc:
+            return await users_page(request, me, message=f"Not saved: {exc}.", status=400)
+        return await users_page(request, me, message=f"Saved: {done}.")
+
     routes = [
         Route("/signin", signin_form, methods=["GET"]),
         Route("/signin", signin, methods=["POST"]),
@@ -277,6 +302,8 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
         Route("/feedback", signed_in(feedback), methods=["GET"]),
         Route("/audit", signed_in(audit, "admin"), methods=["GET"]),
         Route("/audit.csv", signed_in(audit_csv, "admin"), methods=["GET"]),
+        Route("/users", signed_in(users_page, "admin"), methods=["GET"]),
+        Route("/users", signed_in(users_change, "admin"), methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

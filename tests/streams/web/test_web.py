@@ -230,3 +230,31 @@ def test_sign_out_ends_the_session(store: Store) -> None:
     csrf = sign_in(c, "ann")
     assert c.post("/signout", data={"csrf": csrf}).status_code == 303
     assert c.get("/").status_code == 303
+
+
+def test_admins_manage_accounts_on_a_page_others_may_not_open(store: Store) -> None:
+    ann = client(store)
+    csrf = sign_in(ann, "ann")
+    assert ann.get("/users").status_code == 403
+    r = ann.post("/users", data={"name": "eve", "role": "admin", "csrf": csrf})
+    assert r.status_code == 403 and store.user("eve") is None
+    admin = client(store)
+    csrf = sign_in(admin, "ada")
+    page = admin.post(
+        "/users",
+        data={"name": "eve", "role": "viewer", "password": "eve's long password", "csrf": csrf},
+    )
+    assert page.status_code == 200 and "Saved: eve: viewer" in page.text
+    assert store.sign_in("eve", "eve's long password")[0]
+    short = admin.post(
+        "/users", data={"name": "fay", "role": "viewer", "password": "short", "csrf": csrf}
+    )
+    assert short.status_code == 400 and "at least 10" in short.text
+    admin.post("/users", data={"name": "eve", "do": "disable", "csrf": csrf})
+    assert store.user("eve") is None
+    assert (
+        admin.post("/users", data={"name": "ada", "do": "disable", "csrf": csrf}).status_code == 400
+    )
+    assert admin.post("/users", data={"name": "bob", "role": "admin"}).status_code == 403  # no CSRF
+    actions = [(r["actor"], r["action"], r["detail"]) for r in store.audit_rows(limit=3)]
+    assert ("ada", "user-disable", "eve") in actions
