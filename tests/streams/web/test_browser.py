@@ -81,38 +81,47 @@ def test_sign_in_filter_open_resolve_and_see_the_audit_row(
     server: str, browser: object, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     d = browser
     d.get(server + "/")  # type: ignore[attr-defined]
     find = d.find_element  # type: ignore[attr-defined]
+
+    def go(element: object) -> None:
+        """Click something that loads a new page, and wait until it has replaced this
+        one (a click returns before the browser navigates)."""
+        old = find(By.TAG_NAME, "html")
+        element.click()  # type: ignore[attr-defined]
+        WebDriverWait(d, 30).until(expected_conditions.staleness_of(old))
+
     assert "/signin" in d.current_url  # type: ignore[attr-defined]
     find(By.ID, "name").send_keys("ada")
     find(By.ID, "password").send_keys("wrong password!")
-    find(By.ID, "signin").click()
+    go(find(By.ID, "signin"))
     assert "Wrong name or password" in find(By.CSS_SELECTOR, ".alert").text
     find(By.ID, "password").send_keys(PASSWORDS["ada"])
-    find(By.ID, "signin").click()
+    go(find(By.ID, "signin"))
     assert "30 open failures" in find(By.CSS_SELECTOR, ".counts").text
 
     Select(find(By.ID, "f-detector")).select_by_visible_text("result-overdue")
     Select(find(By.ID, "f-site")).select_by_visible_text("south")
-    find(By.ID, "apply").click()
+    go(find(By.ID, "apply"))
     assert "5 open failures" in find(By.CSS_SELECTOR, ".counts").text
     rows = d.find_elements(By.CSS_SELECTOR, "table.list tbody tr")  # type: ignore[attr-defined]
     assert len(rows) == 5 and all("result-overdue" in r.text for r in rows)
 
-    rows[0].find_element(By.TAG_NAME, "a").click()
+    go(rows[0].find_element(By.TAG_NAME, "a"))
     assert "/failures/f000003" in d.current_url  # type: ignore[attr-defined]
     assert "GMT" in find(By.CSS_SELECTOR, "h1.sentence").text  # the site's local time
     find(By.ID, "reason-patient-contacted").click()
     find(By.ID, "resolve-note").send_keys("rang the patient, new date agreed")
-    find(By.ID, "resolve").click()
+    go(find(By.ID, "resolve"))
     assert find(By.ID, "state").text.startswith("resolved: patient contacted")
     assert "rang the patient" in find(By.ID, "actions").text
     d.save_screenshot(str(tmp_path / "failure.png"))  # type: ignore[attr-defined]
 
-    find(By.ID, "audit-link").click()
+    go(find(By.ID, "audit-link"))
     audit = find(By.ID, "audit").text
     assert "ada resolve f000003 patient-contacted" in audit
     assert "ada view f000003" in audit
