@@ -43,6 +43,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "streams.commands.qi",
         "quality improvement: failure rates per period, SPC charts, the QI report, an export",
     ),
+    "store": (
+        "streams.commands.store",
+        "the operations store: create or upgrade it, load failures",
+    ),
+    "users": ("streams.commands.users", "local accounts of the worklist (carewatch serve)"),
+    "serve": ("streams.commands.serve", "the worklist web app over an operations store"),
 }
 
 

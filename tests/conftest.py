@@ -58,13 +58,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The compiled pass runs the tests that need no broker: kafka-marked ones are left
-    to the first pass, whatever ``-m`` says."""
+    to the first pass, whatever ``-m`` says; so are the PostgreSQL and browser ones (the
+    store and the web app are not compiled)."""
     if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
         return
-    kafka = [item for item in items if item.get_closest_marker("kafka") is not None]
-    if kafka:
-        config.hook.pytest_deselected(items=kafka)
-        items[:] = [item for item in items if item.get_closest_marker("kafka") is None]
+
+    def first_pass_only(item: pytest.Item) -> bool:
+        return any(item.get_closest_marker(m) is not None for m in ("kafka", "postgres", "browser"))
+
+    left = [item for item in items if first_pass_only(item)]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if not first_pass_only(item)]
 
 
 def broker_env() -> dict[str, str]:
@@ -104,3 +109,66 @@ def kafka_bootstrap() -> Iterator[str]:
         yield address
     finally:
         subprocess.run([str(BROKER), "stop"], env=broker_env(), capture_output=True)
+
+
+# --- PostgreSQL, for the store's tests (deploy/postgres/db) ------------------------------
+
+PG_DB = ROOT / "deploy" / "postgres" / "db"
+
+
+def pg_env() -> dict[str, str]:
+    """Environment for ``deploy/postgres/db`` addressing the test cluster."""
+    env = dict(os.environ)
+    env["CAREWATCH_PG_PORT"] = os.environ.get("CAREWATCH_TEST_PG_PORT", "25432")
+    env["CAREWATCH_PG_STATE_DIR"] = os.environ.get(
+        "CAREWATCH_TEST_PG_STATE_DIR", str(ROOT / "deploy/postgres/.state-test")
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of the test PostgreSQL: ``CAREWATCH_TEST_PG`` (tests/run starts it), or
+    one started here and stopped at the end. Never skipped: no server, a failure."""
+    url = os.environ.get("CAREWATCH_TEST_PG")
+    if url:
+        yield url
+        return
+    if os.environ.get("CI"):
+        pytest.fail("CAREWATCH_TEST_PG is not set: run the store tests through tests/run")
+    try:
+        out = subprocess.run(
+            [str(PG_DB), "start"], env=pg_env(), capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        stderr = getattr(exc, "stderr", "") or ""
+        pytest.fail(f"could not start the test PostgreSQL with {PG_DB} start: {exc}\n{stderr}")
+    url = out.stdout.strip().splitlines()[-1]
+    os.environ["CAREWATCH_TEST_PG"] = url
+    try:
+        yield url
+    finally:
+        subprocess.run([str(PG_DB), "stop"], env=pg_env(), capture_output=True)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store URL: an SQLite file, or a schema of its own on the test PostgreSQL
+    (the tests of both databases are the same tests)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store.db")
+        return
+    import uuid
+
+    import psycopg
+
+    base = request.getfixturevalue("postgres_server")
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -15,6 +15,7 @@ from pathlib import Path
 from detectors.rules import load_settings
 from streams.adapters import iter_records
 from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
+from streams.store.demo import DemoStore
 from streams.synthetic import SCALES, DeliveryFaults, GeneratorConfig, deliver, generate
 from streams.synthetic.output import open_output, write_json_lines, write_lines
 
@@ -47,6 +48,7 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     settings = load_settings(args.rules)
     sink = FileSink(out)  # makes the directory, or says why it cannot
+    store = DemoStore(sink, out)  # the failures into out/carewatch.db too, for the worklist
     tune_gc()
     say = stderr_progress
     say(f"generating {args.days} days of a {args.scale} hospital (seed {args.seed})...")
@@ -59,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
         write_json_lines(run.truth, f)
 
     say(f"running the detectors over {len(run.records):,} events...")
-    runner = Runner(settings, sink)
+    runner = Runner(settings, store)
     runner.feed(iter_records(events_path, "jsonl"), progress=say)
     last = run.records[-1][0]
     summary = runner.finish(as_of=last + _AFTER_END)
@@ -69,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
         f"\n{summary.events:,} events, {summary.duplicates:,} duplicate deliveries ignored, "
         f"{summary.rejected:,} broken messages set aside (rejected.jsonl)."
     )
+    print(store.instructions())
     _show_examples(out / "failures.jsonl")
     print(f"\nFiles in {out}/:")
     for name, what in (

@@ -33,12 +33,44 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_config_arguments(adv)
     adv.add_argument("--to", required=True, metavar="TIME", help="ISO-8601 time with a UTC offset")
+    sink = sub.add_parser(
+        "sink",
+        help="write the failures topic into the operations store",
+        description="Consume the failures topic into the store (an SQLite file or a "
+        "postgresql:// URL), in a consumer group of its own, from the earliest record on "
+        "its first start. Idempotent: a replay, a restart after a crash or several sinks "
+        "at once leave each failure once with its latest status (docs/worklist.md).",
+    )
+    add_config_arguments(sink)
+    sink.add_argument("--store", required=True, metavar="URL", help="the store to fill")
+    sink.add_argument(
+        "--sink-group",
+        metavar="ID",
+        help="the sink's consumer group (default: the application id + '-store-sink')",
+    )
+    sink.add_argument(
+        "--batch",
+        metavar="N",
+        type=int,
+        default=5000,
+        help="records written per transaction, at most (default: %(default)s)",
+    )
+    sink.add_argument(
+        "--idle-exit",
+        metavar="SECONDS",
+        type=float,
+        help="stop after this many seconds without a record (default: run until stopped)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     from streams.kafka.cli_args import config_from_args
 
     config = config_from_args(args)
+    if args.action == "sink":
+        from streams.store.kafka_sink import run_sink
+
+        return run_sink(config, args.store, args.sink_group, args.idle_exit, args.batch)
     if args.action == "init":
         from streams.kafka.admin import create_topics
 

@@ -27,6 +27,7 @@ from streams.monitoring import observe_feeds
 from streams.runner import (
     FileSink,
     Runner,
+    Sink,
     feed_gaps,
     format_summary,
     input_warnings,
@@ -74,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "then compute the same files and summary in one go (a second, independent "
         "implementation; about as fast as streaming, but the whole input is held in memory)",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="also write each failure into this operations store as it is decided (an "
+        "SQLite file or a postgresql:// URL, created if new; docs/worklist.md)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -90,6 +97,13 @@ def main(args: argparse.Namespace) -> int:
     readers = read_inputs(args)
     out_dir = Path(args.out)
     progress = None if args.quiet else stderr_progress
+    files: Sink = FileSink(out_dir)
+    store_sink = None
+    if args.store:
+        from streams.store.sink import StoreSink
+        from streams.store.store import open_store
+
+        files = store_sink = StoreSink(files, open_store(args.store, create=True))
 
     if args.batch:
         if args.metrics_port is not None:
@@ -97,11 +111,9 @@ def main(args: argparse.Namespace) -> int:
         from streams.batch import run_batch
 
         everything = chain.from_iterable(readers)
-        summary = run_batch(
-            everything, settings, FileSink(out_dir), as_of, allowed_lateness=lateness
-        )
+        summary = run_batch(everything, settings, files, as_of, allowed_lateness=lateness)
     else:
-        runner = Runner(settings, FileSink(out_dir), allowed_lateness=lateness)
+        runner = Runner(settings, files, allowed_lateness=lateness)
         feeds = None
         if args.metrics_port is not None:
             metrics, feeds = _serve_metrics(runner, settings, args.metrics_port)
@@ -126,6 +138,9 @@ def main(args: argparse.Namespace) -> int:
             "so the run is as of that time",
             file=sys.stderr,
         )
+    if store_sink is not None:
+        store_sink.store.close()
+        print(f"Store: {store_sink.counts.text()}")
     for gap in feed_gaps(summary, settings.detectors) + input_warnings(summary, settings.detectors):
         print(f"carewatch: warning: {gap}", file=sys.stderr)
     if summary.rejected and not args.quiet:
