@@ -145,6 +145,7 @@ class _DetState:
         "det",
         "key_ref",
         "name",
+        "no_void_reason",
         "once",
         "open",
         "void_expiry",
@@ -170,6 +171,7 @@ class _DetState:
         self.key_ref = det.key_ref if cls.key_of is ExpectationDetector.key_of else None
         self.all_close = cls.is_close is ExpectationDetector.is_close
         self.all_void = cls.is_void is ExpectationDetector.is_void
+        self.no_void_reason = cls.void_reason is ExpectationDetector.void_reason
 
 
 class _Expectation:
@@ -363,13 +365,10 @@ class Engine:
         eid = ev.id
         t = ev.time
         etype = ev.type
-        mark = (etype, t, ev.patient)
         seen = self._seen_now
-        prev = seen.get(eid)
-        if prev is None:
-            prev = self._seen_old.get(eid)
-        if prev is not None:
-            if prev == mark:
+        if eid in seen or eid in self._seen_old:  # rare: looked at closely only then
+            prev = seen.get(eid) or self._seen_old[eid]
+            if prev == (etype, t, ev.patient):
                 self.stats.duplicates += 1
             else:
                 self._conflict(ev, prev)
@@ -386,7 +385,7 @@ class Engine:
                 )
                 return
             self.stats.late_events += 1
-        seen[eid] = mark
+        seen[eid] = (etype, t, ev.patient)
         counts = self._counts
         routes = self._routes.get(etype)
         if routes is None:
@@ -486,7 +485,7 @@ class Engine:
         # (None: just the key, rebuilt when a record needs it; see _Expectation)
         exp = _Expectation(det, key, eid, t_a, due, ev.patient, kept, self._shared(det, ev))
         self._match_tokens(st, exp)
-        reason = det.void_reason(ev)
+        reason = None if st.no_void_reason else det.void_reason(ev)
         if reason is not None:
             # void from the start: this opportunity, and the key's earlier ones, as a
             # voiding event at this time would (this one is set first, so that
@@ -798,6 +797,17 @@ class Engine:
         return "missed"
 
     def _resolve(self, exp: _Expectation, wm: float) -> None:
+        if exp.state == _UNDECIDED:
+            # most opportunities end here: met at their first decision, and with nothing
+            # more to wait for, not scheduled again
+            b = exp.closed
+            if b <= exp.due and b <= wm and b <= exp.voided:  # a tie goes to the close
+                self.stats.open_now[exp.det.name] -= 1
+                exp.state = "met"
+                exp.emitted_close = b
+                self._exp_expiry.add(b, exp)  # its _last_change
+                self._emit(self._record(exp, "met", wm, b, exp.closer))
+                return
         state = self._state_at(exp, wm)
         if state != _UNDECIDED:
             if state in ("met", "late"):
