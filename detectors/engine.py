@@ -173,6 +173,21 @@ class _DetState:
         self.all_void = cls.is_void is ExpectationDetector.is_void
         self.no_void_reason = cls.void_reason is ExpectationDetector.void_reason
 
+    def add_token(self, role: int, key: str, t: float, eid: str) -> None:
+        """Keep a closing (``_CLOSE``) or voiding event of ``key`` for the horizon."""
+        if role == _CLOSE:
+            toks, expiry = self.close_tokens, self.close_expiry
+        else:
+            toks, expiry = self.void_tokens, self.void_expiry
+        found = toks.get(key)
+        if found is None:
+            toks[key] = (t, eid)
+        elif isinstance(found, list):
+            found.append((t, eid))
+        else:
+            toks[key] = [found, (t, eid)]
+        expiry.add(t, key)
+
 
 class _Expectation:
     """One opportunity of an expectation rule, from its opening until the correction
@@ -610,18 +625,7 @@ class Engine:
                     elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
                         exp.voided, exp.voider = t, eid
                         self._reschedule_now(exp, t)
-        if role == _CLOSE:
-            toks, expiry = st.close_tokens, st.close_expiry
-        else:
-            toks, expiry = st.void_tokens, st.void_expiry
-        found = toks.get(key)
-        if found is None:
-            toks[key] = (t, eid)
-        elif isinstance(found, list):
-            found.append((t, eid))
-        else:
-            toks[key] = [found, (t, eid)]
-        expiry.add(t, key)
+        st.add_token(role, key, t, eid)
 
     def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
         """An event that voids every opportunity of its patient whose deadline it
@@ -1040,16 +1044,7 @@ class Engine:
         for name, role, key, tt, tid in state["tokens"]:
             found = self._states.get(name)
             if found is not None:
-                if role == _CLOSE:
-                    toks, expiry = found.close_tokens, found.close_expiry
-                else:
-                    toks, expiry = found.void_tokens, found.void_expiry
-                found_toks = toks.get(key)
-                if found_toks is None:
-                    toks[key] = (tt, tid)
-                else:
-                    toks[key] = [*_tokens(found_toks), (tt, tid)]
-                expiry.add(tt, key)
+                found.add_token(role, key, tt, tid)
         self._seen_now = {k: (ty, float(t), p) for k, ty, t, p in state["seen"]}
         self._seen_old = {k: (ty, float(t), p) for k, ty, t, p in state["seen_old"]}
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
