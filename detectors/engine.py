@@ -338,6 +338,7 @@ class Engine:
         self._at: dict[float, list[_Expectation]] = {}
         # decided opportunities, to forget once the horizon has passed what could change them
         self._exp_expiry = _Expiry(width)
+        self._expiry_check_at = NEG_INF
         # opening events that arrived after their decision time: decided at the next
         # ``advance_to`` (see ``_on_open``)
         self._deferred: list[_Expectation] = []
@@ -747,6 +748,20 @@ class Engine:
             self._heap = list(self._at)
             heapq.heapify(self._heap)
         line = wm - self.horizon
+        if line >= self._expiry_check_at:
+            # what the horizon passed is forgotten bucket by bucket: look only when it
+            # can have passed one more (a quarter of a bucket's width on)
+            self._expiry_check_at = line + self._exp_expiry.width / 4
+            self._forget(line)
+        if wm >= self._seen_rotate_at:
+            self._seen_old, self._seen_now = self._seen_now, {}
+            self._seen_rotate_at = wm + self.dedupe_window
+        for det in self._vio:
+            det.on_watermark(self)
+
+    def _forget(self, line: float) -> None:
+        """Forget the tokens and decided opportunities that nothing at or after event time
+        ``line`` (the watermark less the horizon) can change any more."""
         for st in self._states.values():
             for toks, expiry in (
                 (st.close_tokens, st.close_expiry),
@@ -768,11 +783,6 @@ class Engine:
                 self._drop(exp)
             elif last != INF:
                 self._exp_expiry.add(last, exp)
-        if wm >= self._seen_rotate_at:
-            self._seen_old, self._seen_now = self._seen_now, {}
-            self._seen_rotate_at = wm + self.dedupe_window
-        for det in self._vio:
-            det.on_watermark(self)
 
     def _last_change(self, exp: _Expectation) -> float:
         """The latest event time at which an event could still change ``exp``'s outcome:
@@ -1012,6 +1022,7 @@ class Engine:
         self._at = {}
         self._deferred = []
         self._exp_expiry.clear()
+        self._expiry_check_at = NEG_INF
         self._patient_voids = {p: (float(t), i) for p, (t, i) in state["patient_voids"].items()}
         self._void_reasons = dict(state["void_reasons"])
         for st in self._states.values():

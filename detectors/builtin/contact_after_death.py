@@ -73,6 +73,7 @@ class ContactAfterDeath(ViolationDetector):
         self.contacts: dict[str, list[_Contact]] = {}
         self.horizon = 30 * 86400.0
         self._expiry: dict[int, list[str]] = {}  # day -> patients with contacts that day
+        self._expiry_check_at = float("-inf")
         # contacts to judge once the watermark passes them (every death message with an
         # earlier time has arrived by then), a heap in event-time order
         self._pending: list[_Contact] = []
@@ -138,6 +139,9 @@ class ContactAfterDeath(ViolationDetector):
             self._queued.discard(item[1])
             self._check(item, ctx)
         line = wm - self.horizon
+        if line < self._expiry_check_at:
+            return
+        self._expiry_check_at = line + 21600.0  # a quarter of a day's bucket on
         for day in [d for d in self._expiry if (d + 1) * 86400 <= line]:
             for patient in self._expiry.pop(day):
                 kept = self.contacts.get(patient)
@@ -208,6 +212,7 @@ class ContactAfterDeath(ViolationDetector):
         self.deaths = {p: (float(t), i) for p, (t, i) in state["deaths"].items()}
         self.contacts = {}
         self._expiry = {}
+        self._expiry_check_at = float("-inf")
         for t, i, p, ty, r, a in state["contacts"]:
             refs = tuple((k, v) for k, v in r)
             self.contacts.setdefault(p, []).append((float(t), i, p, ty, refs, tuple(a)))

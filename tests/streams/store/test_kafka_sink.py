@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,20 +60,36 @@ def topic(kafka_bootstrap: str, tmp_path: Path) -> tuple[Setup, dict[str, str]]:
     return setup, latest
 
 
+_LOGS: dict[int, Any] = {}  # sink pid -> the file its stderr goes to
+
+
 def start_sink(setup: Setup, store: str, group: str, *more: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    # stderr into a file, not a pipe nobody reads while the test waits: a sink that logs
+    # much (reconnecting while the broker is away) would block on a full pipe
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed with the process, in finish)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "kafka", "sink", "--store", store,
          "--sink-group", group, *more],
         env=setup.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
     )  # fmt: skip
+    _LOGS[proc.pid] = log
+    return proc
+
+
+def stderr_of(proc: subprocess.Popen[bytes]) -> str:
+    log = _LOGS[proc.pid]
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 def finish(proc: subprocess.Popen[bytes]) -> str:
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err.decode()
-    return err.decode()
+    proc.wait(timeout=300)
+    err = stderr_of(proc)
+    _LOGS.pop(proc.pid).close()
+    assert proc.returncode == 0, err
+    return err
 
 
 def stored(store_url: str) -> dict[str, str]:
@@ -126,7 +144,7 @@ def test_a_sink_killed_mid_way_and_restarted_loses_nothing(
     deadline = time.monotonic() + 120
     while count(store_url) == 0:
         assert time.monotonic() < deadline, "the sink wrote nothing"
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        assert proc.poll() is None, stderr_of(proc)
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -180,8 +198,11 @@ def test_a_running_sink_rides_out_a_broker_restart(kafka_bootstrap: str, tmp_pat
     out = subprocess.run([str(BROKER), "restart"], env=broker_env(), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     produce(records[half:])
-    setup.wait_for("every failure", lambda: stored(store_url) == latest, 240, 1.0)
-    assert proc.poll() is None  # it rode out the restart
+    try:
+        setup.wait_for("every failure", lambda: stored(store_url) == latest, 240, 1.0)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- the sink's stderr\n{stderr_of(proc)[-6000:]}") from None
+    assert proc.poll() is None, stderr_of(proc)  # it rode out the restart
     proc.send_signal(signal.SIGTERM)
     err = finish(proc)
     assert "store sink stopped" in err
