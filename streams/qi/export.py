@@ -25,22 +25,19 @@ was removed and how.
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import hmac
 import os
 import tempfile
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from detectors.errors import ConfigError, InputError, RuntimeFault
-from streams.qi.ledger import latest_mask, ledger_files
+from streams.qi.ledger import latest_mask, ledger_files, read_records
 from streams.qi.measures import zone
 
 __all__ = ["KEPT_ATTRS", "Pseudonymiser", "add_arguments", "export_ledger", "main"]
@@ -151,24 +148,6 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise InputError(f"ledger {path} line {number}: not JSON") from None
-                if not isinstance(rec, dict) or not rec.get("failure_id"):
-                    raise InputError(f"ledger {path} line {number}: not an outcome record")
-                yield number, rec
-    except (OSError, EOFError) as exc:
-        raise InputError(f"ledger {path}: cannot read it: {exc}") from None
-
-
 def _cut(value: str | None, precision: str, tz: str) -> str | None:
     if value is None or precision == "exact":
         return value
@@ -266,7 +245,7 @@ def _write_chunks(
 
     index = 0
     for path in files:
-        for _n, rec in _records(path):
+        for _n, rec in read_records(path):
             if index >= len(keep):
                 raise InputError(f"ledger {path} changed while it was being read")
             if keep[index]:

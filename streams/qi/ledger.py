@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -301,8 +302,10 @@ def _missing(path: Path, name: str) -> InputError:
     )
 
 
-def _explain(path: Path, exc: BaseException) -> InputError:
-    """A one-line error naming the first bad line (found again line by line)."""
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, record)`` of each outcome record of ``path`` (gzip too), line by
+    line; a one-line ``InputError`` at the first line that is not one. The line itself is
+    never shown: it may hold a patient's identifiers."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
@@ -312,11 +315,22 @@ def _explain(path: Path, exc: BaseException) -> InputError:
                 try:
                     rec = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    # the line itself is not shown: it may hold a patient's identifiers
-                    return InputError(f"ledger {path} line {number}: not JSON")
+                    raise InputError(f"ledger {path} line {number}: not JSON") from None
                 if not isinstance(rec, dict):
-                    return InputError(f"ledger {path} line {number}: not a JSON object")
+                    raise InputError(f"ledger {path} line {number}: not a JSON object")
+                if not rec.get("failure_id"):
+                    raise InputError(f"ledger {path} line {number}: not an outcome record")
+                yield number, rec
     except (OSError, EOFError) as err:
-        return InputError(f"ledger {path}: cannot read it: {err}")
+        raise InputError(f"ledger {path}: cannot read it: {err}") from None
+
+
+def _explain(path: Path, exc: BaseException) -> InputError:
+    """A one-line error naming the first bad line (found again line by line)."""
+    try:
+        for _ in read_records(path):
+            pass
+    except InputError as found:
+        return found
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return InputError(f"ledger {path}: cannot read it as JSON Lines: {first}")
