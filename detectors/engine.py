@@ -1041,7 +1041,9 @@ class Engine:
             e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs)
             e.closed, e.closer = g(b, INF), b_id
             e.voided, e.voider = g(z, INF), z_id
-            e.state, e.emitted_close = outcome, g(emitted, NEG_INF)
+            # "nan": a correction moved its times; the next decision is emitted anyway
+            e.state = outcome
+            e.emitted_close = math.nan if emitted == "nan" else g(emitted, NEG_INF)
             found.open.setdefault(key, []).append(e)
             if found.by_patient is not None and patient is not None:
                 found.by_patient.setdefault(patient, []).append(e)
