@@ -22,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
-from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.types import TP, Message
 
 from detectors.rules import Settings
 from streams.kafka.config import KafkaConfig
+from streams.kafka.faust_seams import Consumer, IdempotentProducer, commit_now, committed_copy
 from streams.kafka.ledger import read_published_failures
 from streams.kafka.partitions import (
     FAR_BEHIND,
@@ -179,9 +179,8 @@ class Runtime:
                 offsets[tp] = st.last_offset + 1
         if not offsets:
             return
-        consumer: Any = self.app.consumer
         try:
-            done = await consumer._commit_offsets(offsets)
+            done = await commit_now(self.app.consumer, offsets)
         except Exception as exc:  # the next owner repeats the uncommitted messages
             log(f"could not commit processed offsets on revocation: {exc!r}")
             return
@@ -360,7 +359,7 @@ class Runtime:
             committed = await committed_offset(self.config, tp.topic, p)
         except Exception as exc:
             # faust's own record (it keeps 0 as None) is the fallback
-            committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+            committed = committed_copy(self.app.consumer).get(tp)
             log(f"{tp.topic}[{p}]: could not ask the group's committed offset ({exc!r})")
             if committed is None:
                 raise
@@ -441,7 +440,7 @@ class Runtime:
         committed offset is faust's copy (updated on each commit of this worker); a
         partition whose copy is not known yet counts from the partition's start."""
         out = {}
-        committed = getattr(self.app.consumer, "_committed_offset", {})
+        committed = committed_copy(self.app.consumer)
         for (kind, p), st in sorted(self.states.items()):
             tp = TP(self.topic_names[kind], p)
             next_to_read = committed.get(tp) or 0
@@ -482,13 +481,6 @@ def _credentials(config: KafkaConfig) -> Any:
     )
 
 
-class _IdempotentProducer(AIOKafkaProducer):
-    """faust's aiokafka producer with idempotence on (acks=all, which we use anyway)."""
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-
 def build_app(
     config: KafkaConfig, settings: Settings, *, replay: bool, lateness: float
 ) -> tuple[faust.App, Runtime]:
@@ -522,10 +514,10 @@ def build_app(
         cython_optimizations=True,
         autodiscover=False,
     )
-    # faust enables the producer's idempotence only inside transactions (which we do not
-    # use), so a send retried across a broker restart could be written twice: the
-    # failures topic would show a record twice. Our producer asks for it always.
-    app.transport.Producer = _IdempotentProducer  # type: ignore[misc]
+    # faust's producer and consumer, corrected where the worker needs it
+    # (streams.kafka.faust_seams says what and why)
+    app.transport.Producer = IdempotentProducer  # type: ignore[misc]
+    app.transport.Consumer = Consumer  # type: ignore[misc]
     rt = Runtime(app, config, settings, lateness)
 
     async def run(kind: str, stream: Any) -> None:
