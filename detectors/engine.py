@@ -348,12 +348,15 @@ class Engine:
         # voiding event id -> why it voids, for the few that say (a death, a change made
         # because the patient died); the void records carry it as ``attrs.void_reason``
         self._void_reasons: dict[str, str] = {}
-        # Seen event ids with what they named (type, time, patient), in two generations
-        # rotated every dedupe_window of watermark progress: every id is remembered for
-        # at least that long. (A re-delivery after it is harmless: an opening event is
-        # recognised by its opportunity, and closing events only ever count once.)
-        self._seen_now: dict[str, tuple[str, float, str | None]] = {}
-        self._seen_old: dict[str, tuple[str, float, str | None]] = {}
+        # Seen event ids with their event time, in two generations rotated every
+        # dedupe_window of watermark progress: every id is remembered for at least that
+        # long. The same id at the same time is a re-delivery; at another time, a
+        # conflict (two events given one id: an HL7 sender reusing message control ids).
+        # Only the time is kept (a float per id, no tuple: a year's replay holds a
+        # week or two of ids). A re-delivery after the window is harmless: an opening
+        # event is recognised by its opportunity, and closing events only count once.
+        self._seen_now: dict[str, float] = {}
+        self._seen_old: dict[str, float] = {}
         self._seen_rotate_at = NEG_INF
         self._fire_now = False
         self._next_housekeeping = NEG_INF
@@ -383,8 +386,10 @@ class Engine:
         etype = ev.type
         seen = self._seen_now
         if eid in seen or eid in self._seen_old:  # rare: looked at closely only then
-            prev = seen.get(eid) or self._seen_old[eid]
-            if prev == (etype, t, ev.patient):
+            prev = seen.get(eid)
+            if prev is None:
+                prev = self._seen_old[eid]
+            if prev == t:
                 self.stats.duplicates += 1
             else:
                 self._conflict(ev, prev)
@@ -401,7 +406,7 @@ class Engine:
                 )
                 return
             self.stats.late_events += 1
-        seen[eid] = (etype, t, ev.patient)
+        seen[eid] = t
         counts = self._counts
         routes = self._routes.get(etype)
         if routes is None:
@@ -432,20 +437,14 @@ class Engine:
         if self._fire_now:
             self._advance(self.watermark)
 
-    def _conflict(self, ev: Event, prev: tuple[str, float, str | None]) -> None:
-        what = []
-        if prev[0] != ev.type:
-            what.append(f"type {prev[0]} then {ev.type}")
-        if prev[1] != ev.time:
-            what.append(f"time {format_time(prev[1])} then {format_time(ev.time)}")
-        if prev[2] != ev.patient:
-            what.append("a different patient")
+    def _conflict(self, ev: Event, prev: float) -> None:
         self._refuse(
             ev,
             ID_CONFLICT,
-            f"event id {ev.id!r} was already used by a different event "
-            f"({'; '.join(what)}): a re-delivery repeats an event, this one is not the "
-            "same; give each event its own id (for HL7 v2, event_id_includes_sender)",
+            f"event id {ev.id!r} was already used by an event at {format_time(prev)}, "
+            f"this one is at {format_time(ev.time)}: a re-delivery repeats an event, this "
+            "one is not the same; give each event its own id (for HL7 v2, "
+            "event_id_includes_sender)",
         )
 
     def _refuse(self, ev: Event, kind: str, reason: str) -> None:
@@ -986,8 +985,8 @@ class Engine:
             "tokens": tokens,
             "patient_voids": {p: list(v) for p, v in self._patient_voids.items()},
             "void_reasons": dict(self._void_reasons),
-            "seen": [[k, *v] for k, v in self._seen_now.items()],
-            "seen_old": [[k, *v] for k, v in self._seen_old.items()],
+            "seen": [[k, v] for k, v in self._seen_now.items()],
+            "seen_old": [[k, v] for k, v in self._seen_old.items()],
             "seen_rotate_at": f(self._seen_rotate_at),
             "stats": {
                 "events_by_type": dict(self.stats.events_by_type),
@@ -1058,8 +1057,8 @@ class Engine:
             found = self._states.get(name)
             if found is not None:
                 found.add_token(role, key, tt, tid)
-        self._seen_now = {k: (ty, float(t), p) for k, ty, t, p in state["seen"]}
-        self._seen_old = {k: (ty, float(t), p) for k, ty, t, p in state["seen_old"]}
+        self._seen_now = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen"]}
+        self._seen_old = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen_old"]}
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
         saved = state["stats"]
         self.stats = EngineStats(

@@ -51,12 +51,15 @@ def is_patient_contact(etype: str, attrs: Mapping[str, Any]) -> bool:
     return recipient == "patient"
 
 
-#: What of a contact's attrs its violation record carries (kept as a tuple of values: a
-#: contact is kept for the whole correction horizon, and its event's attrs dict would
-#: cost several times as much).
+#: What of a contact's attrs its violation record carries.
 _KEPT_ATTRS: tuple[str, ...] = (*CARRIED_ATTRS, "kind")
-#: A contact: time, event id, patient, type, refs (as items), the values of ``_KEPT_ATTRS``.
-_Contact = tuple[float, str, str, str, tuple[tuple[str, str], ...], tuple[Any, ...]]
+#: A contact: time, event id, patient, type, the event's refs, its kept attrs (those of
+#: ``_KEPT_ATTRS`` it has, a dict shared by every contact with the same values). A
+#: contact is kept for the whole correction horizon: it holds on to the event's own refs
+#: dict instead of copying it, and builds nothing else per contact but this tuple.
+_Contact = tuple[float, str, str, str, dict[str, str], dict[str, Any]]
+#: at most this many distinct kept-attrs dicts are shared (site, clinic, kind ...)
+_SHARED_MAX = 20_000
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -79,6 +82,7 @@ class ContactAfterDeath(ViolationDetector):
         self._pending: list[_Contact] = []
         self._queued: set[str] = set()  # ids in ``_pending``: each is queued once
         self.reported: set[str] = set()
+        self._shared: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def configure(self, *, correction_horizon: float) -> None:
         self.horizon = correction_horizon
@@ -100,17 +104,11 @@ class ContactAfterDeath(ViolationDetector):
                 if item[0] > event.time:
                     self._queue(item)
             return
-        if not is_patient_contact(event.type, event.attrs):
+        attrs = event.attrs
+        if event.type == "document.sent" and not is_patient_contact(event.type, attrs):
             return
         t = event.time
-        item = (
-            t,
-            event.id,
-            patient,
-            event.type,
-            tuple(event.refs.items()),
-            tuple(map(event.attrs.get, _KEPT_ATTRS)),
-        )
+        item = (t, event.id, patient, event.type, event.refs, self._kept(attrs))
         kept = self.contacts.get(patient)
         if kept is None:
             self.contacts[patient] = [item]
@@ -124,6 +122,17 @@ class ContactAfterDeath(ViolationDetector):
             waiting.append(patient)
         if patient in self.deaths:
             self._queue(item)
+
+    def _kept(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The kept attrs of a contact's event, shared with other contacts alike."""
+        values = tuple(map(attrs.get, _KEPT_ATTRS))
+        found = self._shared.get(values)
+        if found is not None:
+            return found
+        kept = {k: v for k, v in zip(_KEPT_ATTRS, values, strict=True) if v is not None}
+        if len(self._shared) < _SHARED_MAX:
+            self._shared[values] = kept
+        return kept
 
     def _queue(self, item: _Contact) -> None:
         cid = item[1]
@@ -167,19 +176,18 @@ class ContactAfterDeath(ViolationDetector):
         t: float,
         cid: str,
         ctype: str,
-        refs: tuple[tuple[str, str], ...],
-        kept: tuple[Any, ...],
+        refs: dict[str, str],
+        kept: dict[str, Any],
         ctx: Context,
     ) -> None:
         if cid in self.reported:
             return
         self.reported.add(cid)
         t_d, death_id = self.deaths[patient]
-        values = dict(zip(_KEPT_ATTRS, kept, strict=True))
-        carried = {k: values[k] for k in CARRIED_ATTRS if values[k] is not None}
+        carried = {k: kept[k] for k in CARRIED_ATTRS if k in kept}
         carried["contact"] = ctype
-        if ctype == "document.sent" and values["kind"] is not None:
-            carried["kind"] = values["kind"]
+        if ctype == "document.sent" and "kind" in kept:
+            carried["kind"] = kept["kind"]
         summary = (
             f"{_WORDS.get(ctype, ctype).capitalize()} at {human_time(t)} for a patient "
             f"recorded as dead since {human_time(t_d)}."
@@ -213,14 +221,19 @@ class ContactAfterDeath(ViolationDetector):
         self.contacts = {}
         self._expiry = {}
         self._expiry_check_at = float("-inf")
+        self._shared = {}
         for t, i, p, ty, r, a in state["contacts"]:
-            refs = tuple((k, v) for k, v in r)
-            self.contacts.setdefault(p, []).append((float(t), i, p, ty, refs, tuple(a)))
-            self._expiry.setdefault(int(float(t) // 86400), []).append(p)
-        self._pending = [
-            (float(t), i, p, ty, tuple((k, v) for k, v in r), tuple(a))
-            for t, i, p, ty, r, a in state["pending"]
-        ]
+            item = self._restored(t, i, p, ty, r, a)
+            self.contacts.setdefault(p, []).append(item)
+            self._expiry.setdefault(int(item[0] // 86400), []).append(p)
+        self._pending = [self._restored(*c) for c in state["pending"]]
         heapq.heapify(self._pending)
         self._queued = {c[1] for c in self._pending}
         self.reported = set(state["reported"])
+
+    def _restored(self, t: Any, i: str, p: str, ty: str, r: Any, a: Any) -> _Contact:
+        """A contact from a snapshot (refs and attrs as objects; older snapshots held
+        refs as pairs and the kept attrs as a list of values)."""
+        refs = dict(r) if isinstance(r, list) else {str(k): str(v) for k, v in r.items()}
+        attrs = dict(zip(_KEPT_ATTRS, a, strict=True)) if isinstance(a, list) else a
+        return (float(t), i, p, ty, refs, self._kept(attrs))

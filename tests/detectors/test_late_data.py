@@ -193,11 +193,13 @@ def test_the_same_id_on_a_different_event_is_a_conflict_not_a_duplicate() -> Non
              "patient": "P1", "refs": {"order": "O1"}}  # fmt: skip
     engine.process(event_from_dict(first))
     engine.process(event_from_dict(first))  # a re-delivery: a duplicate
-    engine.process(event_from_dict({**first, "type": "result.reported", "patient": "P2"}))
+    # a sender reusing its message control ids: another message, another time
+    other = {**first, "type": "result.reported", "time": "2026-03-04T11:30:00Z", "patient": "P2"}
+    engine.process(event_from_dict(other))
     assert engine.stats.duplicates == 1
     [(eid, kind, reason)] = refused
     assert (eid, kind) == ("MSG00012", ID_CONFLICT)
-    assert "order.placed then result.reported" in reason and "patient" in reason
+    assert "2026-03-02T09:00:00" in reason and "2026-03-04T11:30:00" in reason
 
 
 def test_a_void_arriving_late_amends_a_met_decision_without_duplicating_it() -> None:
