@@ -5,6 +5,14 @@ Session events are applied in event-time order once the watermark passes them, w
 the count at every moment independent of arrival order. A session with a known capacity is
 one opportunity: one ``violation`` the first time it goes over, else ``met`` once the
 watermark passes its start.
+
+Events that arrive behind the watermark (beyond the allowed lateness, within the
+correction horizon) are not applied as they come: every booking, move, cancellation and
+capacity event is kept for the horizon, and a late one has each session it concerns
+worked out again from those, in event-time order, as an in-order delivery would have
+worked it out. Where that changes what was reported, the session's record is amended: a
+violation the late event makes (or moves), or a violation it takes back (then ``met``,
+amended from ``violation``: a withdrawn failure, also before the session starts).
 """
 
 from __future__ import annotations
@@ -23,6 +31,17 @@ from detectors.records import Outcome, failure_id
 __all__ = ["ClinicOverbooked"]
 
 _EVENT, _START = 0, 1  # at equal times, apply events before deciding at the session start
+
+#: a booking, move or cancellation of an appointment, kept for the horizon: event time,
+#: event id, the session it books into (``None``: a cancellation, or no session named),
+#: and the session start the booking names (``attrs.start``), if any
+_Move = tuple[float, str, str | None, float | None]
+#: a capacity event of a session, kept for the horizon: event time, event id, capacity,
+#: session start (if given), and the clinic/site/specialty attrs it carries
+_Capacity = tuple[float, str, int, float | None, dict[str, Any]]
+#: what was last reported for a session: outcome, opened_at, due_at, evidence, attrs
+_Reported = tuple[str, float, float | None, list[str], dict[str, Any]]
+_ROUTED = ("clinic", "site", "specialty")
 
 
 @mypyc_attr(serializable=True)
@@ -58,13 +77,24 @@ class ClinicOverbooked(ViolationDetector):
     partition_by: ClassVar[str] = "session"
 
     def __init__(self, retention: float = 30 * 86400.0) -> None:
-        #: how long (s) a decided session id is remembered so late bookings don't revive it
+        #: how long (s) what could still change a session's outcome is kept: the engine's
+        #: correction horizon (``configure``)
         self.retention = retention
         self.sessions: dict[str, _Session] = {}
         self.where: dict[str, str] = {}  # appointment -> session it is booked in
         self.decided: dict[str, float] = {}  # session -> start, for sessions already decided
         self._pending: list[tuple[float, int, str, Any]] = []
         self._forget: list[tuple[float, str]] = []  # (start, session) of decided sessions
+        # Kept for the horizon, for working a session out again when an event comes late:
+        self.moves: dict[str, list[_Move]] = {}  # appointment -> its events
+        self.capacities: dict[str, list[_Capacity]] = {}  # session -> its capacity events
+        self.members: dict[str, set[str]] = {}  # session -> appointments ever named in it
+        self.reported: dict[str, _Reported] = {}  # session -> what was last reported
+        self._last: dict[str, float] = {}  # appointment or session -> latest time it matters
+        self._expiry: list[tuple[float, int, str]] = []  # (time, 0 appt / 1 session, id)
+
+    def configure(self, *, correction_horizon: float) -> None:
+        self.retention = correction_horizon
 
     @property
     def reads(self) -> frozenset[str]:
@@ -80,10 +110,50 @@ class ClinicOverbooked(ViolationDetector):
     def on_event(self, event: Event, ctx: Context) -> None:
         if event.type != "session.capacity" and "appointment" not in event.refs:
             return
-        if event.time < ctx.watermark:
-            self._apply(event, ctx)  # beyond the allowed lateness: apply as it comes
+        touched = self._keep(event)
+        if event.time <= ctx.watermark:
+            # beyond the allowed lateness (or at the watermark, which events of its time
+            # already passed through): what it changes is worked out again
+            for sid in sorted(touched):
+                self._rework(sid, ctx)
         else:
             heapq.heappush(self._pending, (event.time, _EVENT, event.id, event))
+
+    # -- what is kept for the horizon
+
+    def _keep(self, ev: Event) -> set[str]:
+        """Keep ``ev`` for the horizon; the sessions whose outcome it can change."""
+        t = ev.time
+        if ev.type == "session.capacity":
+            sid = ev.refs.get("session")
+            cap = ev.attrs.get("capacity")
+            if not sid or not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
+                return set()
+            routed = {k: ev.attrs[k] for k in _ROUTED if k in ev.attrs}
+            start = _start_of(ev)
+            if start is not None and t > start:
+                return set()  # the session has started: its outcome is decided
+            self.capacities.setdefault(sid, []).append((t, ev.id, cap, start, routed))
+            self._note(1, sid, t if start is None or start < t else start)
+            return {sid}
+        appt = ev.refs["appointment"]
+        sid = None if ev.type == "appointment.cancelled" else ev.refs.get("session") or None
+        start = _start_of(ev) if sid is not None else None
+        kept = self.moves.setdefault(appt, [])
+        touched = {m[2] for m in kept if m[2] is not None}
+        kept.append((t, ev.id, sid, start))
+        self._note(0, appt, t if start is None or start < t else start)
+        if sid is not None:
+            self.members.setdefault(sid, set()).add(appt)
+            touched.add(sid)
+        return touched
+
+    def _note(self, kind: int, ident: str, t: float) -> None:
+        """``ident`` (appointment or session) matters until at least event time ``t``."""
+        if t > self._last.get(ident, float("-inf")):
+            if ident not in self._last:
+                heapq.heappush(self._expiry, (t, kind, ident))
+            self._last[ident] = t
 
     def on_watermark(self, ctx: Context) -> None:
         pending = self._pending
@@ -99,6 +169,29 @@ class ClinicOverbooked(ViolationDetector):
         while forget and forget[0][0] < cutoff:
             _, sid = heapq.heappop(forget)
             self.decided.pop(sid, None)
+            self.reported.pop(sid, None)
+        expiry = self._expiry
+        while expiry and expiry[0][0] < cutoff:
+            t, kind, ident = heapq.heappop(expiry)
+            last = self._last.get(ident, t)
+            if last > t:  # it mattered again since: look again then
+                heapq.heappush(expiry, (last, kind, ident))
+                continue
+            if ident in (self.where if kind == 0 else self.sessions):
+                # booked in (or itself) a session still undecided: it can still matter
+                self._last[ident] = wm
+                heapq.heappush(expiry, (wm, kind, ident))
+                continue
+            del self._last[ident]
+            if kind == 0:
+                for move in self.moves.pop(ident, ()):
+                    members = self.members.get(move[2]) if move[2] is not None else None
+                    if members is not None:
+                        members.discard(ident)
+            else:
+                self.capacities.pop(ident, None)
+                if not self.members.get(ident):
+                    self.members.pop(ident, None)
 
     # -- applying events in event-time order
 
@@ -119,13 +212,15 @@ class ClinicOverbooked(ViolationDetector):
             cap = ev.attrs.get("capacity")
             if not isinstance(cap, int) or isinstance(cap, bool) or cap < 0:
                 return
+            start = _start_of(ev)
+            if start is not None and ev.time > start:
+                return  # given after the session started: its outcome is decided
             s.capacity = cap
             if s.first_at is None:
                 s.first_at = ev.time
-            for k in ("clinic", "site", "specialty"):
+            for k in _ROUTED:
                 if k in ev.attrs:
                     s.attrs[k] = ev.attrs[k]
-            start = _start_of(ev)
             if start is not None:
                 if s.start is None:
                     heapq.heappush(self._pending, (start, _START, sid, start))
@@ -158,25 +253,45 @@ class ClinicOverbooked(ViolationDetector):
             return
         s.over = True
         attrs = dict(s.attrs, capacity=s.capacity, booked=len(s.booked))
-        summary = (
-            f"Clinic session {s.sid} now has {len(s.booked)} live bookings for "
-            f"{s.capacity} places (at {human_time(ev.time)})."
-        )
+        self._report(s.sid, ("violation", ev.time, s.start, [ev.id], attrs), ctx)
+
+    def _report(self, sid: str, rec: _Reported, ctx: Context) -> None:
+        """Emit ``rec`` for session ``sid`` unless it is what was last reported; a record
+        that replaces another says what it amends."""
+        before = self.reported.get(sid)
+        if before == rec:
+            return
+        self.reported[sid] = rec
+        outcome, opened_at, due_at, evidence, attrs = rec
+        booked, capacity = attrs.get("booked"), attrs.get("capacity")
+        if outcome == "violation":
+            summary = (
+                f"Clinic session {sid} now has {booked} live bookings for {capacity} places "
+                f"(at {human_time(opened_at)})."
+            )
+        elif before is not None and before[0] == "violation":
+            summary = (
+                f"Clinic session {sid} is within its {capacity} places after all: a booking "
+                "change recorded late takes back the overbooking reported earlier."
+            )
+        else:
+            summary = f"Clinic session {sid} stayed within its {capacity} places."
         ctx.emit(
             Outcome(
-                failure_id=failure_id(self.name, s.sid, s.sid),
+                failure_id=failure_id(self.name, sid, sid),
                 detector=self.name,
-                outcome="violation",
-                key=s.sid,
+                outcome=outcome,
+                key=sid,
                 patient=None,
-                refs={"session": s.sid},
-                opened_at=ev.time,
-                due_at=s.start,
+                refs={"session": sid},
+                opened_at=opened_at,
+                due_at=due_at,
                 closed_at=None,
                 detected_at=ctx.watermark,
-                evidence=[ev.id],
-                attrs=attrs,
+                evidence=list(evidence),
+                attrs=dict(attrs),
                 summary=summary,
+                amended_from=None if before is None else before[0],
             )
         )
 
@@ -196,7 +311,104 @@ class ClinicOverbooked(ViolationDetector):
         heapq.heappush(self._forget, (start, sid))
         if s.over or s.capacity is None:
             return
-        ctx.emit(self._met(s, ctx.watermark))
+        self._report(sid, self._met_record(s), ctx)
+
+    @staticmethod
+    def _met_record(s: _Session) -> _Reported:
+        attrs = dict(s.attrs, capacity=s.capacity, booked=len(s.booked))
+        opened = s.first_at if s.first_at is not None else float(s.start or 0.0)
+        return ("met", opened, s.start, [], attrs)
+
+    # -- working a session out again (an event came late)
+
+    def _rework(self, sid: str, ctx: Context) -> None:
+        """Work session ``sid`` out again from everything kept, in event-time order up to
+        the watermark, exactly as the in-order path applies it; make the live state that
+        result, and amend what was reported if it differs."""
+        wm = ctx.watermark
+        s, decided_at, violation = self._replay(sid, wm)
+        if decided_at is None:
+            self.decided.pop(sid, None)
+            self.sessions[sid] = s
+            for when in (s.start, s.timer):
+                if when is not None:
+                    heapq.heappush(self._pending, (when, _START, sid, when))
+        else:
+            self.sessions.pop(sid, None)
+            if sid not in self.decided:
+                self.decided[sid] = decided_at
+                heapq.heappush(self._forget, (decided_at, sid))
+        for appt in self.members.get(sid, ()):
+            now = self._booked_in(appt, wm)
+            if now == sid and decided_at is None:
+                self.where[appt] = sid
+            elif self.where.get(appt) == sid:
+                del self.where[appt]
+        if violation is not None:
+            self._report(sid, violation, ctx)
+        elif decided_at is not None and s.capacity is not None:
+            self._report(sid, self._met_record(s), ctx)
+        elif self.reported.get(sid, ("",))[0] == "violation":
+            # taken back before the session started: withdrawn now, decided at its start
+            self._report(sid, self._met_record(s), ctx)
+
+    def _booked_in(self, appt: str, wm: float) -> str | None:
+        """The session ``appt`` is booked in as of watermark ``wm`` (its latest event)."""
+        found = [m for m in self.moves.get(appt, ()) if m[0] <= wm]
+        return max(found)[2] if found else None
+
+    def _replay(self, sid: str, wm: float) -> tuple[_Session, float | None, _Reported | None]:
+        """Session ``sid`` as the in-order path leaves it at watermark ``wm``: its state,
+        when it was decided (``None``: not yet) and the violation it reported, if any."""
+        steps: list[tuple[float, str, int, Any]] = []
+        for cap in self.capacities.get(sid, ()):
+            steps.append((cap[0], cap[1], 1, cap))
+        for appt in self.members.get(sid, ()):
+            for move in self.moves.get(appt, ()):
+                steps.append((move[0], move[1], 0, (appt, move)))
+        steps = [x for x in steps if x[0] <= wm]
+        steps.sort(key=lambda x: (x[0], x[1]))
+        s = _Session(sid)
+        starts: list[float] = []
+        violation: _Reported | None = None
+
+        def decided_before(t: float, inclusive: bool) -> float | None:
+            while starts and (starts[0] <= t if inclusive else starts[0] < t):
+                at = heapq.heappop(starts)
+                if s.start is not None and s.start > at:
+                    heapq.heappush(starts, s.start)
+                    continue
+                return at
+            return None
+
+        for t, eid, kind, payload in steps:
+            at = decided_before(t, inclusive=False)
+            if at is not None:
+                return s, at, violation
+            if kind == 1:
+                _, _, cap, start, routed = payload
+                s.capacity = cap
+                if s.first_at is None:
+                    s.first_at = t
+                s.attrs.update(routed)
+                if start is not None:
+                    if s.start is None:
+                        heapq.heappush(starts, start)
+                    s.start = start
+            else:
+                appt, (_, _, into, start) = payload
+                if into != sid:
+                    s.booked.discard(appt)
+                    continue
+                if s.start is None and s.timer is None and start is not None:
+                    s.timer = start
+                    heapq.heappush(starts, start)
+                s.booked.add(appt)
+            if not s.over and s.capacity is not None and len(s.booked) > s.capacity:
+                s.over = True
+                attrs = dict(s.attrs, capacity=s.capacity, booked=len(s.booked))
+                violation = ("violation", t, s.start, [eid], attrs)
+        return s, decided_before(wm, inclusive=True), violation
 
     def _met(self, s: _Session, wm: float, outcome: str = "met") -> Outcome:
         return Outcome(
@@ -241,6 +453,9 @@ class ClinicOverbooked(ViolationDetector):
                 [t, kind, ident, payload.to_dict() if kind == _EVENT else payload]
                 for t, kind, ident, payload in self._pending
             ],
+            "moves": {appt: [list(m) for m in kept] for appt, kept in self.moves.items()},
+            "capacities": {sid: [list(c) for c in kept] for sid, kept in self.capacities.items()},
+            "reported": {sid: list(r) for sid, r in self.reported.items()},
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -262,3 +477,21 @@ class ClinicOverbooked(ViolationDetector):
             for t, kind, ident, p in state["pending"]
         ]
         heapq.heapify(self._pending)
+        self.moves, self.capacities, self.members = {}, {}, {}
+        self._last, self._expiry = {}, []
+        for appt, kept in state.get("moves", {}).items():
+            moves = [(float(t), i, into, start) for t, i, into, start in kept]
+            self.moves[appt] = moves
+            for t, _, into, start in moves:
+                self._note(0, appt, t if start is None or start < t else start)
+                if into is not None:
+                    self.members.setdefault(into, set()).add(appt)
+        for sid, kept in state.get("capacities", {}).items():
+            caps = [(float(t), i, cap, start, dict(r)) for t, i, cap, start, r in kept]
+            self.capacities[sid] = caps
+            for t, _, _, start, _ in caps:
+                self._note(1, sid, t if start is None or start < t else start)
+        self.reported = {
+            sid: (o, float(a), d, list(ev), dict(at))
+            for sid, (o, a, d, ev, at) in state.get("reported", {}).items()
+        }

@@ -185,8 +185,8 @@ def horizon_of(settings: Settings, allowed_lateness: float) -> float:
     """Seconds behind the watermark after which an input can no longer change any
     output: the largest deadline any detector can set, plus late retention, the
     correction horizon (the engine keeps what could still change a decision that long),
-    the dedupe window, the allowed lateness and a day of margin (overbooked sessions are
-    kept a 30-day retention past their start, which the late retention default covers)."""
+    the dedupe window, the allowed lateness and a day of margin (clinic sessions are
+    kept the correction horizon past their start, which that term covers)."""
     longest = 0.0
     for det in settings.detectors:
         thresholds = getattr(det, "thresholds", None)
@@ -196,10 +196,9 @@ def horizon_of(settings: Settings, allowed_lateness: float) -> float:
                 values.extend(vals.values())
             longest = max([longest, *values])
     longest = max(longest, 7 * 86400.0)  # built-ins without thresholds (letters: 7d)
-    retention = max(settings.late_retention, 30 * 86400.0)
     return (
         longest
-        + retention
+        + settings.late_retention
         + settings.correction_horizon
         + settings.dedupe_window
         + allowed_lateness

@@ -32,6 +32,7 @@ KEYS = {
     "session": ["S1", "S2"],
 }
 PATIENTS = ["P1", "P2"]
+SESSION_STARTS = {"S1": 60 * 2, "S2": 60 * 4}  # minutes after the events' first hour
 
 
 @st.composite
@@ -61,6 +62,13 @@ def an_event(draw: st.DrawFn, n: int) -> dict[str, Any]:
         "capacity": draw(st.integers(0, 3)),
         "site": draw(st.sampled_from(["north", "south"])),
     }
+    session = refs.get("session")
+    if session is not None:
+        # A clinic session has one start; its capacity says it, and an appointment in it
+        # starts at or after it (clinic-overbooked's correction guarantee assumes both).
+        session_start = SESSION_STARTS[session]
+        slot = 0 if etype == "session.capacity" else draw(st.integers(0, 8)) * 15
+        attrs["start"] = at(minutes=session_start + slot)
     obj: dict[str, Any] = {
         "id": f"e{n:03d}",
         "type": etype,
@@ -161,11 +169,8 @@ def test_batches_with_snapshot_and_restore_give_the_same_outcomes(
 
 # Within the correction horizon: any arrival order at all (these events span hours, the
 # horizon is 30 days), re-deliveries after the dedupe window (here one minute), and the
-# final ledger is the in-order one. clinic-overbooked is left out: it applies events
-# beyond the allowed lateness as they arrive (a known limit, docs/detectors.md).
-HORIZON_RULES = parse_settings(
-    "engine:\n  dedupe_window: 1m\ndetectors:\n  clinic-overbooked: off\n", "<test>"
-)
+# final ledger is the in-order one.
+HORIZON_RULES = parse_settings("engine:\n  dedupe_window: 1m\n", "<test>")
 
 
 def final_ledger(events: list[Event], as_of: str | None) -> list[tuple[Any, ...]]:
@@ -184,7 +189,18 @@ def test_any_arrival_order_within_the_horizon_gives_the_in_order_final_ledger(
     for e in rng.sample(events, k=min(len(events), 6)):  # re-sent, anywhere later
         arrival.insert(rng.randint(arrival.index(e) + 1, len(arrival)), e)
     assert final_ledger(arrival, FAR) == final_ledger(in_time_order, FAR)
-    assert final_ledger(arrival, None) == final_ledger(in_time_order, None)
+    got, want = final_ledger(arrival, None), final_ledger(in_time_order, None)
+    assert _started_sessions(got, want) == _started_sessions(want, got)
+
+
+def _started_sessions(ledger: list[tuple[Any, ...]], other: list[tuple[Any, ...]]) -> list[Any]:
+    """``ledger`` without the clinic sessions still open in either ledger. The known
+    limit of clinic-overbooked (docs/detectors.md): before a session starts, a late event
+    can leave a decision reported (a withdrawn overbooking, or a "met" whose start moved
+    later) where an in-order delivery shows the session still open; from its start on,
+    the ledgers agree (the FAR comparison)."""
+    open_ = {r[1] for r in (*ledger, *other) if r[0] == "clinic-overbooked" and r[2] == "open"}
+    return [r for r in ledger if r[1] not in open_]
 
 
 @SETTINGS
@@ -195,6 +211,6 @@ def test_restarts_within_the_horizon_keep_the_in_order_final_ledger(
     arrival = list(events)
     random.Random(seed).shuffle(arrival)
     cuts = data.draw(st.lists(st.integers(0, len(arrival)), max_size=4))
-    rules = "engine:\n  dedupe_window: 1m\ndetectors:\n  clinic-overbooked: off\n"
+    rules = "engine:\n  dedupe_window: 1m\n"
     got = _run_in_batches_with_restarts(arrival, cuts, rules).final_ledger()
     assert got == final_ledger(sorted(events, key=lambda e: (e.time, e.id)), FAR)

@@ -269,3 +269,110 @@ def test_no_notice_is_owed_to_a_patient_who_has_died() -> None:
     assert run.final_ledger() == reference.final_ledger()
     [summary] = [o.summary for o in run.latest.values() if o.key == "A3"]
     assert summary.endswith("no longer expected: the change was made because the patient died.")
+
+
+def _clinic(*bookings: tuple[str, str, str, str]) -> list[Event]:
+    """A session S1 (2 places, starting 14:00 on 2 March) and ``bookings``: (id, type,
+    time, appointment) into S1; then an unrelated event a day later, so everything
+    before arrives behind the watermark."""
+    lines = [
+        '{"id":"c1","type":"session.capacity","time":"2026-03-01T08:00:00Z",'
+        '"refs":{"session":"S1"},"attrs":{"capacity":2,"start":"2026-03-02T14:00:00Z",'
+        '"clinic":"Cardiology OPD"}}'
+    ]
+    for eid, etype, time, appt in bookings:
+        lines.append(
+            f'{{"id":"{eid}","type":"{etype}","time":"{time}","patient":"P-{appt}",'
+            f'"refs":{{"appointment":"{appt}","session":"S1"}},'
+            '"attrs":{"start":"2026-03-02T14:00:00Z"}}'
+        )
+    return events(*lines)
+
+
+def _clinic_ledger(evs: list[Event], as_of: str = AS_OF) -> list[tuple[Any, ...]]:
+    run = run_events(evs, as_of=as_of)
+    return [
+        (o.outcome, o.opened_at, tuple(o.evidence), o.amended_from)
+        for o in run.latest.values()
+        if o.detector == "clinic-overbooked"
+    ]
+
+
+def test_a_late_cancellation_takes_back_an_overbooking_it_came_before() -> None:
+    # Three bookings for two places, then the cancellation of one, timed before the
+    # third booking but delivered a day late: the session never went over.
+    evs = _clinic(
+        ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
+        ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
+        ("b3", "appointment.booked", "2026-03-01T11:00:00Z", "A3"),
+    )
+    late = events(
+        '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
+        '"patient":"P-A2","refs":{"appointment":"A2"}}'
+    )
+    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
+                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
+    delivered = [*evs, *tick, *late]
+    run = run_events(delivered, as_of=AS_OF)
+    [record] = [o for o in run.latest.values() if o.key == "S1"]
+    assert (record.outcome, record.failure_status) == ("met", "withdrawn")
+    emitted = [o.outcome for o in run.emitted if o.key == "S1"]
+    assert emitted[0] == "violation" and emitted[-1] == "met"
+    in_order = run_events(in_time_order(delivered), as_of=AS_OF)
+    assert [o.outcome for o in in_order.latest.values() if o.key == "S1"] == ["met"]
+
+
+def test_a_late_booking_makes_the_overbooking_it_caused_and_moves_an_earlier_one() -> None:
+    base = _clinic(
+        ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
+        ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
+    )
+    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
+                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
+    third = events(
+        '{"id":"b3","type":"appointment.booked","time":"2026-03-01T09:30:00Z",'
+        '"patient":"P-A3","refs":{"appointment":"A3","session":"S1"}}'
+    )
+    fourth = events(
+        '{"id":"b4","type":"appointment.booked","time":"2026-03-01T09:20:00Z",'
+        '"patient":"P-A4","refs":{"appointment":"A4","session":"S1"}}'
+    )
+    # the third arrives late: the violation is found; the fourth, later still and timed
+    # before it, moves the violation to its own time
+    delivered = [*base, *tick, *third, *fourth]
+    got = _clinic_ledger(delivered)
+    want = _clinic_ledger(in_time_order(delivered))
+    assert [g[:3] for g in got] == [w[:3] for w in want]
+    assert got[0][:3] == ("violation", want[0][1], ("b4",))
+
+
+def test_clinic_sessions_survive_a_restart_between_the_booking_and_the_late_cancellation() -> None:
+    evs = _clinic(
+        ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
+        ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
+        ("b3", "appointment.booked", "2026-03-01T11:00:00Z", "A3"),
+    )
+    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
+                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
+    late = events(
+        '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
+        '"patient":"P-A2","refs":{"appointment":"A2"}}'
+    )
+    settings = parse_settings("", "<test>")
+    out: list[Outcome] = []
+    first = Engine.from_settings(settings, sink=out.append)
+    first.process_many([*evs, *tick])
+    state = orjson.loads(orjson.dumps(first.snapshot(), option=orjson.OPT_SERIALIZE_NUMPY))
+    second = Engine.from_settings(settings, sink=out.append)
+    second.restore(state)
+    second.process_many(late)
+    second.advance_to(epoch_of(AS_OF))
+    latest = {o.failure_id: o for o in out if o.key == "S1"}
+    [record] = latest.values()
+    assert record.outcome == "met" and record.failure_status == "withdrawn"
+
+
+def epoch_of(text: str) -> float:
+    from detectors.events import parse_time
+
+    return parse_time(text)
