@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detectors.errors import RulesError
+from detectors.config_reader import read_file
+from detectors.errors import ConfigError, RulesError
 from streams.adapters._hl7_text import FieldPath
 from streams.adapters._settings_reader import SettingsReader
 from streams.adapters._yaml_tree import Path, YamlTree, merge_trees, read_yaml_tree
@@ -203,9 +204,13 @@ def load_mapping(path: str | os.PathLike[str] | None = None) -> SiteMapping:
         return default_mapping()
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_file(source, "site mapping")
+        text = data.decode("utf-8-sig")
+    except ConfigError as exc:
+        if isinstance(exc, RulesError):
+            raise
+        raise RulesError(f"cannot read the site mapping: {exc}", source=source) from None
+    except UnicodeDecodeError as exc:
         raise RulesError(f"cannot read the site mapping: {exc}", source=source) from None
     return mapping_from_text(text, source)
 
@@ -226,10 +231,9 @@ def _build(tree: YamlTree, defaults: dict[str, Any]) -> SiteMapping:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise r.error(
-            ("timezone",), f"unknown timezone {zone!r}; write e.g. Europe/London"
-        ) from None
-    return SiteMapping(
+        if zone:
+            r.report(("timezone",), f"unknown timezone {zone!r}; write e.g. Europe/London")
+    mapping = SiteMapping(
         timezone=zone,
         date_only=r.choice(("date_only",), ("midnight", "reject")),
         codes=_codes(r),
@@ -238,6 +242,8 @@ def _build(tree: YamlTree, defaults: dict[str, Any]) -> SiteMapping:
         tabular=_tabular(r),
         source=tree.source,
     )
+    r.finish()  # every problem of the file at once
+    return mapping
 
 
 def _codes(r: SettingsReader) -> Codes:
@@ -263,8 +269,8 @@ def _hl7(r: SettingsReader) -> Hl7Settings:
     p: Path = ("hl7v2",)
     r.section(p)
     r.section((*p, "patient_id"))
-    r.section((*p, "fields"))
-    fields = {name: r.field_paths((*p, "fields", name)) for name in r.get((*p, "fields"))}
+    names = r.section((*p, "fields"))
+    fields = {name: r.field_paths((*p, "fields", name)) for name in names}
     r.section((*p, "order_control"))
     r.section((*p, "result_status"))
     return Hl7Settings(
@@ -292,16 +298,18 @@ def _notification_rules(r: SettingsReader, p: Path) -> tuple[NotificationRule, .
     if items is None:
         return ()
     if not isinstance(items, list):
-        raise r.error(p, "notifications must be a list of {segment, appointment, channel, time}")
+        r.report(p, "notifications must be a list of {segment, appointment, channel, time}")
+        return ()
     rules = []
     for index, item in enumerate(items):
         ip = (*p, index)
         if not isinstance(item, dict):
-            raise r.error(ip, "each notification rule must be a mapping")
+            r.report(ip, "each notification rule must be a mapping")
+            continue
         r.section(ip, allowed=("segment", "appointment", "channel", "time"))
         segment = r.text((*ip, "segment"))
-        if len(segment) != 3 or not segment.isalnum() or not segment.isupper():
-            raise r.error((*ip, "segment"), f"segment {segment!r} is not a segment id like ZNT")
+        if segment and (len(segment) != 3 or not segment.isalnum() or not segment.isupper()):
+            r.report((*ip, "segment"), f"segment {segment!r} is not a segment id like ZNT")
         rules.append(
             NotificationRule(
                 segment=segment,
@@ -336,13 +344,14 @@ def _tabular(r: SettingsReader) -> TabularSettings:
     r.section(cols)
     r.section((*p, "csv"))
     delimiter = r.text((*p, "csv", "delimiter"))
-    if len(delimiter) != 1:
-        raise r.error((*p, "csv", "delimiter"), "the CSV delimiter must be one character")
+    if delimiter and len(delimiter) != 1:
+        r.report((*p, "csv", "delimiter"), "the CSV delimiter must be one character")
     encoding = r.text((*p, "csv", "encoding"))
     try:
         "".encode(encoding)
     except LookupError:
-        raise r.error((*p, "csv", "encoding"), f"unknown text encoding {encoding!r}") from None
+        if encoding:
+            r.report((*p, "csv", "encoding"), f"unknown text encoding {encoding!r}")
     return TabularSettings(
         id_column=r.optional_text((*cols, "id")),
         type_column=r.text((*cols, "type")),
