@@ -33,17 +33,48 @@ __all__ = [
 ]
 
 
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class EngineSetting:
+    """One ``engine:`` setting of the rules file: its default and allowed range (seconds)."""
+
+    default: float
+    low: float
+    high: float
+    meaning: str
+
+
+#: The engine's settings, their defaults and ranges: the one table (``Settings``, the
+#: rules file's checks, ``carewatch rules schema`` and docs/rules.md follow it).
+ENGINE_DEFAULTS: dict[str, EngineSetting] = {
+    "allowed_lateness": EngineSetting(
+        600.0, 0.0, 30 * DAY, "how far behind the newest event time an event may arrive"
+    ),
+    "late_retention": EngineSetting(
+        30 * DAY, 0.0, 366 * DAY, "how long a missed opportunity may still turn late"
+    ),
+    "dedupe_window": EngineSetting(
+        7 * DAY, 1.0, 366 * DAY, "how long event ids are remembered to drop re-deliveries"
+    ),
+    "correction_horizon": EngineSetting(
+        30 * DAY, 0.0, 366 * DAY, "how long everything that could still change a decision is kept"
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the engine needs, validated. Durations are seconds."""
 
     detectors: tuple[Detector, ...]
-    allowed_lateness: float = 600.0  # ENGINE_DEFAULTS (below) holds these four
-    late_retention: float = 30 * 86400.0
-    dedupe_window: float = 7 * 86400.0
+    allowed_lateness: float = ENGINE_DEFAULTS["allowed_lateness"].default
+    late_retention: float = ENGINE_DEFAULTS["late_retention"].default
+    dedupe_window: float = ENGINE_DEFAULTS["dedupe_window"].default
     #: how long (s) everything that could still change a decision is kept; events further
     #: behind the watermark are refused (``beyond-horizon``)
-    correction_horizon: float = 30 * 86400.0
+    correction_horizon: float = ENGINE_DEFAULTS["correction_horizon"].default
     site_labels: tuple[str, ...] = ()
     feeds: tuple[FeedSpec, ...] = ()  # metrics.feeds (detectors.feeds)
     source: str = "(built-in defaults)"
@@ -125,35 +156,6 @@ class RuleDetector(ExpectationDetector):
 
 # ---------------------------------------------------------------- reading the file
 
-DAY = 86400.0
-
-
-@dataclass(frozen=True)
-class EngineSetting:
-    """One ``engine:`` setting of the rules file: its default and allowed range (seconds)."""
-
-    default: float
-    low: float
-    high: float
-    meaning: str
-
-
-#: The engine's settings, their defaults and ranges: the one table (``Settings``, the
-#: rules file's checks, ``carewatch rules schema`` and docs/rules.md follow it).
-ENGINE_DEFAULTS: dict[str, EngineSetting] = {
-    "allowed_lateness": EngineSetting(
-        600.0, 0.0, 30 * DAY, "how far behind the newest event time an event may arrive"
-    ),
-    "late_retention": EngineSetting(
-        30 * DAY, 0.0, 366 * DAY, "how long a missed opportunity may still turn late"
-    ),
-    "dedupe_window": EngineSetting(
-        7 * DAY, 1.0, 366 * DAY, "how long event ids are remembered to drop re-deliveries"
-    ),
-    "correction_horizon": EngineSetting(
-        30 * DAY, 0.0, 366 * DAY, "how long everything that could still change a decision is kept"
-    ),
-}
 #: The range of every detector threshold and rule deadline (seconds).
 THRESHOLD_RANGE: tuple[float, float] = (0.0, 366 * DAY)
 
@@ -508,16 +510,13 @@ def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool =
                     "a rule declares more with opening_attrs)",
                 )
     r.finish()
+    engine = {k: timing.get(k, spec.default) for k, spec in ENGINE_DEFAULTS.items()}
     return Settings(
         detectors=tuple(detectors),
-        allowed_lateness=timing.get(
-            "allowed_lateness", ENGINE_DEFAULTS["allowed_lateness"].default
-        ),
-        late_retention=timing.get("late_retention", ENGINE_DEFAULTS["late_retention"].default),
-        dedupe_window=timing.get("dedupe_window", ENGINE_DEFAULTS["dedupe_window"].default),
-        correction_horizon=timing.get(
-            "correction_horizon", ENGINE_DEFAULTS["correction_horizon"].default
-        ),
+        allowed_lateness=engine["allowed_lateness"],
+        late_retention=engine["late_retention"],
+        dedupe_window=engine["dedupe_window"],
+        correction_horizon=engine["correction_horizon"],
         site_labels=tuple(sites),
         feeds=feeds,
         source=source,

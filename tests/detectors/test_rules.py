@@ -121,3 +121,22 @@ def test_missing_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-unt
 
     with pytest.raises(ConfigError, match="cannot read rules file"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_the_engine_table_of_the_docs_is_the_table_of_defaults() -> None:
+    import re
+    from pathlib import Path
+
+    from detectors.durations import format_duration
+    from detectors.rules import ENGINE_DEFAULTS, Settings
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    rows = dict(
+        (m[1], (m[2], m[3], m[4]))
+        for m in re.finditer(r"^\| `(\w+)` \| `(\w+)` \| `(\w+)` to `(\w+)` \|", doc, re.M)
+    )
+    assert set(rows) == set(ENGINE_DEFAULTS)
+    for name, spec in ENGINE_DEFAULTS.items():
+        assert rows[name] == tuple(map(format_duration, (spec.default, spec.low, spec.high)))
+        assert getattr(Settings(detectors=()), name) == spec.default
+        assert getattr(parse_settings(""), name) == spec.default
