@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ MAX_NODES = 100_000
 MAX_DEPTH = 50
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_CORE_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_CORE_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
 Value: TypeAlias = "str | list[Node] | dict[str, Node] | None"
 
@@ -94,6 +97,27 @@ class Node:
             return {k: n.plain() for k, n in v.items()}
         if isinstance(v, list):
             return [n.plain() for n in v]
+        return v
+
+    def core(self) -> Any:
+        """The value as an editor sees it (the YAML 1.2 core schema: ``true``/``false``,
+        numbers and ``null`` typed, everything else text), which is what the JSON Schemas
+        of ``carewatch rules schema`` describe."""
+        v = self.value
+        if isinstance(v, dict):
+            return {k: n.core() for k, n in v.items()}
+        if isinstance(v, list):
+            return [n.core() for n in v]
+        if v is None or self.quoted:
+            return v
+        if v in ("true", "True", "TRUE"):
+            return True
+        if v in ("false", "False", "FALSE"):
+            return False
+        if _CORE_INT.fullmatch(v):
+            return int(v, 0) if v[:2] in ("0o", "0x") else int(v)
+        if _CORE_FLOAT.fullmatch(v):
+            return float(v)
         return v
 
     def get(self, key: str) -> Node | None:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from detectors.builtin import BUILTINS
 from detectors.config_reader import Invalid, Node, Reader, did_you_mean, read_file, read_yaml
 from detectors.contract import CARRIED_ATTRS, Detector, ExpectationDetector, Thresholds
+from detectors.durations import format_duration
 from detectors.errors import ConfigError, RulesError
 from detectors.events import ATTR_TYPES, Event
 from detectors.feeds import FeedSpec, parse_feeds
@@ -30,6 +31,7 @@ __all__ = [
     "Settings",
     "load_settings",
     "parse_settings",
+    "rules_schema",
 ]
 
 
@@ -564,3 +566,151 @@ def load_settings(path: str | Path | None, *, import_plugins: bool = True) -> Se
     except UnicodeDecodeError as exc:
         raise RulesError(f"not UTF-8 text: {exc.reason}", source=str(path)) from None
     return parse_settings(text, str(path), import_plugins=import_plugins)
+
+
+# ---------------------------------------------------------------- JSON Schema for editors
+
+#: JSON Schema of a duration as an editor sees it (``48h``, ``1h30m``, or ``0``).
+DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\s*([0-9]+(\.[0-9]+)?\s*[smhdwSMHDW]\s*)+$"},
+        {"const": 0},
+        {"const": "0"},
+    ],
+    "description": "a duration: 90s, 10m, 48h, 7d, 2w or combined (1h30m); 0 needs no unit",
+}
+#: One value written as text (an editor may see a number or a boolean: Carewatch reads
+#: the text as written).
+TEXT_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _pattern_schema() -> dict[str, Any]:
+    one = {
+        "anyOf": [
+            {"type": "string", "pattern": _TYPE_NAME.pattern + "$"},
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "attrs": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                    },
+                },
+                "required": ["type"],
+                "additionalProperties": False,
+            },
+        ]
+    }
+    return {"anyOf": [one, {"type": "array", "minItems": 1, "items": one}]}
+
+
+def _overrides_schema(settings: Sequence[str], opens: Sequence[str]) -> dict[str, Any]:
+    attrs = sorted(set(CARRIED_ATTRS).union(*(EVENT_ATTRS.get(t, ()) for t in opens)))
+    return {
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "properties": {
+                "when": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                    "description": "attr: value pairs of the opening event, all must match; "
+                    f"the attrs it carries: {', '.join(attrs)} (and those rules or "
+                    "plugins declare)",
+                },
+                **{k: DURATION_SCHEMA for k in settings},
+            },
+            "required": ["when"],
+            "minProperties": 2,
+            "additionalProperties": False,
+        },
+    }
+
+
+def rules_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of the rules file, for editors that check YAML as it
+    is typed. It describes the file as such an editor reads it (YAML 1.2); ``rules
+    check`` remains the full check (ranges, misspelt attrs, plugins)."""
+    detectors: dict[str, Any] = {}
+    for name, cls in BUILTINS.items():
+        defaults: dict[str, float] = getattr(cls, "DEFAULTS", {})
+        props: dict[str, Any] = {"enabled": {"type": "boolean"}}
+        for k, seconds in defaults.items():
+            props[k] = {**DURATION_SCHEMA, "default": format_duration(seconds)}
+        for k in _SWITCHES.get(name, ()):
+            props[k] = {"type": "boolean"}
+        if defaults:
+            props["overrides"] = _overrides_schema(list(defaults), getattr(cls, "opens", ()))
+        detectors[name] = {
+            "anyOf": [
+                {"enum": ["off", "on", True, False, None]},
+                {"type": "object", "properties": props, "additionalProperties": False},
+            ]
+        }
+    rule_props: dict[str, Any] = {
+        "name": {"type": "string", "minLength": 1},
+        "key": {"type": "string", "minLength": 1},
+        "when": _pattern_schema(),
+        "expect": _pattern_schema(),
+        "void_on": {"anyOf": [_pattern_schema(), {"type": "null"}]},
+        "within": DURATION_SCHEMA,
+        "overrides": _overrides_schema(["within"], ()),
+        "opened": {"type": "string"},
+        "expected": {"type": "string"},
+        "opening_attrs": {"type": "array", "items": {"type": "string"}},
+    }
+    assert set(rule_props) == set(_RULE)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Carewatch rules file",
+        "description": "docs/rules.md",
+        "type": ["object", "null"],
+        "additionalProperties": False,
+        "properties": {
+            "engine": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    k: {
+                        **DURATION_SCHEMA,
+                        "default": format_duration(spec.default),
+                        "description": f"{spec.meaning} (from {format_duration(spec.low)} "
+                        f"to {format_duration(spec.high)})",
+                    }
+                    for k, spec in ENGINE_DEFAULTS.items()
+                },
+            },
+            "metrics": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "site_labels": {"type": ["array", "null"], "items": TEXT_SCHEMA},
+                    "feeds": {
+                        "type": ["object", "null"],
+                        "additionalProperties": {"type": ["object", "null"]},
+                        "description": "docs/monitoring.md#feeds",
+                    },
+                },
+            },
+            "detectors": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": detectors,
+            },
+            "rules": {
+                "type": ["array", "null"],
+                "items": {
+                    "type": "object",
+                    "properties": rule_props,
+                    "required": ["name", "key", "when", "expect", "within"],
+                    "additionalProperties": False,
+                },
+            },
+            "plugins": {
+                "type": ["array", "null"],
+                "items": {"type": "string", "pattern": r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"},
+            },
+        },
+    }

@@ -36,6 +36,7 @@ __all__ = [
     "TabularSettings",
     "default_mapping",
     "load_mapping",
+    "mapping_schema",
 ]
 
 PRIORITIES = ("stat", "urgent", "routine")
@@ -363,3 +364,92 @@ def _tabular(r: SettingsReader) -> TabularSettings:
         delimiter=delimiter,
         encoding=encoding,
     )
+
+
+# ---------------------------------------------------------------- JSON Schema for editors
+
+_CODES_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "items": {"type": ["string", "number", "boolean"]},
+    "description": "a list of codes, even of one: [A, B]",
+}
+_TEXT_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _code_table_schema(values: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": ["object", "null"],
+        "properties": {value: _CODES_SCHEMA for value in values},
+        "additionalProperties": False,
+    }
+
+
+def _open_map_schema(values: dict[str, Any]) -> dict[str, Any]:
+    return {"type": ["object", "null"], "additionalProperties": values}
+
+
+#: Settings whose shape the defaults alone do not show (empty maps, nulls, choices).
+_SCHEMA_SPECIAL: dict[Path, dict[str, Any]] = {
+    ("timezone",): {"type": "string", "description": "an IANA zone such as Europe/London"},
+    ("date_only",): {"enum": ["midnight", "reject"]},
+    ("codes", "initiated_by"): _code_table_schema(_INITIATORS),
+    ("codes", "initiated_by_default"): {"enum": [*_INITIATORS, None]},
+    ("codes", "priority"): _code_table_schema(PRIORITIES),
+    ("codes", "default_priority"): {"enum": list(PRIORITIES)},
+    ("codes", "document_kinds"): _code_table_schema(DOCUMENT_KINDS),
+    ("codes", "document_recipients"): _code_table_schema(RECIPIENTS),
+    ("codes", "notice_documents"): _open_map_schema({"enum": list(CHANNELS)}),
+    ("codes", "channels"): _code_table_schema(CHANNELS),
+    ("hl7v2", "s14_statuses"): _open_map_schema({"enum": list(_S14_EVENTS)}),
+    ("hl7v2", "a04_event"): {"enum": list(_A04_EVENTS)},
+    ("hl7v2", "notifications"): {
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "properties": {
+                "segment": {"type": "string", "pattern": "^[A-Z0-9]{3}$"},
+                "appointment": _CODES_SCHEMA,
+                "channel": _CODES_SCHEMA,
+                "time": _CODES_SCHEMA,
+            },
+            "required": ["segment"],
+            "additionalProperties": False,
+        },
+    },
+    ("fhir", "patient_identifier_system"): {"type": ["string", "null"]},
+    ("tabular", "columns", "id"): {"type": ["string", "null"]},
+    ("tabular", "columns", "patient"): {"type": ["string", "null"]},
+    ("tabular", "columns", "refs"): _open_map_schema(_TEXT_SCHEMA),
+    ("tabular", "columns", "attrs"): _open_map_schema(_TEXT_SCHEMA),
+    ("tabular", "type_values"): _open_map_schema(_TEXT_SCHEMA),
+}
+
+
+def mapping_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of a site mapping file, for editors that check YAML
+    as it is typed: the packaged defaults give its keys and shapes. Loading the file
+    (``load_mapping``) remains the full check (codes listed twice, field paths...)."""
+
+    def describe(value: Any, path: Path) -> dict[str, Any]:
+        special = _SCHEMA_SPECIAL.get(path)
+        if special is not None:
+            return special
+        if isinstance(value, dict):
+            return {
+                "type": ["object", "null"] if path else "object",
+                "properties": {k: describe(v, (*path, k)) for k, v in value.items()},
+                "additionalProperties": False,
+            }
+        if isinstance(value, list):
+            return _CODES_SCHEMA
+        if value in ("true", "false"):
+            return {"type": "boolean"}
+        return _TEXT_SCHEMA
+
+    schema = describe(_default_tree().data, ())
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Carewatch site mapping",
+        "description": "docs/adapters.md",
+        **schema,
+    }

@@ -1,6 +1,8 @@
-"""Check a rules file: validates it and points at the offending line.
+"""Check a rules file, print the JSON Schemas of the configuration files.
 
-Usage: carewatch rules check [--import-plugins] FILE
+Usage:
+  carewatch rules check [--import-plugins] FILE
+  carewatch rules schema [--mapping]
 
 A rules file's ``plugins:`` entries are Python code; they are found and checked, and
 imported only with --import-plugins.
@@ -9,9 +11,10 @@ imported only with --import-plugins.
 from __future__ import annotations
 
 import argparse
+import json
 
 from detectors.contract import ExpectationDetector
-from detectors.rules import load_settings
+from detectors.rules import load_settings, rules_schema
 
 __all__ = ["add_arguments", "main"]
 
@@ -29,9 +32,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     check.add_argument(
         "file", metavar="FILE", help="the rules YAML (docs/rules.md); errors name its line"
     )
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the rules file (or of the site mapping), for an "
+        "editor that checks YAML as it is typed",
+        description="Print a JSON Schema (draft 2020-12) to standard output. Save it and "
+        "point the editor's YAML support at it, e.g. a first line "
+        "'# yaml-language-server: $schema=rules.schema.json' in the rules file.",
+    )
+    schema.add_argument(
+        "--mapping",
+        action="store_true",
+        help="the schema of the site mapping file (docs/adapters.md) instead",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.action == "schema":
+        return _schema(args)
     settings = load_settings(args.file, import_plugins=args.import_plugins)
     print(f"{args.file}: OK")
     for d in settings.detectors:
@@ -42,4 +60,15 @@ def main(args: argparse.Namespace) -> int:
     if not args.import_plugins:
         for spec in settings.plugins:
             print(f"  on   {spec} (plugin, found; not imported: --import-plugins checks it)")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.mapping:
+        from streams.adapters.mapping import mapping_schema
+
+        schema = mapping_schema()
+    else:
+        schema = rules_schema()
+    print(json.dumps(schema, indent=2))
     return 0
