@@ -3,6 +3,7 @@
 Usage:
   carewatch rules check [--import-plugins] FILE
   carewatch rules schema [--mapping]
+  carewatch rules test FILE...
 
 A rules file's ``plugins:`` entries are Python code; they are found and checked, and
 imported only with --import-plugins.
@@ -46,10 +47,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the schema of the site mapping file (docs/adapters.md) instead",
     )
 
+    test = sub.add_parser(
+        "test",
+        help="run a site's unit tests of its rules file: events in, outcomes expected",
+        description="Run the test cases of each FILE (YAML: a rules file, a start time, "
+        "and cases of events, an as-of time and the outcomes expected per detector; "
+        "docs/rules.md, 'Testing rules'). A failing case prints a diff of the outcomes "
+        "expected (-) against those found (+). Exit status: 0 all passed, 1 a case "
+        "failed, 2 a file is invalid.",
+    )
+    test.add_argument("files", nargs="+", metavar="FILE", help="a rules test file (YAML)")
+
 
 def main(args: argparse.Namespace) -> int:
     if args.action == "schema":
         return _schema(args)
+    if args.action == "test":
+        return _test(args)
     settings = load_settings(args.file, import_plugins=args.import_plugins)
     print(f"{args.file}: OK")
     for d in settings.detectors:
@@ -72,3 +86,24 @@ def _schema(args: argparse.Namespace) -> int:
         schema = rules_schema()
     print(json.dumps(schema, indent=2))
     return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from detectors.rules_testing import load_rule_tests, run_rule_tests
+
+    files = [load_rule_tests(path) for path in args.files]  # every file checked first
+    total = failed = 0
+    for test_file in files:
+        print(test_file.source)
+        for result in run_rule_tests(test_file):
+            total += 1
+            case = result.case
+            if result.passed:
+                print(f"  PASS  {case.name}")
+                continue
+            failed += 1
+            print(f"  FAIL  {case.name} ({test_file.source}:{case.line})")
+            for line in result.diff:
+                print(f"        {line}")
+    print(f"{total} test{'s' if total != 1 else ''}, {failed} failed")
+    return 1 if failed else 0
