@@ -263,6 +263,7 @@ def _patterns(rd: _Read, node: Node | None, what: str, required: bool) -> list[E
         return []
     items = node.value if isinstance(node.value, list) else [node]
     out = []
+    before = len(r.problems)
     for item in items:
         with r.attempt():
             if isinstance(item.value, str) and _TYPE_NAME.fullmatch(item.value):
@@ -286,7 +287,7 @@ def _patterns(rd: _Read, node: Node | None, what: str, required: bool) -> list[E
                     attrs[attr] = attr_value(r, attr, value)
             rd.declare(etype.value, attrs)
             out.append(EventPattern(etype.value, attrs))
-    if required and not out and not r.problems:
+    if required and not out and len(r.problems) == before:
         raise r.fail(node, f"{what} needs at least one event type")
     return out
 
@@ -348,8 +349,10 @@ def _builtin(rd: _Read, name: str, cls: type, node: Node | None) -> Detector | N
     conf = r.mapping(node, f"detector {name}")
     r.unknown_keys(conf, allowed, f"detector {name}")
     enabled = True
+    before = len(r.problems)
     if "enabled" in conf:
-        enabled = r.boolean(conf["enabled"], "enabled")
+        with r.attempt():
+            enabled = r.boolean(conf["enabled"], "enabled")
     options = {}
     for k in switches:
         if k in conf:
@@ -360,6 +363,8 @@ def _builtin(rd: _Read, name: str, cls: type, node: Node | None) -> Detector | N
         if defaults
         else None
     )
+    if len(r.problems) > before:
+        raise Invalid(f"detector {name}")
     if not enabled:
         return None
     det: Detector = cls(thresholds, **options) if defaults else cls(**options)
@@ -369,10 +374,14 @@ def _builtin(rd: _Read, name: str, cls: type, node: Node | None) -> Detector | N
 def _rule(rd: _Read, node: Node, names: set[str]) -> RuleDetector:
     r = rd.r
     rule = r.mapping(node, "a rule", _RULE)
+    before = len(r.problems)
     missing = [k for k in ("name", "key", "when", "expect", "within") if k not in rule]
     for k in missing:
         r.problem(node, f"a rule needs '{k}'")
-    name = r.text(rule.get("name"), "a rule's name") if "name" in rule else None
+    name = None
+    if "name" in rule:
+        with r.attempt():
+            name = r.text(rule["name"], "a rule's name")
     if name is not None:
         if name in names:
             r.problem(rule["name"], f"the name {name!r} is already used")
@@ -404,6 +413,8 @@ def _rule(rd: _Read, node: Node, names: set[str]) -> RuleDetector:
     overrides = {k: v for k, v in rule.items() if k == "overrides"}
     thresholds = _thresholds(rd, overrides, {"within": within or 0.0}, name or "a rule", opens)
     if name is None or key is None or within is None or not when or not expect:
+        if len(r.problems) == before:  # never drop a rule without saying why
+            r.problem(node, "this rule is incomplete")
         raise Invalid("an incomplete rule")
     return RuleDetector(
         name=name,

@@ -140,3 +140,15 @@ def test_the_engine_table_of_the_docs_is_the_table_of_defaults() -> None:
         assert rows[name] == tuple(map(format_duration, (spec.default, spec.low, spec.high)))
         assert getattr(Settings(detectors=()), name) == spec.default
         assert getattr(parse_settings(""), name) == spec.default
+
+
+def test_an_engine_built_without_settings_has_the_same_defaults() -> None:
+    # Engine's own keyword defaults (detectors/engine.py) must agree with the one table
+    from detectors.engine import Engine
+    from detectors.rules import ENGINE_DEFAULTS
+
+    engine = Engine([])
+    assert engine.allowed_lateness == ENGINE_DEFAULTS["allowed_lateness"].default
+    assert engine.late_retention == ENGINE_DEFAULTS["late_retention"].default
+    assert engine.dedupe_window == ENGINE_DEFAULTS["dedupe_window"].default
+    assert engine.horizon == ENGINE_DEFAULTS["correction_horizon"].default
