@@ -124,8 +124,13 @@ class KafkaConfig:
             raise ConfigError(f"topic names must be distinct and non-empty, got {names}")
         if self.tick_interval <= 0:
             raise ConfigError(f"tick_interval must be positive, got {self.tick_interval}")
-        if self.allowed_lateness is not None and self.allowed_lateness < 0:
-            raise ConfigError("allowed_lateness must not be negative")
+        if self.allowed_lateness is not None:
+            low, high = _RANGES["allowed_lateness"]
+            if not low <= self.allowed_lateness <= high:
+                raise ConfigError(
+                    f"allowed_lateness must be from {format_duration(low)} to "
+                    f"{format_duration(high)}, got {format_duration(self.allowed_lateness)}"
+                )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
         return self
