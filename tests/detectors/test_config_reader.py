@@ -7,6 +7,7 @@ from __future__ import annotations
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +323,31 @@ def test_every_problem_of_a_mapping_is_reported_at_once() -> None:
 
 def test_config_problems_is_a_rules_error() -> None:
     assert issubclass(ConfigProblems, RulesError) and issubclass(RulesError, ConfigError)
+
+
+def test_a_plugin_may_declare_the_attrs_events_carry(tmp_path: Path, monkeypatch: Any) -> None:
+    import sys
+
+    (tmp_path / "ward_plugin.py").write_text(
+        "from detectors.contract import ViolationDetector\n\n\n"
+        "class WardWatch(ViolationDetector):\n"
+        "    name = 'ward-watch'\n"
+        "    event_attrs = {'order.placed': ['ward']}\n"
+        "    reads = ('order.placed',)\n\n"
+        "    def on_event(self, event, ctx):\n        pass\n\n"
+        "    def snapshot(self):\n        return {}\n\n"
+        "    def restore(self, state):\n        pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rules = (
+        "detectors:\n  result-overdue:\n    overrides:\n"
+        "      - when: {ward: 5A}\n        stat: 30m\n"
+    )
+    try:
+        with pytest.raises(RulesError, match=r"attrs\.ward"):
+            parse_settings(rules, "site.yaml")
+        s = parse_settings(rules + "plugins: ['ward_plugin:WardWatch']\n", "site.yaml")
+        det = next(d for d in s.detectors if d.name == "result-overdue")
+        assert det.thresholds.overrides == [({"ward": "5A"}, {"stat": 1800.0})]  # type: ignore[attr-defined]
+    finally:
+        sys.modules.pop("ward_plugin", None)
