@@ -10,18 +10,24 @@ import re
 
 from detectors.errors import ConfigError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "format_duration", "parse_duration"]
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+#: No duration in Carewatch is longer than this (seconds): ten years. Settings have their
+#: own, narrower ranges (``detectors.rules.ENGINE_DEFAULTS``); this bound keeps a typo
+#: such as ``800000d`` from reaching the engine from anywhere (a command-line option too).
+MAX_DURATION = 3650 * 86400.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
-def parse_duration(text: str | int | float) -> float:
+def parse_duration(text: str | int | float, *, limit: float = MAX_DURATION) -> float:
     """Return ``text`` as seconds. Accepts ``48h``, ``1h30m``, ``7d``, ``90s``, or ``0``.
 
     A number without a unit is refused (but 0, which needs none): ``within: 24`` in a
     rules file would otherwise mean 24 seconds where 24 hours was almost certainly meant,
-    and every opportunity would quietly fail. Raises ``ConfigError`` naming the value.
+    and every opportunity would quietly fail. A duration longer than ``limit`` (ten years
+    unless a caller checks its own range) is refused. Raises ``ConfigError`` naming the
+    value.
     """
     if isinstance(text, bool) or (isinstance(text, float) and not math.isfinite(text)):
         raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h or 7d")
@@ -44,6 +50,8 @@ def parse_duration(text: str | int | float) -> float:
         pos = m.end()
     if pos != len(s) or not s:
         raise ConfigError(f"{text!r} is not a duration; write e.g. 30m, 48h, 7d or 1h30m")
+    if total > limit:
+        raise ConfigError(f"duration {text!r} is longer than ten years (3650d)")
     return total
 
 

@@ -1,27 +1,49 @@
-"""Typed, validated reads from a merged mapping tree, with errors at the site's line."""
+"""Typed, validated reads from a merged mapping tree, with errors at the site's line.
+
+Every read records a problem and returns a neutral value instead of stopping, so one run
+names every mistake of the file; ``finish`` raises them together (``ConfigProblems``).
+"""
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from detectors.config_reader import ConfigProblems, did_you_mean
 from detectors.errors import RulesError
 from streams.adapters._hl7_text import FieldPath, parse_field_path
 from streams.adapters._yaml_tree import Path, YamlTree
 
 __all__ = ["SettingsReader"]
 
+_TRUE = frozenset({"true", "True", "TRUE"})
+_FALSE = frozenset({"false", "False", "FALSE"})
+
 
 class SettingsReader:
-    """Typed, validated reads from the merged tree; errors point at the site's file."""
+    """Typed, validated reads from the merged tree; problems point at the site's file."""
 
     def __init__(self, tree: YamlTree, defaults: dict[str, Any]) -> None:
         self.tree = tree
         self.defaults = defaults
+        self.problems: list[tuple[int | None, str]] = []
 
     def error(self, path: Path, message: str) -> RulesError:
+        """A ``RulesError`` for the setting at ``path`` (named in the message)."""
+        return self.tree.error(path, self._named(path, message))
+
+    def report(self, path: Path, message: str) -> None:
+        """Record a problem with the setting at ``path`` and go on."""
+        self.problems.append((self.tree.line_of(path), self._named(path, message)))
+
+    def finish(self) -> None:
+        """Raise ``ConfigProblems`` naming every recorded problem, if any."""
+        if self.problems:
+            raise ConfigProblems(self.tree.source, self.problems)
+
+    @staticmethod
+    def _named(path: Path, message: str) -> str:
         name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        return self.tree.error(path, f"{name}: {message}" if name else message)
+        return f"{name}: {message}" if name else message
 
     def get(self, path: Path) -> Any:
         node: Any = self.tree.data
@@ -35,10 +57,12 @@ class SettingsReader:
         return node
 
     def section(self, path: Path, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
-        """The mapping at ``path``; keys must be those of the defaults (or ``allowed``)."""
+        """The mapping at ``path`` (``{}`` after a problem); keys must be those of the
+        defaults (or ``allowed``)."""
         value = self.get(path)
         if not isinstance(value, dict):
-            raise self.error(path, "must be a mapping of settings")
+            self.report(path, "must be a mapping of settings")
+            return {}
         if allowed is None:
             known: Any = self.defaults
             for part in path:
@@ -46,58 +70,72 @@ class SettingsReader:
             allowed = tuple(known) if isinstance(known, dict) else ()
         for key in value:
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise self.error((*path, key), f"unknown setting{hint}")
-        return value
+                self.report((*path, key), f"unknown setting{did_you_mean(key, allowed)}")
+        return {k: v for k, v in value.items() if k in allowed}
 
     def optional_text(self, path: Path) -> str | None:
-        """Text at ``path``; ``None`` when absent, null or blank."""
+        """Text at ``path`` as written; ``None`` when absent, null or blank."""
         value = self.get(path)
         if value is None:
             return None
-        if not isinstance(value, str | int | float):
-            raise self.error(path, f"must be text, got {value!r}")
-        # A plain scalar that YAML read as a number or boolean keeps its text as written
-        # ("0123", "NO").
-        text = value if isinstance(value, str) else self.tree.raw.get(path, str(value))
-        return text.strip() or None
+        if not isinstance(value, str):
+            kind = "a list" if isinstance(value, list) else "a mapping"
+            self.report(path, f"must be one value (text), not {kind}")
+            return None
+        return value.strip() or None
 
     def text(self, path: Path) -> str:
-        """Non-empty text at ``path``."""
+        """Non-empty text at ``path`` (``""`` after a problem)."""
+        value = self.get(path)
         text = self.optional_text(path)
         if text is None:
-            raise self.error(path, "must be set (not empty)")
+            if value is None or isinstance(value, str):
+                self.report(path, "must be set (not empty)")
+            return ""
         return text
 
     def optional_choice(self, path: Path, choices: tuple[str, ...]) -> str | None:
-        """One of ``choices`` at ``path``, or ``None`` when absent."""
+        """One of ``choices`` at ``path``, or ``None`` when absent (or after a problem)."""
         value = self.optional_text(path)
         if value is not None and value not in choices:
-            raise self.error(path, f"{value!r} is not one of {', '.join(choices)}")
+            self.report(
+                path, f"{value!r} is not one of {', '.join(choices)}{did_you_mean(value, choices)}"
+            )
+            return None
         return value
 
     def choice(self, path: Path, choices: tuple[str, ...]) -> str:
-        """One of ``choices`` at ``path``."""
-        value = self.optional_choice(path, choices)
-        if value is None:
-            raise self.error(path, f"must be one of {', '.join(choices)}")
-        return value
+        """One of ``choices`` at ``path`` (the first choice after a problem)."""
+        if self.get(path) is None:
+            self.report(path, f"must be one of {', '.join(choices)}")
+            return choices[0]
+        return self.optional_choice(path, choices) or choices[0]
 
     def boolean(self, path: Path) -> bool:
+        """``true`` or ``false``; ``yes``, ``on``, ``1`` and the like are refused."""
         value = self.get(path)
-        if not isinstance(value, bool):
-            raise self.error(path, f"must be true or false, got {value!r}")
-        return value
+        if value in _TRUE:
+            return True
+        if value not in _FALSE:
+            self.report(path, f"must be true or false, got {value!r}")
+        return False
 
     def texts(self, path: Path) -> tuple[str, ...]:
-        """A list of text values (a single value counts as a list of one)."""
+        """A list of text values (absent or null: none); a single value is refused,
+        since every such setting is documented as a list."""
         value = self.get(path)
         if value is None:
             return ()
         if not isinstance(value, list):
-            return (self.text(path),)
-        return tuple(self.text((*path, index)) for index in range(len(value)))
+            shown = repr(value) if isinstance(value, str) else "a mapping"
+            self.report(path, f"must be a list, e.g. [A, B] (got {shown})")
+            return ()
+        out = []
+        for index in range(len(value)):
+            text = self.text((*path, index))
+            if text:
+                out.append(text)
+        return tuple(out)
 
     def codes(self, path: Path) -> tuple[str, ...]:
         """Like ``texts``, upper-cased: codes are matched case-insensitively."""
@@ -109,16 +147,19 @@ class SettingsReader:
         if table is None:
             return {}
         if not isinstance(table, dict):
-            raise self.error(path, f"must map each of {', '.join(values)} to a list of codes")
+            self.report(path, f"must map each of {', '.join(values)} to a list of codes")
+            return {}
         out: dict[str, str] = {}
         for value in table:
             if value not in values:
-                raise self.error((*path, value), f"{value!r} is not one of {', '.join(values)}")
+                self.report(
+                    (*path, value),
+                    f"{value!r} is not one of {', '.join(values)}{did_you_mean(value, values)}",
+                )
+                continue
             for code in self.codes((*path, value)):
                 if code in out and out[code] != value:
-                    raise self.error(
-                        (*path, value), f"code {code!r} is also listed under {out[code]}"
-                    )
+                    self.report((*path, value), f"code {code!r} is also listed under {out[code]}")
                 out[code] = value
         return out
 
@@ -128,7 +169,8 @@ class SettingsReader:
         if table is None:
             return {}
         if not isinstance(table, dict):
-            raise self.error(path, "must map codes to values")
+            self.report(path, "must map codes to values")
+            return {}
         out = {}
         for code in table:
             value = self.choice((*path, code), values)
@@ -141,15 +183,16 @@ class SettingsReader:
         if table is None:
             return {}
         if not isinstance(table, dict):
-            raise self.error(path, "must be a mapping")
+            self.report(path, "must be a mapping")
+            return {}
         return {str(key): self.text((*path, key)) for key in table}
 
     def field_paths(self, path: Path) -> tuple[FieldPath, ...]:
+        """A list of HL7 field paths (``SEG-F[.C[.S]]``), each checked."""
         out = []
         for index, text in enumerate(self.texts(path)):
             try:
                 out.append(parse_field_path(text))
             except ValueError as exc:
-                item = (*path, index) if isinstance(self.get(path), list) else path
-                raise self.error(item, str(exc)) from None
+                self.report((*path, index), str(exc))
         return tuple(out)

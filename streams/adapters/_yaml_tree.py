@@ -1,8 +1,11 @@
-"""Read a YAML mapping file into plain Python while remembering where each value was.
+"""A configuration file as plain Python, remembering where each value was.
 
-The site mapping needs two things PyYAML's ``safe_load`` throws away: the line of every
-key (so an error points at it) and the text of every scalar as written (YAML 1.1 reads
-``NO`` as ``False`` and ``0123`` as 83, which would silently corrupt code lists).
+The site mapping is read by Carewatch's one configuration reader
+(``detectors.config_reader.read_yaml``): every scalar stays the text as written (``NO``
+stays ``"NO"``, ``0123`` stays ``"0123"``; YAML 1.1 would read false and 83), hostile
+files (alias bombs, oversized files) are refused, and every value keeps its line so an
+error can point at it. This module flattens that tree into plain data plus a table of
+lines, which ``SettingsReader`` reads.
 """
 
 from __future__ import annotations
@@ -10,9 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from yaml.constructor import SafeConstructor
-
+from detectors.config_reader import Node, read_yaml
 from detectors.errors import RulesError
 
 __all__ = ["Path", "YamlTree", "merge_trees", "read_yaml_tree"]
@@ -23,12 +24,11 @@ Path = tuple[str | int, ...]
 
 @dataclass
 class YamlTree:
-    """Plain data (dicts, lists, scalars) plus the line and written text of each value."""
+    """Plain data (dicts, lists, texts, ``None``) plus the line of each value."""
 
     data: Any
     source: str
     lines: dict[Path, int] = field(default_factory=dict)
-    raw: dict[Path, str] = field(default_factory=dict)
 
     def line_of(self, path: Path) -> int | None:
         """The line (1-based) of ``path`` or of its nearest ancestor that has one."""
@@ -46,77 +46,36 @@ class YamlTree:
 def read_yaml_tree(text: str, source: str) -> YamlTree:
     """Parse ``text`` (one YAML document) into a ``YamlTree``.
 
-    Raises ``RulesError`` with the line for syntax errors, duplicate keys, merge keys and
-    non-scalar keys.
+    Raises ``RulesError`` with the line for syntax errors, duplicate keys, merge keys,
+    non-scalar keys and hostile documents (see ``detectors.config_reader``).
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise RulesError(
-            f"not valid YAML: {exc.problem or exc}", source=source, line=line
-        ) from None
-    except yaml.YAMLError as exc:
-        raise RulesError(f"not valid YAML: {exc}", source=source) from None
+    root = read_yaml(text, source)
     tree = YamlTree(data=None, source=source)
-    if node is None:
-        tree.data = {}
-        return tree
-    tree.lines[()] = node.start_mark.line + 1
-    tree.data = _convert(node, (), tree, SafeConstructor())
+    tree.data = _flatten(root, (), tree)
     return tree
 
 
-def _convert(node: yaml.Node, path: Path, tree: YamlTree, constructor: SafeConstructor) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise RulesError("keys must be plain text", source=tree.source, line=line)
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise RulesError(
-                    "merge keys (<<) are not supported; write the settings out",
-                    source=tree.source,
-                    line=line,
-                )
-            key = str(key_node.value)
-            if key in out:
-                raise RulesError(f"duplicate key {key!r}", source=tree.source, line=line)
-            tree.lines[(*path, key)] = line
-            out[key] = _convert(value_node, (*path, key), tree, constructor)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            tree.lines[(*path, index)] = item.start_mark.line + 1
-            items.append(_convert(item, (*path, index), tree, constructor))
-        return items
-    tree.raw[path] = str(node.value)
-    try:
-        return constructor.construct_object(node, deep=True)
-    except yaml.YAMLError as exc:
-        raise RulesError(
-            f"unreadable value {node.value!r}: {exc}",
-            source=tree.source,
-            line=node.start_mark.line + 1,
-        ) from None
+def _flatten(node: Node, path: Path, tree: YamlTree) -> Any:
+    tree.lines[path] = node.line
+    value = node.value
+    if isinstance(value, dict):
+        return {key: _flatten(item, (*path, key), tree) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_flatten(item, (*path, index), tree) for index, item in enumerate(value)]
+    return value
 
 
 def merge_trees(base: YamlTree, override: YamlTree) -> YamlTree:
     """Overlay ``override`` on ``base``: maps merge key by key, anything else replaces.
 
     Lines come from ``override`` only (errors should point into the site's file, not
-    into the packaged defaults); raw texts from both, ``override`` winning.
+    into the packaged defaults).
     """
-    merged = YamlTree(
+    return YamlTree(
         data=_merge(base.data, override.data),
         source=override.source,
         lines=dict(override.lines),
-        raw={**base.raw, **override.raw},
     )
-    return merged
 
 
 def _merge(base: Any, override: Any) -> Any:

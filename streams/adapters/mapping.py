@@ -15,7 +15,8 @@ from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from detectors.errors import RulesError
+from detectors.config_reader import read_file
+from detectors.errors import ConfigError, RulesError
 from streams.adapters._hl7_text import FieldPath
 from streams.adapters._settings_reader import SettingsReader
 from streams.adapters._yaml_tree import Path, YamlTree, merge_trees, read_yaml_tree
@@ -35,6 +36,7 @@ __all__ = [
     "TabularSettings",
     "default_mapping",
     "load_mapping",
+    "mapping_schema",
 ]
 
 PRIORITIES = ("stat", "urgent", "routine")
@@ -203,9 +205,13 @@ def load_mapping(path: str | os.PathLike[str] | None = None) -> SiteMapping:
         return default_mapping()
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8-sig") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_file(source, "site mapping")
+        text = data.decode("utf-8-sig")
+    except ConfigError as exc:
+        if isinstance(exc, RulesError):
+            raise
+        raise RulesError(f"cannot read the site mapping: {exc}", source=source) from None
+    except UnicodeDecodeError as exc:
         raise RulesError(f"cannot read the site mapping: {exc}", source=source) from None
     return mapping_from_text(text, source)
 
@@ -226,10 +232,9 @@ def _build(tree: YamlTree, defaults: dict[str, Any]) -> SiteMapping:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise r.error(
-            ("timezone",), f"unknown timezone {zone!r}; write e.g. Europe/London"
-        ) from None
-    return SiteMapping(
+        if zone:
+            r.report(("timezone",), f"unknown timezone {zone!r}; write e.g. Europe/London")
+    mapping = SiteMapping(
         timezone=zone,
         date_only=r.choice(("date_only",), ("midnight", "reject")),
         codes=_codes(r),
@@ -238,6 +243,8 @@ def _build(tree: YamlTree, defaults: dict[str, Any]) -> SiteMapping:
         tabular=_tabular(r),
         source=tree.source,
     )
+    r.finish()  # every problem of the file at once
+    return mapping
 
 
 def _codes(r: SettingsReader) -> Codes:
@@ -263,8 +270,8 @@ def _hl7(r: SettingsReader) -> Hl7Settings:
     p: Path = ("hl7v2",)
     r.section(p)
     r.section((*p, "patient_id"))
-    r.section((*p, "fields"))
-    fields = {name: r.field_paths((*p, "fields", name)) for name in r.get((*p, "fields"))}
+    names = r.section((*p, "fields"))
+    fields = {name: r.field_paths((*p, "fields", name)) for name in names}
     r.section((*p, "order_control"))
     r.section((*p, "result_status"))
     return Hl7Settings(
@@ -292,16 +299,18 @@ def _notification_rules(r: SettingsReader, p: Path) -> tuple[NotificationRule, .
     if items is None:
         return ()
     if not isinstance(items, list):
-        raise r.error(p, "notifications must be a list of {segment, appointment, channel, time}")
+        r.report(p, "notifications must be a list of {segment, appointment, channel, time}")
+        return ()
     rules = []
     for index, item in enumerate(items):
         ip = (*p, index)
         if not isinstance(item, dict):
-            raise r.error(ip, "each notification rule must be a mapping")
+            r.report(ip, "each notification rule must be a mapping")
+            continue
         r.section(ip, allowed=("segment", "appointment", "channel", "time"))
         segment = r.text((*ip, "segment"))
-        if len(segment) != 3 or not segment.isalnum() or not segment.isupper():
-            raise r.error((*ip, "segment"), f"segment {segment!r} is not a segment id like ZNT")
+        if segment and (len(segment) != 3 or not segment.isalnum() or not segment.isupper()):
+            r.report((*ip, "segment"), f"segment {segment!r} is not a segment id like ZNT")
         rules.append(
             NotificationRule(
                 segment=segment,
@@ -336,13 +345,14 @@ def _tabular(r: SettingsReader) -> TabularSettings:
     r.section(cols)
     r.section((*p, "csv"))
     delimiter = r.text((*p, "csv", "delimiter"))
-    if len(delimiter) != 1:
-        raise r.error((*p, "csv", "delimiter"), "the CSV delimiter must be one character")
+    if delimiter and len(delimiter) != 1:
+        r.report((*p, "csv", "delimiter"), "the CSV delimiter must be one character")
     encoding = r.text((*p, "csv", "encoding"))
     try:
         "".encode(encoding)
     except LookupError:
-        raise r.error((*p, "csv", "encoding"), f"unknown text encoding {encoding!r}") from None
+        if encoding:
+            r.report((*p, "csv", "encoding"), f"unknown text encoding {encoding!r}")
     return TabularSettings(
         id_column=r.optional_text((*cols, "id")),
         type_column=r.text((*cols, "type")),
@@ -354,3 +364,92 @@ def _tabular(r: SettingsReader) -> TabularSettings:
         delimiter=delimiter,
         encoding=encoding,
     )
+
+
+# ---------------------------------------------------------------- JSON Schema for editors
+
+_CODES_SCHEMA: dict[str, Any] = {
+    "type": ["array", "null"],
+    "items": {"type": ["string", "number", "boolean"]},
+    "description": "a list of codes, even of one: [A, B]",
+}
+_TEXT_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+
+
+def _code_table_schema(values: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        "type": ["object", "null"],
+        "properties": {value: _CODES_SCHEMA for value in values},
+        "additionalProperties": False,
+    }
+
+
+def _open_map_schema(values: dict[str, Any]) -> dict[str, Any]:
+    return {"type": ["object", "null"], "additionalProperties": values}
+
+
+#: Settings whose shape the defaults alone do not show (empty maps, nulls, choices).
+_SCHEMA_SPECIAL: dict[Path, dict[str, Any]] = {
+    ("timezone",): {"type": "string", "description": "an IANA zone such as Europe/London"},
+    ("date_only",): {"enum": ["midnight", "reject"]},
+    ("codes", "initiated_by"): _code_table_schema(_INITIATORS),
+    ("codes", "initiated_by_default"): {"enum": [*_INITIATORS, None]},
+    ("codes", "priority"): _code_table_schema(PRIORITIES),
+    ("codes", "default_priority"): {"enum": list(PRIORITIES)},
+    ("codes", "document_kinds"): _code_table_schema(DOCUMENT_KINDS),
+    ("codes", "document_recipients"): _code_table_schema(RECIPIENTS),
+    ("codes", "notice_documents"): _open_map_schema({"enum": list(CHANNELS)}),
+    ("codes", "channels"): _code_table_schema(CHANNELS),
+    ("hl7v2", "s14_statuses"): _open_map_schema({"enum": list(_S14_EVENTS)}),
+    ("hl7v2", "a04_event"): {"enum": list(_A04_EVENTS)},
+    ("hl7v2", "notifications"): {
+        "type": ["array", "null"],
+        "items": {
+            "type": "object",
+            "properties": {
+                "segment": {"type": "string", "pattern": "^[A-Z0-9]{3}$"},
+                "appointment": _CODES_SCHEMA,
+                "channel": _CODES_SCHEMA,
+                "time": _CODES_SCHEMA,
+            },
+            "required": ["segment"],
+            "additionalProperties": False,
+        },
+    },
+    ("fhir", "patient_identifier_system"): {"type": ["string", "null"]},
+    ("tabular", "columns", "id"): {"type": ["string", "null"]},
+    ("tabular", "columns", "patient"): {"type": ["string", "null"]},
+    ("tabular", "columns", "refs"): _open_map_schema(_TEXT_SCHEMA),
+    ("tabular", "columns", "attrs"): _open_map_schema(_TEXT_SCHEMA),
+    ("tabular", "type_values"): _open_map_schema(_TEXT_SCHEMA),
+}
+
+
+def mapping_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12) of a site mapping file, for editors that check YAML
+    as it is typed: the packaged defaults give its keys and shapes. Loading the file
+    (``load_mapping``) remains the full check (codes listed twice, field paths...)."""
+
+    def describe(value: Any, path: Path) -> dict[str, Any]:
+        special = _SCHEMA_SPECIAL.get(path)
+        if special is not None:
+            return special
+        if isinstance(value, dict):
+            return {
+                "type": ["object", "null"] if path else "object",
+                "properties": {k: describe(v, (*path, k)) for k, v in value.items()},
+                "additionalProperties": False,
+            }
+        if isinstance(value, list):
+            return _CODES_SCHEMA
+        if value in ("true", "false"):
+            return {"type": "boolean"}
+        return _TEXT_SCHEMA
+
+    schema = describe(_default_tree().data, ())
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Carewatch site mapping",
+        "description": "docs/adapters.md",
+        **schema,
+    }

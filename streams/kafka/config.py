@@ -1,6 +1,8 @@
 """The Kafka runtime's settings: one typed, validated object read at the edge.
 
-Sources, later winning over earlier: built-in defaults, a YAML file (``--config FILE``),
+Sources, later winning over earlier: built-in defaults, a YAML file (``--config FILE``,
+read by the one configuration reader, ``detectors.config_reader``: values as written,
+every problem with its line),
 then environment variables named ``CAREWATCH_`` plus the setting's name in capitals
 (``CAREWATCH_KAFKA_BOOTSTRAP``, ``CAREWATCH_TOPIC_EVENTS``...; the full list is
 ``ENV_NAMES`` and ``docs/kafka.md``). Secrets (the SASL password) are kept out of
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from detectors.durations import parse_duration
-from detectors.errors import ConfigError
+from detectors.config_reader import Reader, did_you_mean, read_file, read_yaml
+from detectors.durations import format_duration, parse_duration
+from detectors.errors import ConfigError, RulesError
+from detectors.rules import ENGINE_DEFAULTS
 
 __all__ = ["ENV_NAMES", "KafkaConfig", "Topics", "load_config"]
 
@@ -122,8 +124,13 @@ class KafkaConfig:
             raise ConfigError(f"topic names must be distinct and non-empty, got {names}")
         if self.tick_interval <= 0:
             raise ConfigError(f"tick_interval must be positive, got {self.tick_interval}")
-        if self.allowed_lateness is not None and self.allowed_lateness < 0:
-            raise ConfigError("allowed_lateness must not be negative")
+        if self.allowed_lateness is not None:
+            low, high = _RANGES["allowed_lateness"]
+            if not low <= self.allowed_lateness <= high:
+                raise ConfigError(
+                    f"allowed_lateness must be from {format_duration(low)} to "
+                    f"{format_duration(high)}, got {format_duration(self.allowed_lateness)}"
+                )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
         return self
@@ -203,45 +210,78 @@ _SETTINGS: dict[str, tuple[str, str]] = {
 ENV_NAMES: dict[str, str] = {name: env for name, (env, _) in _SETTINGS.items()}
 
 
-def _convert(name: str, kind: str, value: Any, where: str) -> Any:
-    if value is None:
-        return None
+#: Ranges of the numeric settings: whole numbers, and durations (seconds).
+_RANGES: dict[str, tuple[float, float]] = {
+    "partitions": (1, 10_000),
+    "replication_factor": (1, 100),
+    "metrics_port": (0, 65535),
+    "allowed_lateness": (
+        ENGINE_DEFAULTS["allowed_lateness"].low,
+        ENGINE_DEFAULTS["allowed_lateness"].high,
+    ),
+    "tick_interval": (0.001, 3600.0),
+    "journal_horizon": (0.0, 3650 * 86400.0),
+}
+
+
+def _convert(name: str, kind: str, value: str) -> Any:
+    """An environment variable's text as the setting's kind (``ConfigError`` naming it)."""
     if kind == "str":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ConfigError(f"{name} in {where} must be a string")
-        return str(value)
+        return value
+    low, high = _RANGES[name]
     if kind == "int":
-        if isinstance(value, bool):
-            raise ConfigError(f"{name} in {where} must be a whole number")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} in {where} must be a whole number, got {value!r}") from None
+        digits = value.strip().removeprefix("-")
+        if not digits.isdigit() or not digits.isascii():
+            raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        n = int(value)
+        if not low <= n <= high:
+            raise ConfigError(f"{name} must be from {low:.0f} to {high:.0f}, got {n}")
+        return n
     try:
-        return parse_duration(value)
+        seconds = parse_duration(value)
     except ConfigError as exc:
-        raise ConfigError(f"{name} in {where}: {exc}") from None
+        raise ConfigError(f"{name}: {exc}") from None
+    if not low <= seconds <= high:
+        raise ConfigError(
+            f"{name} of {value} is out of range; it must be from "
+            f"{format_duration(low)} to {format_duration(high)}"
+        )
+    return seconds
 
 
 def _read_file(path: str) -> dict[str, Any]:
+    """The settings of a YAML file, each value read as written (``group_id: on`` is the
+    text ``on``), every problem named with its line at once."""
+    data = read_file(path, "config file")
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ConfigError(f"config file {path} must be a mapping of setting: value")
-    unknown = sorted(set(doc) - set(_SETTINGS))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in {path}; settings are {', '.join(_SETTINGS)}"
-        )
-    return {k: _convert(k, _SETTINGS[k][1], v, path) for k, v in doc.items()}
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"not UTF-8 text: {exc.reason}", source=path) from None
+    r = Reader(path)
+    out: dict[str, Any] = {}
+    with r.attempt():
+        entries = r.mapping(read_yaml(text, path), "the config file")
+        for name, node in entries.items():
+            if name not in _SETTINGS:
+                r.problem(
+                    node,
+                    f"unknown setting {name!r}{did_you_mean(name, _SETTINGS)}; "
+                    f"settings are {', '.join(_SETTINGS)}",
+                )
+                continue
+            kind = _SETTINGS[name][1]
+            with r.attempt():
+                if node.value is None:
+                    out[name] = None
+                elif kind == "str":
+                    out[name] = r.text(node, name)
+                elif kind == "int":
+                    low, high = _RANGES[name]
+                    out[name] = r.integer(node, name, int(low), int(high))
+                else:
+                    out[name] = r.duration(node, name, *_RANGES[name])
+    r.finish()
+    return out
 
 
 def load_config(
@@ -259,7 +299,10 @@ def load_config(
     environ = os.environ if env is None else env
     for name, (var, kind) in _SETTINGS.items():
         if var in environ and environ[var] != "":
-            values[name] = _convert(name, kind, environ[var], f"${var}")
+            try:
+                values[name] = _convert(name, kind, environ[var])
+            except ConfigError as exc:
+                raise ConfigError(f"${var}: {exc}") from None
     for name, value in overrides.items():
         if name not in _SETTINGS:
             raise ConfigError(f"unknown setting {name!r}")

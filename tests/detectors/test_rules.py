@@ -121,3 +121,34 @@ def test_missing_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-unt
 
     with pytest.raises(ConfigError, match="cannot read rules file"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_the_engine_table_of_the_docs_is_the_table_of_defaults() -> None:
+    import re
+    from pathlib import Path
+
+    from detectors.durations import format_duration
+    from detectors.rules import ENGINE_DEFAULTS, Settings
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    rows = dict(
+        (m[1], (m[2], m[3], m[4]))
+        for m in re.finditer(r"^\| `(\w+)` \| `(\w+)` \| `(\w+)` to `(\w+)` \|", doc, re.M)
+    )
+    assert set(rows) == set(ENGINE_DEFAULTS)
+    for name, spec in ENGINE_DEFAULTS.items():
+        assert rows[name] == tuple(map(format_duration, (spec.default, spec.low, spec.high)))
+        assert getattr(Settings(detectors=()), name) == spec.default
+        assert getattr(parse_settings(""), name) == spec.default
+
+
+def test_an_engine_built_without_settings_has_the_same_defaults() -> None:
+    # Engine's own keyword defaults (detectors/engine.py) must agree with the one table
+    from detectors.engine import Engine
+    from detectors.rules import ENGINE_DEFAULTS
+
+    engine = Engine([])
+    assert engine.allowed_lateness == ENGINE_DEFAULTS["allowed_lateness"].default
+    assert engine.late_retention == ENGINE_DEFAULTS["late_retention"].default
+    assert engine.dedupe_window == ENGINE_DEFAULTS["dedupe_window"].default
+    assert engine.horizon == ENGINE_DEFAULTS["correction_horizon"].default

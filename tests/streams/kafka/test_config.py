@@ -91,3 +91,9 @@ def test_the_worker_producer_is_idempotent(tmp_path: Path) -> None:
     app, _ = build_app(config, load_settings(None), replay=True, lateness=600.0)
     extra = app.producer._settings_extra()
     assert extra["enable_idempotence"] is True and extra["acks"] == "all"
+
+
+def test_the_lateness_from_a_flag_is_in_the_rules_file_range() -> None:
+    with pytest.raises(ConfigError, match="allowed_lateness must be from 0s to 30d"):
+        load_config(env={}, allowed_lateness=40 * 86400.0)
+    assert load_config(env={}, allowed_lateness=600.0).allowed_lateness == 600.0
