@@ -41,6 +41,7 @@ from detectors.contract import Detector, ExpectationDetector, ViolationDetector
 from detectors.errors import ConfigError
 from detectors.events import BUILTIN_TYPES, Event, format_time
 from detectors.records import Outcome, failure_id
+from detectors.rules import ENGINE_DEFAULTS
 
 __all__ = ["BEYOND_HORIZON", "ID_CONFLICT", "Engine", "EngineStats", "OutcomeSink", "RejectSink"]
 
@@ -270,10 +271,10 @@ class Engine:
         self,
         detectors: Sequence[Detector],
         *,
-        allowed_lateness: float = 600.0,
-        late_retention: float = 30 * 86400.0,
-        dedupe_window: float = 7 * 86400.0,
-        correction_horizon: float = 30 * 86400.0,
+        allowed_lateness: float = ENGINE_DEFAULTS["allowed_lateness"].default,
+        late_retention: float = ENGINE_DEFAULTS["late_retention"].default,
+        dedupe_window: float = ENGINE_DEFAULTS["dedupe_window"].default,
+        correction_horizon: float = ENGINE_DEFAULTS["correction_horizon"].default,
         sink: OutcomeSink | None = None,
         site_labels: Iterable[str] = (),
         on_failure: OutcomeSink | None = None,
