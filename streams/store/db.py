@@ -101,8 +101,10 @@ class Database:
         import psycopg
 
         try:
-            extra = {"password": self._password} if self._password is not None else {}
-            pg = psycopg.connect(self._target, connect_timeout=10, **extra)
+            if self._password is not None:
+                pg = psycopg.connect(self._target, connect_timeout=10, password=self._password)
+            else:
+                pg = psycopg.connect(self._target, connect_timeout=10)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeFault(

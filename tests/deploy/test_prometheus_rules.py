@@ -11,9 +11,7 @@ from tests.deploy.tools import PROMETHEUS_DIR, RUNBOOKS, run, tool
 
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
-RUNBOOK_BASE = (
-    "{{ with $externalLabels.runbook_base }}{{ . }}{{ else }}docs/runbooks{{ end }}"
-)
+RUNBOOK_BASE = "{{ with $externalLabels.runbook_base }}{{ . }}{{ else }}docs/runbooks{{ end }}"
 
 
 def alerts() -> list[dict[str, Any]]:
