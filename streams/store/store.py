@@ -264,6 +264,17 @@ class Store:
             )
         return out
 
+    def resolutions(self) -> dict[str, str]:
+        """``failure_id -> resolution`` of every failure resolved now (a person's reason,
+        or Carewatch's ``carewatch-late`` / ``carewatch-withdrawn``); open ones are left out."""
+        with self.db.transaction(write=False) as conn:
+            return dict(
+                conn.all(
+                    "SELECT failure_id, resolution FROM failures "
+                    "WHERE state = 'resolved' AND resolution IS NOT NULL"
+                )
+            )
+
     def open_by_detector_and_site(self) -> list[dict[str, Any]]:
         """Per (detector, site) of the failures still open on the worklist (not resolved
         by a person, not closed by Carewatch): how many, how many nobody has taken, and
