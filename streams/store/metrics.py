@@ -31,6 +31,14 @@ log = logging.getLogger("carewatch.store.metrics")
 OTHER = "other"
 
 
+_FAMILIES = (
+    "carewatch_worklist_open_failures",
+    "carewatch_worklist_unassigned_failures",
+    "carewatch_worklist_oldest_open_due_timestamp_seconds",
+    "carewatch_worklist_oldest_unassigned_due_timestamp_seconds",
+)
+
+
 class WorklistMetrics(Collector):
     """A collector over ``store``, registered on ``registry`` (never the global one).
 
@@ -53,6 +61,13 @@ class WorklistMetrics(Collector):
 
     def _label(self, value: str | None, allowed: tuple[str, ...]) -> str:
         return value if value in allowed else OTHER
+
+    def describe(self) -> Iterator[Metric]:
+        """The families served, without reading the store (so registering it does not
+        query the database)."""
+        yield GaugeMetricFamily("carewatch_worklist_store_up", "")
+        for name in _FAMILIES:
+            yield GaugeMetricFamily(name, "", labels=["detector", "site"])
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.store import open_store, parse_failure
@@ -74,15 +75,19 @@ def test_open_failures_by_detector_and_site_come_from_the_store(store_url: str) 
     store.close()
 
 
-def test_a_store_it_cannot_read_is_reported_not_raised(tmp_path: Path) -> None:
+def test_a_store_it_cannot_read_is_reported_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "s.db"
     store = open_store(str(path), create=True)
-    registry = CollectorRegistry()
-    WorklistMetrics(store, registry, DETECTORS, ["north"])
-    assert registry.get_sample_value("carewatch_worklist_store_up") == 1
     with store.db.transaction() as conn:
         conn.execute("DROP TABLE failures")
+    registry = CollectorRegistry()
+    WorklistMetrics(store, registry, DETECTORS, ["north"])  # registering reads nothing
+    assert not caplog.records
     assert registry.get_sample_value("carewatch_worklist_store_up") == 0
     assert value(registry, OPEN, "result-overdue", "north") is None
     check_metrics(generate_latest(registry).decode())
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith("cannot read the store for metrics")
     store.close()
