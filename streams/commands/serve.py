@@ -3,11 +3,17 @@
   carewatch serve --store carewatch.db                      http://127.0.0.1:8080/
   carewatch serve --store postgresql://... --host 0.0.0.0 --tls-cert c.pem --tls-key k.pem
   carewatch serve --store ... --trusted-proxy 10.0.0.5 --proxy-user-header X-Remote-User
+  carewatch serve --store ... --metrics-port 9466 --rules rules.yaml   Prometheus metrics
 
 Every page needs a signed-in account (carewatch users add). Listens on 127.0.0.1 unless
 told otherwise; session cookies are marked Secure when served over TLS (--tls-cert) or
 when --secure-cookies says a TLS proxy stands in front. Times are shown in --timezone.
 The server's own log names no patient (no query strings). See docs/worklist.md.
+
+--metrics-port serves Prometheus metrics of the worklist (open failures by detector and
+site, read from the store at each scrape) on a port of its own, without sign-in, like a
+worker's: only counts and times, labelled by the detectors and sites of --rules, never a
+patient. See docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detectors.errors import ConfigError
 from streams.commands import port
+
+if TYPE_CHECKING:
+    from streams.store import Store
 
 __all__ = ["add_arguments", "main"]
 
@@ -60,6 +70,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="the header naming the signed-in user (default: %(default)s; only with --trusted-proxy)",
     )
 
+    p.add_argument(
+        "--metrics-port",
+        type=port,
+        metavar="PORT",
+        help="serve Prometheus metrics of the worklist on this port (default: none)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address of the metrics port (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rules",
+        metavar="FILE",
+        default=os.environ.get("CAREWATCH_RULES"),
+        help="the workers' rules file: its detectors and metrics.site_labels bound the "
+        "metrics' labels (default: $CAREWATCH_RULES, else the built-in detectors and no site)",
+    )
+
 
 def main(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,7 +112,17 @@ def main(args: argparse.Namespace) -> int:
             f"unknown time zone {args.timezone!r} (an IANA name such as Europe/London)"
         ) from None
     _check_port(args.host, args.port)
+    if args.metrics_port is not None:
+        if args.metrics_port == args.port and args.metrics_host == args.host:
+            raise ConfigError("--metrics-port must differ from --port")
+        _check_port(args.metrics_host, args.metrics_port)
     store = open_store(args.store)
+    if args.metrics_port is not None:
+        try:
+            _serve_metrics(store, args)
+        except ConfigError:
+            store.close()
+            raise
     settings = WebSettings(
         zone=zone,
         secure_cookies=bool(args.tls_cert) or args.secure_cookies,
@@ -97,6 +137,29 @@ def main(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _serve_metrics(store: Store, args: argparse.Namespace) -> None:
+    """The worklist's metrics on their own port (a thread of prometheus_client's)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from detectors.metrics import register_build_info
+    from detectors.rules import load_settings
+    from streams.store.metrics import WorklistMetrics
+
+    settings = load_settings(args.rules)
+    registry = CollectorRegistry()
+    register_build_info(registry)
+    WorklistMetrics(store, registry, [d.name for d in settings.detectors], settings.site_labels)
+    try:
+        start_http_server(args.metrics_port, addr=args.metrics_host, registry=registry)
+    except OSError as exc:
+        where = f"{args.metrics_host}:{args.metrics_port}"
+        raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror}") from None
+    print(
+        f"carewatch: serving metrics on http://{args.metrics_host}:{args.metrics_port}/metrics",
+        flush=True,
+    )
 
 
 def _check_port(host: str, number: int) -> None:

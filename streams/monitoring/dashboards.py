@@ -79,13 +79,34 @@ def _table(title: str, description: str, unit: str, query: prometheus.Dataquery)
     )
 
 
+def _joined_table(title: str, description: str, unit: str, columns: dict[str, str]) -> table.Panel:
+    """A table of instant queries joined on their labels: one column per query, named
+    by ``columns`` (column name -> PromQL)."""
+    panel = table.Panel().title(title).description(description).unit(unit).datasource(_DS)
+    panel = panel.height(8).span(12)
+    rename = {}
+    for ref, (name, expr) in zip("ABCDEFGH", columns.items(), strict=False):
+        panel = panel.with_target(_query(expr, ref=ref).instant().format(PromQueryFormat.TABLE))
+        rename[f"Value #{ref}"] = name
+    panel = panel.with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+    return panel.with_transformation(
+        model.DataTransformerConfig(
+            id_val="organize",
+            options={"excludeByName": {"Time": True}, "renameByName": rename},
+        )
+    )
+
+
 def operations() -> dash.Dashboard:
     """For the operations team: is every feed flowing, is detection keeping up, what is
     failing where, what is being rejected."""
     return (
         dash.Dashboard("Carewatch: operations")
         .uid("carewatch-operations")
-        .description("Feed health, failures by detector and site, dead letter, detection lag.")
+        .description(
+            "Feed health, open failures by detector and site, failure rates, dead letter, "
+            "detection lag."
+        )
         .tags(["carewatch"])
         .refresh("30s")
         .time("now-6h", "now")
@@ -129,6 +150,36 @@ def operations() -> dash.Dashboard:
             )
         )
         .with_row(dash.Row("Failures"))
+        .with_panel(
+            _joined_table(
+                "Open failures on the worklist, by detector and site",
+                "Failures nobody has resolved and Carewatch has not closed, from the "
+                "worklist's store (carewatch serve --metrics-port), and how many of them "
+                "nobody has taken.",
+                "short",
+                {
+                    "open": "sum by (detector, site) (carewatch_worklist_open_failures)",
+                    "nobody has taken": (
+                        "sum by (detector, site) (carewatch_worklist_unassigned_failures)"
+                    ),
+                },
+            )
+        )
+        .with_panel(
+            _joined_table(
+                "Most overdue open failure, by detector and site",
+                "How long ago the deadline of the most overdue open failure passed, and of "
+                "the most overdue one nobody has taken (the worklist-unattended alert fires "
+                "past a day).",
+                "s",
+                {
+                    "most overdue": "time() - min by (detector, site) "
+                    "(carewatch_worklist_oldest_open_due_timestamp_seconds)",
+                    "most overdue, untaken": "time() - min by (detector, site) "
+                    "(carewatch_worklist_oldest_unassigned_due_timestamp_seconds)",
+                },
+            )
+        )
         .with_panel(
             _table(
                 "Failures declared in the last 24 h, by detector and site",

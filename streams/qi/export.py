@@ -18,8 +18,21 @@ What it does to every record (the latest per opportunity, as the other QI comman
 - times are kept, cut to the precision chosen with --time-precision: day (the default:
   the local date), hour (the local hour, with its UTC offset) or exact.
 
-The output directory gets outcomes.csv (or outcomes.parquet) and README.txt saying what
-was removed and how.
+With ``--store URL`` (the operations worklist's store, docs/worklist.md) the people's
+judgement comes too:
+
+- each failure row gets ``resolution``: the coded reason it was closed with on the
+  worklist (``patient-contacted``, ``notice-outside-feed``, ``result-found``,
+  ``not-a-real-failure``, ``other``; ``carewatch-late`` / ``carewatch-withdrawn`` when
+  Carewatch closed it), empty while it is open or not in the store. Joined on the real
+  failure id before it is pseudonymised; notes and who acted are never exported;
+- ``feedback.csv`` (or .parquet): per detector, the failures in the store, how many
+  people resolved, how many of those they marked "not a real failure", and the precision
+  that gives (the share confirmed real): the figures of the worklist's /feedback page.
+  Counts per detector only: nothing in it identifies anyone.
+
+The output directory gets outcomes.csv (or outcomes.parquet), feedback.csv with
+``--store``, and README.txt saying what was removed and how.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import hashlib
 import hmac
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +54,15 @@ from detectors.errors import ConfigError, InputError, RuntimeFault
 from streams.qi.ledger import latest_mask, ledger_files, read_records
 from streams.qi.measures import zone
 
-__all__ = ["KEPT_ATTRS", "Pseudonymiser", "add_arguments", "export_ledger", "main"]
+__all__ = [
+    "KEPT_ATTRS",
+    "Judgement",
+    "Pseudonymiser",
+    "add_arguments",
+    "export_ledger",
+    "main",
+    "read_judgement",
+]
 
 #: Coded attrs kept in the export; every other attr is dropped as possible free text.
 KEPT_ATTRS: tuple[str, ...] = (
@@ -110,6 +132,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="Europe/London",
         help="the local time for day and hour precision (default: %(default)s)",
     )
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="the worklist's store (SQLite file or postgresql:// URL): adds each failure's "
+        "resolution and feedback.csv, the precision per detector (default: none)",
+    )
 
 
 def read_key(key_file: str | None) -> bytes:
@@ -135,6 +163,7 @@ def main(args: argparse.Namespace) -> int:
 
     pseudonym = Pseudonymiser(read_key(args.key_file))
     zone(args.timezone)
+    judged = read_judgement(args.store) if args.store else None
     with ledger_inputs(args) as inputs:
         written = export_ledger(
             inputs,
@@ -143,9 +172,37 @@ def main(args: argparse.Namespace) -> int:
             fmt=args.format,
             precision=args.time_precision,
             tz=args.timezone,
+            judged=judged,
         )
     print(f"{written:,} opportunities, pseudonymised -> {args.out}/ (see README.txt there)")
+    if judged is not None:
+        rated = [r for r in judged.feedback if r["precision"] is not None]
+        print(
+            f"feedback from the worklist: {len(judged.resolutions):,} failures resolved, "
+            f"precision for {len(rated)} of {len(judged.feedback)} detectors"
+        )
     return 0
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What people said on the worklist: ``resolutions`` (real failure id -> coded
+    reason) and ``feedback`` (``Store.feedback()``: per detector failures, resolved,
+    not_real, precision)."""
+
+    resolutions: dict[str, str]
+    feedback: list[dict[str, Any]]
+
+
+def read_judgement(url: str) -> Judgement:
+    """The resolutions and the precision per detector from the store at ``url``."""
+    from streams.store import open_store
+
+    store = open_store(url, upgrade=False)
+    try:
+        return Judgement(store.resolutions(), store.feedback())
+    finally:
+        store.close()
 
 
 def _cut(value: str | None, precision: str, tz: str) -> str | None:
@@ -160,7 +217,16 @@ def _cut(value: str | None, precision: str, tz: str) -> str | None:
     return t.replace(minute=0, second=0, microsecond=0).isoformat()
 
 
-def _row(rec: dict[str, Any], p: Pseudonymiser, precision: str, tz: str) -> dict[str, Any]:
+_FAILURES = ("missed", "late", "violation")
+
+
+def _row(
+    rec: dict[str, Any],
+    p: Pseudonymiser,
+    precision: str,
+    tz: str,
+    resolutions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     detector = str(rec.get("detector"))
     row: dict[str, Any] = {
         "failure_id": p("failure", str(rec["failure_id"])),
@@ -170,6 +236,10 @@ def _row(rec: dict[str, Any], p: Pseudonymiser, precision: str, tz: str) -> dict
         "patient": p("patient", rec.get("patient")),
         "key": p(f"key:{detector}", None if rec.get("key") is None else str(rec["key"])),
     }
+    if resolutions is not None:
+        # a failure's fate on the worklist; an outcome that was never a failure has none
+        failed = rec.get("outcome") in _FAILURES or rec.get("amended_from") in _FAILURES
+        row["resolution"] = resolutions.get(str(rec["failure_id"])) if failed else None
     for name in _TIME_FIELDS:
         row[name] = _cut(rec.get(name), precision, tz)
     refs = rec.get("refs") or {}
@@ -191,8 +261,11 @@ def export_ledger(
     precision: str = "day",
     tz: str = "Europe/London",
     chunk_rows: int = 100_000,
+    judged: Judgement | None = None,
 ) -> int:
     """Write the pseudonymised ledger and its README into ``out``; returns the rows.
+    With ``judged`` (the worklist's, ``read_judgement``) each row gets its failure's
+    ``resolution`` and ``feedback.{fmt}`` holds the precision per detector.
 
     Two passes, so memory stays small whatever the ledger's size: the first finds the
     latest record of each opportunity (``latest_mask``), the second streams the records,
@@ -204,14 +277,18 @@ def export_ledger(
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=out, prefix=".chunks-") as tmp:
+            resolutions = judged.resolutions if judged is not None else None
             chunks, columns, dropped = _write_chunks(
-                files, keep, Path(tmp), pseudonym, precision, tz, chunk_rows
+                files, keep, Path(tmp), pseudonym, precision, tz, chunk_rows, resolutions
             )
             name = f"outcomes.{fmt}"
             _join_chunks(chunks, list(columns), out / name, fmt)
-        (out / "README.txt").write_text(
-            _readme(name, int(keep.sum()), precision, tz, sorted(dropped))
-        )
+        if judged is not None:
+            _write_feedback(judged.feedback, out / f"feedback.{fmt}", fmt)
+        text = _readme(name, int(keep.sum()), precision, tz, sorted(dropped))
+        if judged is not None:
+            text += _FEEDBACK_README.format(name=f"feedback.{fmt}")
+        (out / "README.txt").write_text(text)
     except OSError as exc:
         raise RuntimeFault(f"cannot write into {out}: {exc.strerror or exc}") from None
     return int(keep.sum())
@@ -225,6 +302,7 @@ def _write_chunks(
     precision: str,
     tz: str,
     chunk_rows: int,
+    resolutions: dict[str, str] | None = None,
 ) -> tuple[list[Path], dict[str, None], set[str]]:
     """The kept records, pseudonymised, as Parquet chunks; the columns met (in order of
     first appearance) and the attrs dropped."""
@@ -249,7 +327,7 @@ def _write_chunks(
             if index >= len(keep):
                 raise InputError(f"ledger {path} changed while it was being read")
             if keep[index]:
-                rows.append(_row(rec, pseudonym, precision, tz))
+                rows.append(_row(rec, pseudonym, precision, tz, resolutions))
                 dropped.update(k for k in (rec.get("attrs") or {}) if k not in KEPT_ATTRS)
                 if len(rows) >= chunk_rows:
                     flush()
@@ -261,6 +339,39 @@ def _write_chunks(
 
 
 _INTEGER_ATTRS = ("capacity", "booked")
+FEEDBACK_COLUMNS = ("detector", "failures", "resolved", "not_real", "precision")
+
+
+def _write_feedback(rows: list[dict[str, Any]], target: Path, fmt: str) -> None:
+    """The precision per detector as one small table (precision empty before any
+    resolution)."""
+    frame = pd.DataFrame(rows, columns=list(FEEDBACK_COLUMNS)).astype(
+        {
+            "detector": "string",
+            "failures": "int64",
+            "resolved": "int64",
+            "not_real": "int64",
+            "precision": "float64",
+        }
+    )
+    if fmt == "parquet":
+        frame.to_parquet(target, index=False)
+    else:
+        frame.to_csv(target, index=False)
+
+
+_FEEDBACK_README = """
+From the operations worklist (--store):
+  resolution (a column of the outcomes file): how each failure was closed on the worklist, as a code:
+    patient-contacted, notice-outside-feed, result-found, not-a-real-failure, other
+    (a person), carewatch-late or carewatch-withdrawn (Carewatch, when the feed showed
+    it happened after all); empty while open, for failures not in the store, and for
+    outcomes that were never failures. People's notes and names are not exported.
+  {name}: per detector, failures (in the store), resolved (by a person, their latest
+    resolution), not_real (of those, "not a real failure") and precision
+    (= (resolved - not_real) / resolved: the share people confirmed real; empty before
+    any resolution). Counts only.
+"""
 
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:

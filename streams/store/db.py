@@ -8,6 +8,7 @@ exception means "try again".
 
 from __future__ import annotations
 
+import os
 import queue
 import re
 import sqlite3
@@ -69,10 +70,18 @@ class Connection:
 class Database:
     """A small pool of connections to one database, handed out one per transaction."""
 
-    def __init__(self, url: str, dialect: str, target: str, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        dialect: str,
+        target: str,
+        pool_size: int = 4,
+        password: str | None = None,
+    ) -> None:
         self.url = url
         self.dialect = dialect
         self._target = target
+        self._password = password
         self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._pool_size = pool_size
@@ -92,7 +101,10 @@ class Database:
         import psycopg
 
         try:
-            pg = psycopg.connect(self._target, connect_timeout=10)
+            if self._password is not None:
+                pg = psycopg.connect(self._target, connect_timeout=10, password=self._password)
+            else:
+                pg = psycopg.connect(self._target, connect_timeout=10)
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RuntimeFault(
@@ -152,9 +164,34 @@ class Database:
                 return
 
 
+#: Names a file holding the PostgreSQL password (a container secret), so that neither
+#: the URL nor the environment carries it.
+PASSWORD_FILE_ENV = "CAREWATCH_STORE_PASSWORD_FILE"
+
+
+def _password_from_file(url: str) -> str | None:
+    """The password in ``$CAREWATCH_STORE_PASSWORD_FILE`` (its first line), if set; a
+    password in the URL itself wins."""
+    name = os.environ.get(PASSWORD_FILE_ENV)
+    if not name or re.search(r"://[^:/@]+:[^@]*@", url):
+        return None
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the store's password file {name} ({PASSWORD_FILE_ENV}): {exc.strerror}"
+        ) from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError(f"the store's password file {name} ({PASSWORD_FILE_ENV}) is empty")
+    return lines[0]
+
+
 def open_database(url: str) -> Database:
     """``postgresql://...`` (or ``postgres://``) for PostgreSQL; ``sqlite:///PATH``,
-    ``sqlite:PATH`` or a plain file path for SQLite."""
+    ``sqlite:PATH`` or a plain file path for SQLite. A PostgreSQL URL without a password
+    takes it from the file named by ``$CAREWATCH_STORE_PASSWORD_FILE`` when set (else
+    libpq's own ``PGPASSWORD`` / ``~/.pgpass``)."""
     if not url:
         raise ConfigError("no store given: name an SQLite file or a postgresql:// URL")
     if url.startswith(_PG_PREFIXES):
@@ -164,7 +201,7 @@ def open_database(url: str) -> Database:
             raise ConfigError(
                 "a PostgreSQL store needs psycopg 3: pip install 'carewatch[store]'"
             ) from None
-        return Database(url, "postgresql", url)
+        return Database(url, "postgresql", url, password=_password_from_file(url))
     if "://" in url and not url.startswith("sqlite://"):
         raise ConfigError(
             f"unknown store URL {describe_url(url)!r}: use a file path, sqlite:///PATH or "

@@ -139,6 +139,10 @@ def _render(sql: str, dialect: str) -> list[str]:
     return [sql.replace("{id}", ident)]
 
 
+#: PostgreSQL advisory lock key held while a migration runs ("carewatch" in ASCII).
+_MIGRATION_LOCK = 0x6361726577617463
+
+
 def _ensure_table(conn: Connection) -> None:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -171,6 +175,11 @@ def migrate(db: Database) -> list[int]:
     for version in sorted(v for v in MIGRATIONS if v > current):
         description, statements = MIGRATIONS[version]
         with db.transaction() as conn:
+            if db.dialect == "postgresql":
+                # one migrator at a time (two hosts running `store init` together): the
+                # second waits here until the first commits, then finds it applied.
+                # SQLite needs nothing: a write transaction already takes the write lock.
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
             _ensure_table(conn)
             if conn.one("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)):
                 continue  # another process applied it meanwhile

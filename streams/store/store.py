@@ -264,6 +264,36 @@ class Store:
             )
         return out
 
+    def resolutions(self) -> dict[str, str]:
+        """``failure_id -> resolution`` of every failure resolved now (a person's reason,
+        or Carewatch's ``carewatch-late`` / ``carewatch-withdrawn``); open ones are left out."""
+        with self.db.transaction(write=False) as conn:
+            return dict(
+                conn.all(
+                    "SELECT failure_id, resolution FROM failures "
+                    "WHERE state = 'resolved' AND resolution IS NOT NULL"
+                )
+            )
+
+    def open_by_detector_and_site(self) -> list[dict[str, Any]]:
+        """Per (detector, site) of the failures still open on the worklist (not resolved
+        by a person, not closed by Carewatch): how many, how many nobody has taken, and
+        the deadline (epoch seconds, UTC; the detection time when there is none) of the
+        longest-overdue open and open-and-untaken one. ``site`` as stored (None: no site)."""
+        with self.db.transaction(write=False) as conn:
+            rows = conn.all(
+                """SELECT detector, site, COUNT(*),
+                    SUM(CASE WHEN assignee IS NULL THEN 1 ELSE 0 END),
+                    MIN(COALESCE(due_at, detected_at)),
+                    MIN(CASE WHEN assignee IS NULL THEN COALESCE(due_at, detected_at) END)
+                FROM failures WHERE state = 'open' GROUP BY detector, site"""
+            )
+        names = ("detector", "site", "open", "unassigned", "oldest_due", "oldest_unassigned_due")
+        out = _dicts(rows, names)
+        for row in out:
+            row["open"], row["unassigned"] = int(row["open"]), int(row["unassigned"] or 0)
+        return out
+
     # --- people's actions --------------------------------------------------------------
 
     def act(

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp
 
 from detectors.errors import ConfigError
 from streams.store import RESOLUTIONS, ROLES, Conflict, Forbidden, Store, WorklistQuery
-from streams.store.store import AUTO_RESOLUTIONS
+from streams.store.store import ACTION_KINDS, AUTO_RESOLUTIONS
 from streams.web.present import ACTION_WORDS, STATUS_WORDS, Presenter
 from streams.web.security import (
     PRE_COOKIE,
@@ -86,12 +86,14 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
                 target = request.url.path
                 return harden(RedirectResponse(f"/signin?{urlencode({'next': target})}", 303))
             if not visitor.user.may(role):
+                await refused(request, visitor, f"needs the {role} role")
                 return page(
                     "error.html", 403, me=visitor, message=f"This page needs the {role} role."
                 )
             if request.method == "POST":
                 form = await request.form()
                 if not same_token(str(form.get("csrf", "")), visitor.csrf):
+                    await refused(request, visitor, "the form did not carry this session's token")
                     return page(
                         "error.html",
                         403,
@@ -104,6 +106,17 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
             return response
 
         return endpoint
+
+    async def refused(
+        request: Request, visitor: Visitor, why: str, kind: str | None = None
+    ) -> None:
+        """An audit row for an attempt that was refused (who, which failure, what, why):
+        a refused action is as much a part of the trail as one that was done."""
+        if kind is None and request.method == "POST":
+            kind = str((await request.form()).get("kind", "")) or None
+        what = kind if kind in ACTION_KINDS else request.url.path.rsplit("/", 1)[-1] or "page"
+        fid = request.path_params.get("failure_id")
+        await run_in_threadpool(store.audit, visitor.user.name, f"{what}-refused", fid, why)
 
     # --- sign-in --------------------------------------------------------------------------
 
@@ -228,11 +241,14 @@ def build_app(store: Store, settings: WebSettings) -> ASGIApp:
             )
         except Conflict as exc:
             when = show.time(exc.at) if exc.at else "just now"
+            await refused(request, me, f"conflict: changed by {exc.by or 'someone'} meanwhile")
             message = f"Not saved: this failure was changed by {exc.by or 'someone'} at {when}. Read the change below; your entry is kept in the form."
             return await failure(request, me, conflict=message, kept=kept, status=409)
         except Forbidden as exc:
+            await refused(request, me, f"forbidden: {me.user.role}")
             return page("error.html", 403, me=me, message=str(exc))
         except ConfigError as exc:
+            await refused(request, me, f"not possible: {exc}")
             return await failure(request, me, conflict=f"Not saved: {exc}.", kept=kept, status=400)
         return harden(RedirectResponse(f"/failures/{fid}", 303))
 

@@ -61,7 +61,10 @@ def test_docker_compose_config_accepts_the_compose_file() -> None:
 def test_the_compose_stack_has_every_part_and_no_secret_in_it() -> None:
     doc = yaml.safe_load(COMPOSE.read_text())
     services = doc["services"]
-    for name in ("kafka", "worker", "mllp", "postgres", "prometheus", "alertmanager", "grafana"):
+    for name in (
+        *("kafka", "worker", "mllp", "store-init", "sink", "serve"),
+        *("postgres", "prometheus", "alertmanager", "grafana"),
+    ):
         assert name in services, name
     for name, svc in services.items():
         env = svc.get("environment") or {}
@@ -80,6 +83,12 @@ def test_the_compose_stack_has_every_part_and_no_secret_in_it() -> None:
     carewatch_args(services["worker"]["command"])
     carewatch_args(services["mllp"]["command"])
     carewatch_args(services["kafka-init"]["command"])
+    for name in ("store-init", "sink", "serve"):
+        carewatch_args(services[name]["command"])
+        # the database password from the secret file, never in the URL
+        assert "postgres_password" in services[name]["secrets"], name
+        assert not re.search(r"://[^@/]*:[^@/]*@", " ".join(services[name]["command"])), name
+    assert "--metrics-port=9466" in services["serve"]["command"]
     grafana = " ".join(services["grafana"]["volumes"])
     assert "../grafana/provisioning:" in grafana and "../grafana/dashboards:" in grafana
 
@@ -163,3 +172,25 @@ def test_the_scripts_parse() -> None:
     for script in (DEPLOY / "kubernetes" / "apply", DEPLOY / "compose" / "make-secrets"):
         assert run("bash", "-n", str(script)).returncode == 0, script
         assert Path(script).stat().st_mode & 0o111
+
+
+def test_the_worklist_runs_in_both_stacks_with_its_password_from_a_file() -> None:
+    """The store's schema job, the Kafka sink and the worklist (with its metrics scraped)
+    are in the manifests as in compose; no database URL carries a password."""
+    deployments = by_kind("Deployment")
+    assert "carewatch-store-init" in by_kind("Job")
+    for name in ("carewatch-sink", "carewatch-serve", "carewatch-store-init"):
+        doc = deployments.get(name) or by_kind("Job")[name]
+        (c,) = doc["spec"]["template"]["spec"]["containers"]
+        carewatch_args(c["args"])
+        env = {e["name"]: e["value"] for e in c.get("env", [])}
+        assert env["CAREWATCH_STORE_PASSWORD_FILE"].startswith("/run/secrets/postgres/"), name
+        assert not re.search(r"://[^@/]*:[^@/]*@", " ".join(c["args"])), name
+    serve = deployments["carewatch-serve"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--metrics-port=9466" in serve["args"]
+    assert by_kind("Service")["carewatch-serve"]["spec"]["ports"][0]["port"] == 8080
+    prom = yaml.safe_load(by_kind("ConfigMap")["carewatch-prometheus"]["data"]["prometheus.yml"])
+    jobs = {j["job_name"] for j in prom["scrape_configs"]}
+    compose_prom = yaml.safe_load((COMPOSE.parent / "prometheus.yml").read_text())
+    assert "carewatch-serve" in jobs
+    assert "carewatch-serve" in {j["job_name"] for j in compose_prom["scrape_configs"]}

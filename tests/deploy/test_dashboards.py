@@ -1,6 +1,7 @@
 """The Grafana dashboards: the checked-in JSON is what the code generates, its structure
 is what Grafana provisions, and every panel's query parses and returns data from a
-Prometheus scraping a live worker and MLLP listener on the real broker."""
+Prometheus scraping a live worker and MLLP listener on the real broker and a worklist
+server (whose unattended alert fires with the site's runbook link)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ import yaml
 
 from streams.mllp.framing import frame
 from streams.monitoring.dashboards import DASHBOARDS, DATASOURCE_UID, main
+from streams.store import open_store, parse_failure
 from tests.deploy.tools import ROOT, fast_rules, free_port, scraped, stack, stack_env, tool
+from tests.streams.store.support import line as failure_line
+from tests.streams.store.support import record
 
 GRAFANA = ROOT / "deploy" / "grafana"
 HL7 = ROOT / "tests" / "fixtures" / "samples" / "hl7v2"
@@ -28,6 +32,7 @@ PANEL_TYPES = {"timeseries", "stat", "table", "row"}
 # what Grafana substitutes before sending a query (an "All" site selection is .*)
 VARIABLES = {"$__rate_interval": "1m", "$site": ".*"}
 MISSED = 'outcome="missed",site="north"} '
+RUNBOOK_BASE = "https://intranet.example.org/carewatch/runbooks"
 
 
 def boards() -> dict[str, dict[str, Any]]:
@@ -117,6 +122,12 @@ def event(etype: str, hours_ago: float, refs: dict[str, str], **attrs: Any) -> b
     return json.dumps(body).encode() + b"\n"
 
 
+def prom_api(port: int, path: str) -> dict[str, Any]:
+    """GET /api/v1/PATH of the Prometheus on ``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/{path}", timeout=10) as resp:
+        return dict(json.load(resp))
+
+
 def prom_query(port: int, expr: str) -> dict[str, Any]:
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     try:
@@ -138,13 +149,25 @@ def test_every_panel_returns_data_for_a_live_run(kafka_bootstrap: str, tmp_path:
     )
     s = Setup(kafka_bootstrap, tmp_path, partitions=1)
     worker_port, mllp_port, mllp_metrics = free_port(), free_port(), free_port()
-    listener = None
+    web_port, web_metrics = free_port(), free_port()
+    listener = server = None
     env = stack_env(
         tmp_path / "stack",
         WORKER_TARGETS=f"127.0.0.1:{worker_port}",
         MLLP_TARGETS=f"127.0.0.1:{mllp_metrics}",
+        SERVE_TARGETS=f"127.0.0.1:{web_metrics}",
+        RUNBOOK_BASE=RUNBOOK_BASE,
         RULES_DIR=str(fast_rules(tmp_path / "rules")),
     )
+    # the worklist: a store with open failures (one taken), served with its metrics
+    store_path = str(tmp_path / "worklist.db")
+    store = open_store(store_path, create=True)
+    store.add_user("ann", "coordinator", "ann's long password")
+    store.upsert([parse_failure(failure_line(record(n, site="north"))) for n in range(1, 4)])
+    ann = store.user("ann")
+    assert ann is not None
+    store.act(ann, "f000001", "take", 1)
+    store.close()
     prom_port = int(env["CAREWATCH_PROMETHEUS_PORT"])
     try:
         s.start_worker("--rules", str(rules), "--metrics-port", str(worker_port))
@@ -154,6 +177,16 @@ def test_every_panel_returns_data_for_a_live_run(kafka_bootstrap: str, tmp_path:
                 *("--port", str(mllp_port), "--kafka-bootstrap", kafka_bootstrap),
                 *("--kafka-topic", s.topics["events"], "--rejected", str(tmp_path / "rej")),
                 *("--metrics-port", str(mllp_metrics), "--feeds", str(rules)),
+            ],
+            env=s.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "streams.cli", "serve", "--store", store_path),
+                *("--port", str(web_port), "--metrics-port", str(web_metrics)),
+                *("--rules", str(rules)),
             ],
             env=s.env,
             stdout=subprocess.DEVNULL,
@@ -223,8 +256,23 @@ def test_every_panel_returns_data_for_a_live_run(kafka_bootstrap: str, tmp_path:
             )
         )
         assert "north" in sites["data"]  # the QI dashboard's site variable has values
+
+        # the worklist's failures are months past their deadline and two are untaken:
+        # the unattended alert fires, its runbook link under the site's published base
+        unattended: list[dict[str, Any]] = []
+        while time.monotonic() < deadline + 60 and not unattended:
+            alerts = prom_api(prom_port, "alerts")["data"]["alerts"]
+            unattended = [a for a in alerts if a["labels"]["alertname"] == "CarewatchWorklistUnattended"]  # fmt: skip
+            time.sleep(1.0)
+        assert unattended, "CarewatchWorklistUnattended never fired"
+        assert unattended[0]["labels"]["site"] == "north"
+        link = unattended[0]["annotations"]["runbook_url"]
+        assert link == f"{RUNBOOK_BASE}/worklist-unattended.md"
     finally:
         stack("stop", env)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         if listener is not None:
             listener.terminate()
             listener.wait(timeout=30)

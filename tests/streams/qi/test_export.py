@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from streams.cli import main
+from streams.store import WorklistQuery
 
 KEY = "k" * 16 + "0123456789abcdef"
 OTHER_KEY = "another-key-of-enough-length-0123456789"
@@ -155,3 +156,72 @@ def test_chunked_writing_gives_the_same_file(run_dir: Path, tmp_path: Path, fmt:
         b = pd.read_parquet(tmp_path / "w" / "outcomes.parquet")
         pd.testing.assert_frame_equal(a, b)
     assert not [p for p in (tmp_path / "s").iterdir() if p.name.startswith(".chunks")]
+
+
+# ------------------------------------------------------------ the worklist's judgement
+
+
+def test_the_worklist_precision_and_resolutions_come_with_the_export(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
+) -> None:
+    """--store adds each failure's coded resolution (joined before pseudonymising) and
+    feedback.csv with the precision per detector, as the worklist's /feedback shows;
+    still no identity, no note, no name."""
+    from streams.qi.export import Pseudonymiser
+    from streams.store import open_store
+
+    assert main(["store", "init", store_url]) == 0
+    assert main(["store", "load", store_url, str(run_dir / "failures.jsonl")]) == 0
+    store = open_store(store_url)
+    store.add_user("ann", "coordinator", "ann's long password")
+    ann = store.user("ann")
+    assert ann is not None
+    open_ = store.worklist(WorklistQuery(detector="reschedule-notice", per_page=500)).rows
+    assert len(open_) >= 6, "the generated ledger has reschedule-notice failures"
+    said: dict[str, str] = {}
+    for n, row in enumerate(open_[:6]):
+        reason = "not-a-real-failure" if n < 2 else "patient-contacted"
+        note = "Phoned Mrs Example-Name at home" if n == 0 else None
+        store.act(ann, row["failure_id"], "resolve", row["version"], reason=reason, note=note)
+        said[row["failure_id"]] = reason
+    expected = {r["detector"]: r for r in store.feedback()}
+    store.close()
+    assert expected["reschedule-notice"]["precision"] == pytest.approx(4 / 6)
+
+    out = tmp_path / "export"
+    export(run_dir, out, monkeypatch, KEY, "--store", store_url)
+    feedback = pd.read_csv(out / "feedback.csv")
+    assert list(feedback.columns) == ["detector", "failures", "resolved", "not_real", "precision"]
+    got = feedback.set_index("detector")
+    assert set(got.index) == set(expected)
+    assert got.loc["reschedule-notice", "resolved"] == 6
+    assert got.loc["reschedule-notice", "not_real"] == 2
+    assert got.loc["reschedule-notice", "precision"] == pytest.approx(4 / 6)
+    unjudged = [d for d, r in expected.items() if r["precision"] is None]
+    assert all(pd.isna(got.loc[d, "precision"]) for d in unjudged)
+
+    rows = pd.read_csv(out / "outcomes.csv", dtype=str).set_index("failure_id")
+    pseudonym = Pseudonymiser(KEY.encode())
+    for fid, reason in said.items():
+        assert rows.loc[pseudonym("failure", fid), "resolution"] == reason
+    met = rows[rows["outcome"] == "met"]
+    assert met["resolution"].isna().all()  # never a failure: no resolution
+    resolved = rows["resolution"].dropna()
+    assert set(resolved) <= {"not-a-real-failure", "patient-contacted", "carewatch-late",
+                             "carewatch-withdrawn"}  # fmt: skip
+
+    text = "".join(p.read_text() for p in out.iterdir() if p.suffix in (".csv", ".txt"))
+    assert not leaked_ids(identities(run_dir), text)
+    assert "Example-Name" not in text  # people's notes stay in the store
+    assert not {"note", "actor", "assignee", "changed_by"} & set(rows.columns)
+    assert not (rows == "ann").any().any()  # nor who acted
+    assert "feedback.csv" in (out / "README.txt").read_text()
+
+
+def test_an_export_without_a_store_has_no_feedback(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    export(run_dir, out, monkeypatch, KEY)
+    assert not (out / "feedback.csv").exists()
+    assert "resolution" not in pd.read_csv(out / "outcomes.csv", nrows=1).columns

@@ -258,3 +258,42 @@ def test_admins_manage_accounts_on_a_page_others_may_not_open(store: Store) -> N
     assert admin.post("/users", data={"name": "bob", "role": "admin"}).status_code == 403  # no CSRF
     actions = [(r["actor"], r["action"], r["detail"]) for r in store.audit_rows(limit=3)]
     assert ("ada", "user-disable", "eve") in actions
+
+
+def test_every_refused_action_leaves_an_audit_row(store: Store) -> None:
+    """A take or resolve refused for a conflict, a missing CSRF token, a viewer's role or
+    a reason that makes no sense is on the trail: who tried, which failure, why."""
+    ann, bob, vic = client(store), client(store), client(store)
+    a_csrf, b_csrf, v_csrf = sign_in(ann, "ann"), sign_in(bob, "bob"), sign_in(vic, "vic")
+    assert ann.post(
+        "/failures/f000009/act", data={"kind": "take", "version": "1", "csrf": a_csrf}
+    ).status_code == 303  # fmt: skip
+    tries = [
+        (bob, {"kind": "take", "version": "1", "csrf": b_csrf}, 409),  # ann took it first
+        (bob, {"kind": "resolve", "version": "2", "reason": "result-found"}, 403),  # no token
+        (vic, {"kind": "take", "version": "2", "csrf": v_csrf}, 403),  # a viewer
+        (bob, {"kind": "resolve", "version": "2", "reason": "other", "csrf": b_csrf}, 400),
+    ]
+    for who, data, status in tries:
+        assert who.post("/failures/f000009/act", data=data).status_code == status
+    f = store.failure("f000009")
+    assert f is not None and f["assignee"] == "ann" and f["state"] == "open"
+    refused = [
+        (r["actor"], r["action"], r["detail"])
+        for r in store.audit_rows(failure_id="f000009")
+        if r["action"].endswith("-refused")
+    ]
+    assert refused[::-1] == [
+        ("bob", "take-refused", "conflict: changed by ann meanwhile"),
+        ("bob", "resolve-refused", "the form did not carry this session's token"),
+        ("vic", "take-refused", "forbidden: viewer"),
+        ("bob", "resolve-refused", 'not possible: "other" needs a note saying what was done'),
+    ]
+    # a page beyond one's role is on the trail too
+    assert vic.get("/audit").status_code == 403
+    last = next(store.audit_rows(limit=1))
+    assert (last["actor"], last["action"], last["detail"]) == (
+        "vic",
+        "audit-refused",
+        "needs the admin role",
+    )
