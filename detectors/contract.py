@@ -19,6 +19,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from string import Formatter
 from typing import Any, ClassVar, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mypy_extensions import mypyc_attr
 
@@ -28,12 +29,16 @@ from detectors.records import Outcome, failure_id
 
 __all__ = [
     "CARRIED_ATTRS",
+    "DEFAULT_CLOCK",
+    "DEFAULT_TIMEZONE",
     "Context",
     "Detector",
     "ExpectationDetector",
+    "LocalClock",
     "Thresholds",
     "ViolationDetector",
     "human_time",
+    "sentence_context",
     "summary_sentence",
 ]
 
@@ -41,16 +46,58 @@ __all__ = [
 CARRIED_ATTRS: tuple[str, ...] = ("site", "specialty", "clinic", "test", "priority")
 
 
-_DAY_WORDS: dict[int, str] = {}  # days since the epoch -> "Mon 02 Mar 2026"
+#: The site's timezone when the rules file names none (``timezone:``).
+DEFAULT_TIMEZONE = "Europe/London"
 
 
-def human_time(seconds: float) -> str:
-    """A short UTC time for summaries, e.g. ``Mon 02 Mar 2026 10:15 UTC``."""
-    day, minute = divmod(int(seconds // 60), 1440)
-    words = _DAY_WORDS.get(day)
-    if words is None:  # strftime is slow and every failure names two times: once a day
-        words = _DAY_WORDS[day] = datetime.fromtimestamp(day * 86400, UTC).strftime("%a %d %b %Y")
-    return f"{words} {minute // 60:02d}:{minute % 60:02d} UTC"
+class LocalClock:
+    """Times as people at a site read them, for sentences: ``Mon 02 Mar 2026 10:15 GMT``
+    (local time and the zone's abbreviation, so summer time shows as BST). Every failure
+    names two times: offsets are worked out once per quarter hour, day words once a day.
+    """
+
+    __slots__ = ("_days", "_offsets", "name", "zone")
+
+    def __init__(self, name: str = DEFAULT_TIMEZONE) -> None:
+        try:
+            self.zone = ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {name!r}; write an IANA name such as Europe/London"
+            ) from None
+        self.name = name
+        self._offsets: dict[int, tuple[int, str]] = {}  # quarter hour -> (minutes, abbr)
+        self._days: dict[int, str] = {}  # local day since the epoch -> "Mon 02 Mar 2026"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LocalClock:
+        return self  # its caches are shared: an engine copies its detectors
+
+    def words(self, seconds: float) -> str:
+        """``seconds`` (epoch, UTC) in local time, with the zone's abbreviation."""
+        quarter = int(seconds // 900)
+        found = self._offsets.get(quarter)
+        if found is None:
+            local = datetime.fromtimestamp(quarter * 900, self.zone)
+            offset = local.utcoffset()
+            minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+            found = self._offsets[quarter] = (minutes, local.tzname() or self.name)
+        day, minute = divmod(int(seconds // 60) + found[0], 1440)
+        words = self._days.get(day)
+        if words is None:
+            words = self._days[day] = datetime.fromtimestamp(day * 86400, UTC).strftime(
+                "%a %d %b %Y"
+            )
+        return f"{words} {minute // 60:02d}:{minute % 60:02d} {found[1]}"
+
+
+#: the clock of detectors no engine has told a timezone (and of ``human_time``)
+DEFAULT_CLOCK = LocalClock()
+
+
+def human_time(seconds: float, clock: LocalClock | None = None) -> str:
+    """A short local time for summaries, e.g. ``Mon 02 Mar 2026 10:15 GMT``: in
+    ``clock``'s timezone (default Europe/London)."""
+    return (clock or DEFAULT_CLOCK).words(seconds)
 
 
 class _Names:
@@ -123,6 +170,9 @@ class Detector(ABC):
     #: Which id the Kafka runtime must partition this detector's input by: every built-in
     #: except ``clinic-overbooked`` only relates events of one patient.
     partition_by: ClassVar[str] = "patient"
+    #: The site's clock for the times in sentences; the engine sets it from the rules
+    #: file's ``timezone``.
+    clock: LocalClock = DEFAULT_CLOCK
 
     @property
     @abstractmethod
@@ -208,7 +258,8 @@ class ExpectationDetector(Detector):
         outcome = o.outcome
         if outcome == "void" and "void_reason" in o.attrs:
             what = self.opened_words.format_map(_Names(o))
-            return f"{what}; no longer expected: {o.attrs['void_reason']}."
+            expected = self.expected_words.format_map(_Names(o))
+            return f"{what}; {expected} is no longer expected: {o.attrs['void_reason']}."
         if outcome in ("met", "void", "open"):
             # Most records: their sentence names no times, so the two templates and the
             # wording around them make one template, rendered in one go (straight from the
@@ -217,13 +268,28 @@ class ExpectationDetector(Detector):
             refs = o.refs
             return template.format_map(refs if refs.keys() >= fields else _Names(o))
         names = _Names(o)
-        what = self.opened_words.format_map(names)
+        what = self.opened_words.format_map(names) + sentence_context(o.attrs)
         expected = self.expected_words.format_map(names)
-        due = human_time(o.due_at) if o.due_at is not None else "the deadline"
+        words = self.clock.words
+        due = words(o.due_at) if o.due_at is not None else "the deadline"
         late_by = ""
         if o.outcome == "late" and o.closed_at is not None and o.due_at is not None:
             late_by = format_duration(o.closed_at - o.due_at)
-        return summary_sentence(o.outcome, what, expected, human_time(o.opened_at), due, late_by)
+        return summary_sentence(o.outcome, what, expected, words(o.opened_at), due, late_by)
+
+
+def sentence_context(attrs: Mapping[str, Any]) -> str:
+    """What a coordinator needs to find the case, for a failure's sentence: the test and
+    its priority, the clinic (``" (FBC, urgent; clinic Cardiology OPD)"``), or ``""``."""
+    parts = []
+    test, priority, clinic = attrs.get("test"), attrs.get("priority"), attrs.get("clinic")
+    if test:
+        parts.append(f"{test}, {priority}" if priority else str(test))
+    elif priority:
+        parts.append(f"{priority} priority")
+    if clinic:
+        parts.append(f"clinic {clinic}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 _TEMPLATES: dict[tuple[str, str, str], tuple[str, frozenset[str]]] = {}
@@ -250,14 +316,15 @@ def summary_sentence(
     the batch oracle both use it). It depends only on the final state of the opportunity,
     never on when it was noticed, so replays in any order give the same text.
 
-    ``opened`` and ``due`` are ``human_time`` texts; ``late_by`` a ``format_duration``.
+    ``opened`` and ``due`` are ``LocalClock.words`` texts; ``late_by`` a
+    ``format_duration``; a failure's ``what`` ends with its ``sentence_context``.
     """
     if outcome == "met":  # most records, rarely read: short and cheap
-        return f"{what}; {expected} in time."
+        return f"{what}; {expected} came in time."
     if outcome == "void":
-        return f"{what}; no longer expected (voided)."
+        return f"{what}; {expected} is no longer expected (voided)."
     if outcome == "open":
-        return f"{what}; {expected} not due yet."
+        return f"{what}; {expected} is not due yet."
     if outcome == "late":
         return f"{what} at {opened}; {expected} came {late_by} after {due}."
     return f"{what} at {opened}; {expected} was due by {due} and has not happened."

@@ -37,7 +37,14 @@ from dataclasses import dataclass, field
 from heapq import heappop, heappush
 from typing import Any
 
-from detectors.contract import Detector, ExpectationDetector, ViolationDetector
+from detectors.contract import (
+    DEFAULT_CLOCK,
+    DEFAULT_TIMEZONE,
+    Detector,
+    ExpectationDetector,
+    LocalClock,
+    ViolationDetector,
+)
 from detectors.errors import ConfigError
 from detectors.events import BUILTIN_TYPES, Event, format_time
 from detectors.records import Outcome, failure_id
@@ -275,6 +282,7 @@ class Engine:
         late_retention: float = ENGINE_DEFAULTS["late_retention"].default,
         dedupe_window: float = ENGINE_DEFAULTS["dedupe_window"].default,
         correction_horizon: float = ENGINE_DEFAULTS["correction_horizon"].default,
+        timezone: str = DEFAULT_TIMEZONE,
         sink: OutcomeSink | None = None,
         site_labels: Iterable[str] = (),
         on_failure: OutcomeSink | None = None,
@@ -286,6 +294,10 @@ class Engine:
         # Each engine gets its own copies: violation detectors carry state, and one
         # Settings object may build several engines (a worker per partition, tests).
         self.detectors = [copy.deepcopy(d) for d in detectors]
+        # times in sentences in the site's local time
+        clock = LocalClock(timezone) if timezone != DEFAULT_TIMEZONE else DEFAULT_CLOCK
+        for d in self.detectors:
+            d.clock = clock
         self.allowed_lateness = float(allowed_lateness)
         self.late_retention = float(late_retention)
         self.dedupe_window = float(dedupe_window)
@@ -373,6 +385,7 @@ class Engine:
             "dedupe_window": settings.dedupe_window,
             "correction_horizon": settings.correction_horizon,
             "site_labels": settings.site_labels,
+            "timezone": settings.timezone,
         }
         detectors = overrides.pop("detectors", None)
         kwargs.update({k: v for k, v in overrides.items() if v is not None})

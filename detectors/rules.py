@@ -15,7 +15,14 @@ from typing import Any, ClassVar
 
 from detectors.builtin import BUILTINS
 from detectors.config_reader import Invalid, Node, Reader, did_you_mean, read_file, read_yaml
-from detectors.contract import CARRIED_ATTRS, Detector, ExpectationDetector, Thresholds
+from detectors.contract import (
+    CARRIED_ATTRS,
+    DEFAULT_TIMEZONE,
+    Detector,
+    ExpectationDetector,
+    LocalClock,
+    Thresholds,
+)
 from detectors.durations import format_duration
 from detectors.errors import ConfigError, RulesError
 from detectors.events import ATTR_TYPES, Event
@@ -78,6 +85,8 @@ class Settings:
     #: behind the watermark are refused (``beyond-horizon``)
     correction_horizon: float = ENGINE_DEFAULTS["correction_horizon"].default
     site_labels: tuple[str, ...] = ()
+    #: the site's IANA timezone: times in failure sentences are given in it
+    timezone: str = DEFAULT_TIMEZONE
     feeds: tuple[FeedSpec, ...] = ()  # metrics.feeds (detectors.feeds)
     source: str = "(built-in defaults)"
     disabled: tuple[str, ...] = field(default=())
@@ -182,7 +191,7 @@ EVENT_ATTRS: dict[str, frozenset[str]] = {
     "session.capacity": frozenset({"capacity", "start"}),
 }
 
-_TOP = ("engine", "metrics", "detectors", "rules", "plugins")
+_TOP = ("engine", "timezone", "metrics", "detectors", "rules", "plugins")
 #: Switches (true/false) a built-in detector takes besides its durations.
 _SWITCHES: dict[str, tuple[str, ...]] = {"reschedule-notice": ("monitor_unknown_initiator",)}
 _RULE = (
@@ -451,6 +460,19 @@ def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool =
                 spec = ENGINE_DEFAULTS[k]
                 timing[k] = r.duration(node, k, spec.low, spec.high)
 
+    timezone = DEFAULT_TIMEZONE
+    with r.attempt():
+        tz_node = doc.get("timezone")
+        if tz_node is not None:
+            tz_text = r.text(tz_node, "a timezone (an IANA name such as Europe/London)")
+            if tz_text is not None:
+                try:
+                    LocalClock(tz_text)
+                except ValueError as exc:
+                    r.problem(tz_node, str(exc))
+                else:
+                    timezone = tz_text
+
     feeds: tuple[FeedSpec, ...] = ()
     sites: list[str] = []
     with r.attempt():
@@ -531,6 +553,7 @@ def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool =
         dedupe_window=engine["dedupe_window"],
         correction_horizon=engine["correction_horizon"],
         site_labels=tuple(sites),
+        timezone=timezone,
         feeds=feeds,
         source=source,
         disabled=tuple(disabled),
@@ -692,6 +715,12 @@ def rules_schema() -> dict[str, Any]:
                     }
                     for k, spec in ENGINE_DEFAULTS.items()
                 },
+            },
+            "timezone": {
+                **TEXT_SCHEMA,
+                "default": DEFAULT_TIMEZONE,
+                "description": "the site's IANA timezone (e.g. Europe/London): times in "
+                "failure sentences are given in it",
             },
             "metrics": {
                 "type": ["object", "null"],

@@ -267,7 +267,7 @@ class ClinicOverbooked(ViolationDetector):
         if outcome == "violation":
             summary = (
                 f"Clinic session {sid} now has {booked} live bookings for {capacity} places "
-                f"(at {human_time(opened_at)})."
+                f"(at {human_time(opened_at, self.clock)})."
             )
         elif before is not None and before[0] == "violation":
             summary = (

@@ -189,8 +189,8 @@ class ContactAfterDeath(ViolationDetector):
         if ctype == "document.sent" and "kind" in kept:
             carried["kind"] = kept["kind"]
         summary = (
-            f"{_WORDS.get(ctype, ctype).capitalize()} at {human_time(t)} for a patient "
-            f"recorded as dead since {human_time(t_d)}."
+            f"{_WORDS.get(ctype, ctype).capitalize()} at {human_time(t, self.clock)} for a patient "
+            f"recorded as dead since {human_time(t_d, self.clock)}."
         )
         ev = Event(cid, ctype, t, patient, dict(refs), {})
         ctx.emit(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detectors.contract import ExpectationDetector, human_time, summary_sentence
+from detectors.contract import ExpectationDetector, human_time, sentence_context, summary_sentence
 from detectors.durations import format_duration
 
 __all__ = ["TextCache", "expectation_summaries", "uses_base_summary"]
@@ -126,14 +126,17 @@ def expectation_summaries(
     what = _rendered(det.opened_words, key, refs, attrs)
     expected = _rendered(det.expected_words, key, refs, attrs)
     out = []
-    for result, w, e, opened, due, took in zip(
+    for result, w, e, opened, due, took, a in zip(
         outcome,
         [what] * n if isinstance(what, str) else what,
         [expected] * n if isinstance(expected, str) else expected,
         opened_text,
         due_text,
         duration,
+        attrs,
         strict=True,
     ):
+        if result in ("late", "missed"):
+            w += sentence_context(a)
         out.append(summary_sentence(result, w, e, opened, due, took))
     return out
