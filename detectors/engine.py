@@ -498,7 +498,7 @@ class Engine:
         key = ev.refs.get(key_ref) if key_ref is not None else det.key_of(ev)
         if key is None:
             return
-        t_a = ev.time
+        opened_at = ev.time
         eid = ev.id
         lst = st.open.get(key)
         if lst is not None:
@@ -512,7 +512,7 @@ class Engine:
         refs = ev.refs
         kept = None if len(refs) == 1 and key_ref is not None and key_ref in refs else refs
         # (None: just the key, rebuilt when a record needs it; see _Expectation)
-        exp = _Expectation(det, key, eid, t_a, due, ev.patient, kept, self._shared(det, ev))
+        exp = _Expectation(det, key, eid, opened_at, due, ev.patient, kept, self._shared(det, ev))
         self._match_tokens(st, exp)
         reason = None if st.no_void_reason else det.void_reason(ev)
         if reason is not None:
@@ -520,9 +520,9 @@ class Engine:
             # voiding event at this time would (this one is set first, so that
             # ``_closing`` leaves it alone and schedules only the others)
             self._void_reasons[eid] = reason
-            if t_a < exp.voided or (t_a == exp.voided and eid < exp.voider):  # type: ignore[operator]
-                exp.voided, exp.voider = t_a, eid
-            self._closing(st, key, t_a, eid, _VOID)
+            if opened_at < exp.voided or (opened_at == exp.voided and eid < exp.voider):  # type: ignore[operator]
+                exp.voided, exp.voider = opened_at, eid
+            self._closing(st, key, opened_at, eid, _VOID)
         if lst is None:
             st.open[key] = [exp]
         else:
@@ -577,16 +577,16 @@ class Engine:
 
     def _match_tokens(self, st: _DetState, exp: _Expectation) -> None:
         """Take the earliest closing and voiding events already seen for ``exp``'s key."""
-        t_a = exp.opened
+        opened_at = exp.opened
         toks = st.close_tokens.get(exp.key)
         if toks:
             for tt, tid in _tokens(toks):
-                if t_a <= tt and (tt < exp.closed or (tt == exp.closed and tid < exp.closer)):  # type: ignore[operator]
+                if opened_at <= tt and (tt < exp.closed or (tt == exp.closed and tid < exp.closer)):  # type: ignore[operator]
                     exp.closed, exp.closer = tt, tid
         toks = st.void_tokens.get(exp.key)
         if toks:
             for tt, tid in _tokens(toks):
-                if t_a <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
+                if opened_at <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
                     exp.voided, exp.voider = tt, tid
 
     def _correct(self, st: _DetState, exp: _Expectation, ev: Event, due: float) -> None:
@@ -595,11 +595,11 @@ class Engine:
         id). A later one changes nothing; an earlier one, arriving late, moves the
         opportunity and its deadline earlier, and its outcome is worked out again (a
         decided outcome only ever stays decided)."""
-        t_a, eid = ev.time, ev.id
-        if t_a > exp.opened or (t_a == exp.opened and eid >= exp.opening_id):
+        opened_at, eid = ev.time, ev.id
+        if opened_at > exp.opened or (opened_at == exp.opened and eid >= exp.opening_id):
             return
         det = st.det
-        exp.opened, exp.opening_id, exp.due = t_a, eid, due
+        exp.opened, exp.opening_id, exp.due = opened_at, eid, due
         exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, self._shared(det, ev)
         exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
         exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
@@ -610,7 +610,7 @@ class Engine:
             death = self._patient_voids.get(patient)
         if death is not None:
             self._patient_void_fields(exp, *death)
-        self._reschedule_now(exp, t_a)
+        self._reschedule_now(exp, opened_at)
 
     def _on_close(self, det: ExpectationDetector, st: _DetState, ev: Event, role: int) -> None:
         if role == _CLOSE:
@@ -671,18 +671,20 @@ class Engine:
         """The next watermark time at which ``exp``'s outcome can change, given what is
         known of it (``INF``: none)."""
         due = exp.due
-        b = exp.closed
-        z = exp.voided if exp.voided <= due else INF  # a void after the deadline changes nothing
+        closed = exp.closed
+        voided = (
+            exp.voided if exp.voided <= due else INF
+        )  # a void after the deadline changes nothing
         state = exp.state
         if state == _UNDECIDED:
             # void, met, or (strictly after the deadline: an event at the watermark is
             # still in time) missed or late, whichever comes first
-            w = math.nextafter(due, INF)
-            if b < w:
-                w = b
-            return z if z < w else w
-        if state == "missed" and b <= due + self.late_retention:
-            return b
+            wake = math.nextafter(due, INF)
+            if closed < wake:
+                wake = closed
+            return voided if voided < wake else wake
+        if state == "missed" and closed <= due + self.late_retention:
+            return closed
         return INF
 
     def _reschedule_now(self, exp: _Expectation, t: float) -> None:
@@ -811,15 +813,15 @@ class Engine:
     def _state_at(self, exp: _Expectation, wm: float) -> str:
         """The outcome of ``exp`` given what is known, as of watermark ``wm``."""
         due = exp.due
-        b = exp.closed
-        z = exp.voided if exp.voided <= due else INF
-        if z < b:  # a tie goes to the closing event
-            return "void" if z <= wm else _UNDECIDED
-        if b <= due:
-            return "met" if b <= wm else _UNDECIDED
+        closed = exp.closed
+        voided = exp.voided if exp.voided <= due else INF
+        if voided < closed:  # a tie goes to the closing event
+            return "void" if voided <= wm else _UNDECIDED
+        if closed <= due:
+            return "met" if closed <= wm else _UNDECIDED
         if wm <= due:
             return _UNDECIDED
-        if b <= wm and b <= due + self.late_retention:
+        if closed <= wm and closed <= due + self.late_retention:
             return "late"
         return "missed"
 
@@ -827,13 +829,15 @@ class Engine:
         if exp.state == _UNDECIDED:
             # most opportunities end here: met at their first decision, and with nothing
             # more to wait for, not scheduled again
-            b = exp.closed
-            if b <= exp.due and b <= wm and b <= exp.voided:  # a tie goes to the close
+            closed = exp.closed
+            if (
+                closed <= exp.due and closed <= wm and closed <= exp.voided
+            ):  # a tie goes to the close
                 self.stats.open_now[exp.det.name] -= 1
                 exp.state = "met"
-                exp.emitted_close = b
-                self._exp_expiry.add(b, exp)  # its _last_change
-                self._emit(self._record(exp, "met", wm, b, exp.closer))
+                exp.emitted_close = closed
+                self._exp_expiry.add(closed, exp)  # its _last_change
+                self._emit(self._record(exp, "met", wm, closed, exp.closer))
                 return
         state = self._state_at(exp, wm)
         if state != _UNDECIDED:
@@ -1046,14 +1050,14 @@ class Engine:
             if st.by_patient is not None:
                 st.by_patient.clear()
         for row in state["expectations"]:
-            name, key, eid, t_a, due, patient, refs, attrs = row[:8]
-            b, b_id, z, z_id, outcome, emitted, deferred = row[8:]
+            name, key, eid, opened_at, due, patient, refs, attrs = row[:8]
+            closed, closer, voided, voider, outcome, emitted, deferred = row[8:]
             found = self._states.get(name)
             if found is None:
                 continue  # a detector switched off since the snapshot
-            e = _Expectation(found.det, key, eid, t_a, due, patient, refs, attrs)
-            e.closed, e.closer = g(b, INF), b_id
-            e.voided, e.voider = g(z, INF), z_id
+            e = _Expectation(found.det, key, eid, opened_at, due, patient, refs, attrs)
+            e.closed, e.closer = g(closed, INF), closer
+            e.voided, e.voider = g(voided, INF), voider
             # "nan": a correction moved its times; the next decision is emitted anyway
             e.state = outcome
             e.emitted_close = math.nan if emitted == "nan" else g(emitted, NEG_INF)
