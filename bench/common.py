@@ -131,7 +131,8 @@ def measure_engine(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
     """What `carewatch run` does: read, parse, detect, write the four files."""
     from detectors.rules import load_settings
     from streams.adapters import iter_records
-    from streams.runner import FileSink, Runner, tune_gc
+    from streams.runner import Runner, tune_gc
+    from streams.sinks import FileSink
 
     tune_gc()  # as the command line does
     runner = Runner(load_settings(rules or None), FileSink(Path(out_dir)))
@@ -163,7 +164,8 @@ def measure_oracle(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
     from detectors.rules import load_settings
     from streams.adapters import iter_records
     from streams.batch import run_batch
-    from streams.runner import FileSink, tune_gc
+    from streams.runner import tune_gc
+    from streams.sinks import FileSink
 
     tune_gc()
     with _Clock() as c:

@@ -10,7 +10,8 @@ from detectors.oracle import detect, load
 from detectors.records import Outcome
 from detectors.rules import Settings
 from streams.deadletter import Rejected
-from streams.runner import RunSummary, Sink
+from streams.report import RunSummary
+from streams.sinks import Sink
 
 __all__ = ["run_batch"]
 

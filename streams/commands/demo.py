@@ -14,7 +14,9 @@ from pathlib import Path
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
+from streams.report import format_summary, stderr_progress
+from streams.runner import Runner, tune_gc
+from streams.sinks import FileSink
 from streams.store.demo import DemoStore
 from streams.synthetic import SCALES, DeliveryFaults, GeneratorConfig, deliver, generate
 from streams.synthetic.output import open_output, write_json_lines, write_lines

@@ -24,16 +24,9 @@ from streams.commands import port
 from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
 from streams.deadletter import Rejected
 from streams.monitoring import observe_feeds
-from streams.runner import (
-    FileSink,
-    Runner,
-    Sink,
-    feed_gaps,
-    format_summary,
-    input_warnings,
-    stderr_progress,
-    tune_gc,
-)
+from streams.report import feed_gaps, format_summary, input_warnings, stderr_progress
+from streams.runner import Runner, tune_gc
+from streams.sinks import FileSink, Sink
 
 __all__ = ["add_arguments", "main"]
 

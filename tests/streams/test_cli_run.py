@@ -236,7 +236,8 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
 
     from detectors.rules import parse_settings
     from streams.commands.run import _serve_metrics
-    from streams.runner import MemorySink, Runner
+    from streams.runner import Runner
+    from streams.sinks import MemorySink
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,7 +254,7 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
 
 
 def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
-    from streams.runner import RunSummary, format_summary
+    from streams.report import RunSummary, format_summary
 
     tally = {("r", "met"): 3, ("r", "late"): 1, ("r", "missed"): 1, ("r", "void"): 5}
     tally[("v", "void")] = 2  # nothing that could fail: no rate at all

@@ -11,7 +11,8 @@ import pytest
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import MemorySink, Runner
+from streams.runner import Runner
+from streams.sinks import MemorySink
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
 from tests.streams.kafka.sim import Cluster
 
