@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._hl7_context import MessageContext
+from streams.adapters.hl7.context import MessageContext
 from streams.adapters.memory import AppointmentState
 from streams.adapters.times import format_time
 
