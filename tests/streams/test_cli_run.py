@@ -296,13 +296,12 @@ def run_quietly(tmp_path: Path, events: str, *args: str) -> int:
     return main(["run", str(src), "--out", str(tmp_path / "o"), "--quiet", *args])
 
 
-@pytest.mark.parametrize("batch", [[], ["--batch"]])
 def test_rules_that_fail_for_want_of_any_closing_event_are_pointed_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GOOD has results but no acknowledgement and no document at all, as an HL7 v2
     # feed would: the critical result and the discharge can only end missed
-    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(24 * 20), *batch) == 0
+    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(24 * 20)) == 0
     warnings = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
     assert [w.split(":")[2].strip() for w in warnings] == [
         "result-unacknowledged",
@@ -324,11 +323,10 @@ def test_no_feed_warning_when_the_closing_events_do_arrive(
     assert "warning" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("batch", [[], ["--batch"]])
 def test_an_as_of_before_the_input_watermark_is_pointed_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(-5), *batch) == 0
+    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(-5)) == 0
     err = capsys.readouterr().err
     assert f"--as-of {at(-5)} is earlier than the input's own watermark" in err
     assert "(2026-03-02T10:50:00+00:00)" in err  # the last event at 11:00, less 10m
