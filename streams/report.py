@@ -50,13 +50,18 @@ class RunSummary:
     document_kinds: dict[str, int] = field(default_factory=dict)
     #: appointment changes that did not say who asked for them
     unknown_initiator: int = 0
+    #: detectors that count violations (``ViolationDetector``) rather than decide
+    #: opportunities that could fail: they get counts, not a failure rate
+    violation_detectors: frozenset[str] = frozenset()
 
     def rows(self) -> list[dict[str, Any]]:
-        """Per detector: each outcome, decided opportunities, open, failures, failure rate.
+        """Per detector: each outcome, decided opportunities, open, failures, failure rate,
+        and ``counts_violations``.
 
         The failure rate is failures out of the opportunities that could fail: a voided
         one (an order cancelled, an appointment cancelled by the patient) was never
-        due, so it is in neither count.
+        due, so it is in neither count. A violation detector (``counts_violations``)
+        has no opportunities, only violations (each one a failure): it has no rate.
         """
         names = list(self.detectors)
         names += sorted({d for d, _ in self.tally if d not in names})
@@ -67,8 +72,10 @@ class RunSummary:
             row["open"] = self.open.get(det, 0)
             failures = sum(row[k] for k in FAILURE_OUTCOMES)
             row["failures"] = failures
+            row["counts_violations"] = det in self.violation_detectors or row["violation"] > 0
             could_fail = row["opportunities"] - row["void"]
-            row["failure_rate"] = failures / could_fail if could_fail else None
+            counts = row["counts_violations"]
+            row["failure_rate"] = failures / could_fail if could_fail and not counts else None
             out.append({"detector": det, **row})
         return out
 
@@ -193,7 +200,9 @@ def input_warnings(summary: RunSummary, detectors: Iterable[object]) -> list[str
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The table people read at the end of a run."""
+    """The table people read at the end of a run. A violation detector shows its count
+    under ``violations`` and ``-`` for opportunities and failure rate (every violation
+    is a failure: a rate would always read 100%)."""
     head = (
         "detector",
         "opportunities",
@@ -209,9 +218,10 @@ def format_summary(summary: RunSummary) -> str:
     for r in summary.rows():
         rate = "-" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%"
         cells = [
-            r[k] for k in ("opportunities", "met", "late", "missed", "void", "violation", "open")
+            "-" if k == "opportunities" and r["counts_violations"] else f"{r[k]:,}"
+            for k in ("opportunities", "met", "late", "missed", "void", "violation", "open")
         ]
-        lines.append((r["detector"], *(f"{c:,}" for c in cells), rate))
+        lines.append((r["detector"], *cells, rate))
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = []
     for j, row in enumerate(lines):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from detectors.contract import ViolationDetector
 from detectors.events import Event
 from detectors.records import Outcome
 from detectors.rules import Settings
@@ -68,4 +69,7 @@ def run_batch(
         rejected_kinds=kinds,
         files=dict(getattr(sink, "files", {})),
         types_seen=types,
+        violation_detectors=frozenset(
+            d.name for d in settings.detectors if isinstance(d, ViolationDetector)
+        ),
     )

@@ -266,6 +266,40 @@ def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
     assert table[2].endswith("40.0%") and table[3].endswith("-")
 
 
+def test_violation_detectors_show_counts_not_a_failure_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.report import RunSummary, format_summary
+
+    tally = {("clinic-overbooked", "violation"): 12, ("r", "met"): 3, ("r", "missed"): 1}
+    summary = RunSummary(
+        ["clinic-overbooked", "contact-after-death", "r"],
+        tally,
+        {},
+        events=0,
+        duplicates=0,
+        rejected=0,
+        watermark=0,
+        violation_detectors=frozenset({"clinic-overbooked", "contact-after-death"}),
+    )
+    over, death, r = summary.rows()
+    assert over["failure_rate"] is None and over["violation"] == 12
+    assert death["failure_rate"] is None and death["counts_violations"]
+    assert r["failure_rate"] == 0.25
+    table = format_summary(summary).splitlines()
+    assert "%" not in table[2] and "%" not in table[3]
+    assert table[2].split() == ["clinic-overbooked", "-", "0", "0", "0", "0", "12", "0", "-"]
+    assert table[3].split()[1] == "-"
+    # a real run: the violation detectors come from the engine
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    assert main(["run", str(src), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("contact-after-death", "clinic-overbooked"):
+        row = next(x for x in printed.splitlines() if x.startswith(name)).split()
+        assert row[1] == "-" and row[-1] == "-"
+
+
 def test_an_output_directory_that_is_a_file_gives_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
