@@ -48,6 +48,8 @@ PUBLIC = {
         "AdapterMemory",
         "AppointmentMemory",
         "AppointmentState",
+        "Place",
+        "Rank",
         "ReportOrderMemory",
     },
 }
