@@ -19,8 +19,8 @@ import sys
 from setuptools import setup
 
 #: The modules every canonical (JSON Lines) event passes through: the reader, the
-#: engine, the detector contract and the built-in detectors, the records and the runner
-#: that writes them.
+#: engine, the detector contract and the built-in detectors, the records, the runner and
+#: the sinks that write them.
 #: Detector classes stay open to subclassing from plain Python (``mypyc_attr``), so a
 #: hospital's own detectors and rules work the same on either build.
 COMPILED = [
@@ -38,6 +38,7 @@ COMPILED = [
     "detectors/records.py",
     "streams/adapters/jsonl.py",
     "streams/runner.py",
+    "streams/sinks.py",
 ]
 
 #: mypyc ships with mypy; the oldest release this build is known to work with.

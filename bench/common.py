@@ -131,7 +131,8 @@ def measure_engine(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
     """What `carewatch run` does: read, parse, detect, write the four files."""
     from detectors.rules import load_settings
     from streams.adapters import iter_records
-    from streams.runner import FileSink, Runner, tune_gc
+    from streams.runner import Runner, tune_gc
+    from streams.sinks import FileSink
 
     tune_gc()  # as the command line does
     runner = Runner(load_settings(rules or None), FileSink(Path(out_dir)))
@@ -159,11 +160,13 @@ def measure_engine(path: str, rules: str | None, out_dir: str) -> dict[str, Any]
 
 
 def measure_oracle(path: str, rules: str | None, out_dir: str) -> dict[str, Any]:
-    """What `carewatch run --batch` does: read and parse everything, then the oracle."""
+    """The pandas oracle (the tests' reference, ``tests/oracle``) over the same file:
+    read and parse everything, then detect over all of it at once."""
     from detectors.rules import load_settings
     from streams.adapters import iter_records
-    from streams.batch import run_batch
-    from streams.runner import FileSink, tune_gc
+    from streams.runner import tune_gc
+    from streams.sinks import FileSink
+    from tests.oracle.batch import run_batch
 
     tune_gc()
     with _Clock() as c:

@@ -22,9 +22,9 @@ BROKER = ROOT / "deploy" / "kafka" / "broker"
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """With ``CAREWATCH_TEST_BUILD=compiled`` (``tests/run`` sets it for its second pass,
-    over ``bench/compiled.py``'s install), refuse to start unless every module setup.py
-    compiles is imported as an extension module: a pass that quietly imported the
-    sources would test the wrong build."""
+    over the install ``streams/compiled_build.py`` makes), refuse to start unless every
+    module setup.py compiles is imported as an extension module: a pass that quietly
+    imported the sources would test the wrong build."""
     if os.environ.get("CAREWATCH_TEST_BUILD") != "compiled":
         return
     # children started with `python -m` from the repository root would put the sources
@@ -32,11 +32,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     os.environ["PYTHONSAFEPATH"] = "1"
     import importlib
 
-    from bench.compiled import compiled_modules
+    from streams.compiled_build import compiled_modules, stale
 
     plain = [
         f"{name} ({module.__file__})"
-        for name in compiled_modules()
+        for name in compiled_modules(ROOT)
         if not str((module := importlib.import_module(name)).__file__).endswith((".so", ".pyd"))
     ]
     if plain:
@@ -46,10 +46,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             + ". Build it and put it first: PYTHONPATH=$(python bench/compiled.py) pytest "
             "--import-mode=append (tests/run does)."
         )
-    from bench.compiled import stale
-
     engine_file = Path(str(importlib.import_module("detectors.engine").__file__))
-    if stale(engine_file.parents[1]):
+    if stale(ROOT, engine_file.parents[1]):
         raise pytest.UsageError(
             f"the compiled build in {engine_file.parents[1]} is older than the sources: "
             "rebuild it with python bench/compiled.py (tests/run does)"

@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import orjson
 
 from detectors.errors import ConfigError, InputError
-from streams.adapters.fhir import convert_json, convert_resource, iter_fhir
-from streams.adapters.hl7v2 import convert_message, iter_hl7
+from streams.adapters.fhir.convert import convert_json, convert_resource, iter_fhir
+from streams.adapters.hl7.convert import convert_message, iter_hl7
 from streams.adapters.jsonl import iter_jsonl
 from streams.adapters.mapping import SiteMapping, default_mapping, load_mapping, mapping_from_text
 from streams.adapters.memory import AdapterMemory, AppointmentMemory, ReportOrderMemory
@@ -56,8 +57,6 @@ __all__ = [
     "mapping_from_text",
 ]
 
-#: Format names ``detect_format`` returns and ``iter_records`` accepts.
-FORMATS: tuple[str, ...] = ("hl7", "fhir", "csv", "parquet", "jsonl")
 _ALIASES = {"hl7v2": "hl7", "fhir-r4": "fhir", "ndjson": "fhir", "json": "fhir"}
 _EXTENSIONS = {
     ".hl7": "hl7",
@@ -125,10 +124,7 @@ def iter_records(
     Raises ``ConfigError`` for an unknown ``fmt`` and ``InputError`` when a path cannot
     be opened; after that, bad content only ever yields ``Rejected`` records.
     """
-    if fmt is not None:
-        fmt = _ALIASES.get(fmt.lower(), fmt.lower())
-        if fmt not in FORMATS:
-            raise ConfigError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
+    fmt = _format_name(fmt)
     if not isinstance(source, bytes):
         path = os.fspath(source)
         try:
@@ -142,9 +138,9 @@ def iter_records(
         else ("<bytes>" if isinstance(source, bytes) else os.fspath(source))
     )
     memory = memory if memory is not None else AdapterMemory()
-    if fmt == "jsonl":  # one generator less between each line and its reader
-        return iter_jsonl(_Chunks(source), name, "file")
-    return _records(source, fmt, mapping or default_mapping(), memory, name)
+    if fmt is None:
+        return _detected(source, mapping, memory, name)
+    return _read(fmt, _Chunks(source), mapping, memory, name, "file")
 
 
 def iter_stream(
@@ -158,15 +154,12 @@ def iter_stream(
     """Like ``iter_records`` for an open binary stream (standard input, a socket file),
     read in chunks as it arrives; CSV and Parquet are read whole. With ``fmt=None`` the
     format is told from the first 64 KiB."""
-    if fmt is not None:
-        fmt = _ALIASES.get(fmt.lower(), fmt.lower())
-        if fmt not in FORMATS:
-            raise ConfigError(f"unknown input format {fmt!r}; use one of {', '.join(FORMATS)}")
-    mapping = mapping or default_mapping()
+    fmt = _format_name(fmt)
     memory = memory if memory is not None else AdapterMemory()
     head = stream.read(_SNIFF_BYTES)
-    if head.startswith(_GZIP_MAGIC) or fmt in ("csv", "parquet"):
-        yield from _records(head + stream.read(), fmt, mapping, memory, origin)
+    if head.startswith(_GZIP_MAGIC) or (fmt is not None and not _READERS[fmt].streams):
+        whole = head + stream.read()
+        yield from (_detected if fmt is None else _read_as(fmt))(whole, mapping, memory, origin)
         return
     if fmt is None:
         try:
@@ -174,63 +167,13 @@ def iter_stream(
         except InputError as exc:
             yield Rejected(origin, "stream", str(exc), excerpt(head), INVALID)
             return
-    chunks = _StreamChunks(head, stream)
-    if fmt == "hl7":
-        yield from iter_hl7(chunks, mapping, memory, origin=origin)
-    elif fmt == "fhir":
-        yield from iter_fhir(chunks, mapping, memory, origin=origin)
-    else:
-        yield from iter_jsonl(chunks, origin, "stream")
-        return
-    if chunks.error:
-        yield Rejected(origin, "stream", f"reading stopped: {chunks.error}", "", INVALID)
-
-
-class _StreamChunks:
-    """An open stream's bytes in chunks, after the ``head`` already read from it."""
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self.head = head
-        self.stream = stream
-        self.error = ""
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield self.head
-        try:
-            while chunk := self.stream.read(_CHUNK_BYTES):
-                yield chunk
-        except OSError as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-
-
-def _records(
-    source: Source, fmt: str | None, mapping: SiteMapping, memory: AdapterMemory, origin: str
-) -> Iterator[Record]:
-    if fmt is None:
-        try:
-            fmt = detect_format(source)
-        except InputError as exc:
-            yield Rejected(origin, "file", str(exc), "", INVALID)
+        if not _READERS[fmt].streams:
+            yield from _read(fmt, _Chunks(head + stream.read()), mapping, memory, origin, "stream")
             return
-    chunks = _Chunks(source)
-    if fmt == "hl7":
-        yield from iter_hl7(chunks, mapping, memory, origin=origin)
-    elif fmt == "fhir":
-        yield from iter_fhir(chunks, mapping, memory, origin=origin)
-    elif fmt == "jsonl":
-        yield from iter_jsonl(chunks, origin, "file")
-        return  # iter_jsonl reports a reading error itself
-    else:
-        # Only tables need pandas, which takes a third of a second to import: not paid
-        # by the other formats.
-        from streams.adapters.tabular import iter_table
+    yield from _read(fmt, _StreamChunks(head, stream), mapping, memory, origin, "stream")
 
-        table: Source = source
-        if _is_gzip(source):
-            table = b"".join(chunks)
-        yield from iter_table(table, fmt, mapping, origin=origin)
-    if chunks.error:
-        yield Rejected(origin, "file", f"reading stopped: {chunks.error}", "", INVALID)
+
+# --- one table of formats ---------------------------------------------------------------
 
 
 class _Chunks:
@@ -259,6 +202,147 @@ class _Chunks:
                     yield from raw
         except (OSError, EOFError, zlib.error) as exc:
             self.error = f"{type(exc).__name__}: {exc}"
+
+    def whole(self) -> Source:
+        """The source for a reader that takes it whole: the path or bytes as they are, or
+        the gunzipped bytes."""
+        return b"".join(self) if _is_gzip(self.source) else self.source
+
+
+class _StreamChunks(_Chunks):
+    """An open stream's bytes in chunks, after the ``head`` already read from it."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        super().__init__(head)
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        try:
+            while chunk := self.stream.read(_CHUNK_BYTES):
+                yield chunk
+        except OSError as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    @property
+    def head(self) -> bytes:
+        assert isinstance(self.source, bytes)
+        return self.source
+
+
+#: Reads one format: (chunks, mapping, memory, origin, place) -> records, where
+#: ``place`` names the input in a rejection (``file`` or ``stream``).
+_ReadFn = Callable[[_Chunks, SiteMapping | None, AdapterMemory, str, str], Iterator[Record]]
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """How one input format is read."""
+
+    read: _ReadFn
+    #: read chunk by chunk as the input arrives (else the whole input at once)
+    streams: bool = True
+    #: the reader turns a reading error into a rejection itself (else ``_read`` does)
+    reports_errors: bool = False
+
+
+def _hl7(
+    chunks: _Chunks, mapping: SiteMapping | None, memory: AdapterMemory, origin: str, place: str
+) -> Iterator[Record]:
+    return iter_hl7(chunks, mapping, memory, origin=origin)
+
+
+def _fhir(
+    chunks: _Chunks, mapping: SiteMapping | None, memory: AdapterMemory, origin: str, place: str
+) -> Iterator[Record]:
+    return iter_fhir(chunks, mapping, memory, origin=origin)
+
+
+def _jsonl(
+    chunks: _Chunks, mapping: SiteMapping | None, memory: AdapterMemory, origin: str, place: str
+) -> Iterator[Record]:
+    return iter_jsonl(chunks, origin, place)
+
+
+def _table(fmt: str) -> _ReadFn:
+    def read(
+        chunks: _Chunks, mapping: SiteMapping | None, memory: AdapterMemory, origin: str, place: str
+    ) -> Iterator[Record]:
+        # Only tables need pandas, which takes a third of a second to import: not paid
+        # by the other formats.
+        from streams.adapters.tabular import iter_table
+
+        yield from iter_table(chunks.whole(), fmt, mapping, origin=origin)
+
+    return read
+
+
+_READERS: dict[str, _Reader] = {
+    "hl7": _Reader(_hl7),
+    "fhir": _Reader(_fhir),
+    "csv": _Reader(_table("csv"), streams=False),
+    "parquet": _Reader(_table("parquet"), streams=False),
+    "jsonl": _Reader(_jsonl, reports_errors=True),
+}
+#: Format names ``detect_format`` returns and ``iter_records`` accepts.
+FORMATS: tuple[str, ...] = tuple(_READERS)
+
+
+def _format_name(fmt: str | None) -> str | None:
+    if fmt is None:
+        return None
+    name = _ALIASES.get(fmt.lower(), fmt.lower())
+    if name not in _READERS:
+        raise ConfigError(f"unknown input format {name!r}; use one of {', '.join(FORMATS)}")
+    return name
+
+
+def _read(
+    fmt: str,
+    chunks: _Chunks,
+    mapping: SiteMapping | None,
+    memory: AdapterMemory,
+    origin: str,
+    place: str,
+) -> Iterator[Record]:
+    """The records of ``chunks`` read as ``fmt``; a reading error that stops the input
+    ends them as a rejection."""
+    reader = _READERS[fmt]
+    records = reader.read(chunks, mapping, memory, origin, place)
+    if reader.reports_errors:
+        return records  # one generator less between each record and its reader
+    return _then_reading_error(records, chunks, origin, place)
+
+
+def _then_reading_error(
+    records: Iterator[Record], chunks: _Chunks, origin: str, place: str
+) -> Iterator[Record]:
+    yield from records
+    if chunks.error:
+        yield Rejected(origin, place, f"reading stopped: {chunks.error}", "", INVALID)
+
+
+def _read_as(
+    fmt: str,
+) -> Callable[[Source, SiteMapping | None, AdapterMemory, str], Iterator[Record]]:
+    def read(
+        source: Source, mapping: SiteMapping | None, memory: AdapterMemory, origin: str
+    ) -> Iterator[Record]:
+        return _read(fmt, _Chunks(source), mapping, memory, origin, "file")
+
+    return read
+
+
+def _detected(
+    source: Source, mapping: SiteMapping | None, memory: AdapterMemory, origin: str
+) -> Iterator[Record]:
+    """The records of ``source`` in the format ``detect_format`` tells."""
+    try:
+        fmt = detect_format(source)
+    except InputError as exc:
+        yield Rejected(origin, "file", str(exc), "", INVALID)
+        return
+    yield from _read(fmt, _Chunks(source), mapping, memory, origin, "file")
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

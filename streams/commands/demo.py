@@ -3,18 +3,23 @@
 Generates a week of a mid-size hospital's messaging traffic (synthetic, with failures
 injected at realistic rates and a few messages delivered out of order, twice, or broken),
 runs every detector over it with the embedded runner, prints the summary and one
-failure of each kind, says where the files are, and ends by writing the QI report of
-the week (daily failure rates with their SPC charts, one offline HTML page).
+failure of each kind, says where the files are, writes the QI report of the week (daily
+failure rates with their SPC charts, one offline HTML page), and ends with a command to
+try next, written the way this one was called so that it works as printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import FileSink, Runner, format_summary, stderr_progress, tune_gc
+from streams.commands import invocation
+from streams.report import format_summary, stderr_progress
+from streams.runner import Runner, tune_gc
+from streams.sinks import FileSink
 from streams.store.demo import DemoStore
 from streams.synthetic import SCALES, DeliveryFaults, GeneratorConfig, deliver, generate
 from streams.synthetic.output import open_output, write_json_lines, write_lines
@@ -60,18 +65,21 @@ def main(args: argparse.Namespace) -> int:
     with open_output(str(out / "truth.jsonl")) as f:
         write_json_lines(run.truth, f)
 
-    say(f"running the detectors over {len(run.records):,} events...")
+    say("running the detectors...")
     runner = Runner(settings, store)
-    runner.feed(iter_records(events_path, "jsonl"), progress=say)
+    runner.feed(iter_records(events_path, "jsonl"))  # a short run: no progress lines
     last = run.records[-1][0]
     summary = runner.finish(as_of=last + _AFTER_END)
 
+    cmd = invocation()
     print(format_summary(summary))
+    # one count of events, the generated ones; the rest is what delivery did to them
     print(
-        f"\n{summary.events:,} events, {summary.duplicates:,} duplicate deliveries ignored, "
-        f"{summary.rejected:,} broken messages set aside (rejected.jsonl)."
+        f"\n{len(run.records):,} events generated; delivered with {summary.duplicates:,} "
+        f"duplicates (ignored) and {summary.rejected:,} broken messages (set aside in "
+        "rejected.jsonl)."
     )
-    print(store.instructions())
+    print(store.instructions(cmd))
     _show_examples(out / "failures.jsonl")
     print(f"\nFiles in {out}/:")
     for name, what in (
@@ -83,13 +91,14 @@ def main(args: argparse.Namespace) -> int:
         ("truth.jsonl", "what the generator injected, to check the detectors against"),
     ):
         print(f"  {name:<16} {what}")
-    # the example rules file is in a checkout's docs/, not in an installed package
-    example = Path("docs/rules.example.yaml")
-    rules = f" --rules {example}" if example.is_file() else " --rules FILE (see docs/rules.md)"
-    print(f"\nNext: carewatch run {events_path} --out my-run{rules}")
     report = _write_qi_report(out)
     print(f"\nThe QI report of the week (daily failure rates, SPC charts): {report}")
-    print(f"  open it in a browser; more in docs/qi.md, e.g. carewatch qi report {out} --out FILE")
+    print("  open it in a browser; docs/qi.md tells how to make others (carewatch qi report).")
+    # the example rules file is in a checkout's docs/, not in an installed package
+    example = Path("docs/rules.example.yaml")
+    rules = f" --rules {example}" if example.is_file() else ""
+    print("\nNext, the same events with rules of your own (docs/rules.md):")
+    print(f"  {cmd} run {shlex.quote(str(events_path))} --out my-run{rules}")
     return 0
 
 

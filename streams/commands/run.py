@@ -4,8 +4,6 @@ Reads canonical JSON Lines, HL7 v2, FHIR R4 (resources, Bundles, NDJSON) or CSV/
 event logs (files, '-' for stdin, .gz), writes failures.jsonl, outcomes.jsonl, open.jsonl
 and rejected.jsonl into --out, and prints a summary table. Input that cannot be used goes
 to rejected.jsonl with its origin, place and reason; the run goes on.
-With --batch, all inputs are read first and the pandas batch oracle computes the same
-files in one go.
 """
 
 from __future__ import annotations
@@ -13,7 +11,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from itertools import chain
 from pathlib import Path
 
 from detectors.durations import parse_duration
@@ -24,16 +21,9 @@ from streams.commands import port
 from streams.commands.inputs import add_input_arguments, read_inputs, report_ended_early
 from streams.deadletter import Rejected
 from streams.monitoring import observe_feeds
-from streams.runner import (
-    FileSink,
-    Runner,
-    Sink,
-    feed_gaps,
-    format_summary,
-    input_warnings,
-    stderr_progress,
-    tune_gc,
-)
+from streams.report import feed_gaps, format_summary, input_warnings, stderr_progress
+from streams.runner import Runner, tune_gc
+from streams.sinks import FileSink, Sink
 
 __all__ = ["add_arguments", "main"]
 
@@ -71,9 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch",
         action="store_true",
-        help="recompute with the pandas batch oracle instead of streaming: read all inputs, "
-        "then compute the same files and summary in one go (a second, independent "
-        "implementation; about as fast as streaming, but the whole input is held in memory)",
+        help="retired: the streaming run is the one way (README, Running on files)",
     )
     p.add_argument(
         "--store",
@@ -84,7 +72,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
+#: Why ``--batch`` is refused (README, Running on files).
+BATCH_RETIRED = (
+    "--batch is retired: the pandas oracle it ran is now a test reference only, and the "
+    "streaming run replays a year of events in minutes in a fraction of the memory; "
+    "run again without --batch"
+)
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.batch:
+        raise ConfigError(BATCH_RETIRED)
     settings = load_settings(args.rules)
     tune_gc()
     lateness = parse_duration(args.allowed_lateness) if args.allowed_lateness else None
@@ -105,25 +103,17 @@ def main(args: argparse.Namespace) -> int:
 
         files = store_sink = StoreSink(files, open_store(args.store, create=True))
 
-    if args.batch:
-        if args.metrics_port is not None:
-            raise ConfigError("--metrics-port watches a streaming run; drop it with --batch")
-        from streams.batch import run_batch
-
-        everything = chain.from_iterable(readers)
-        summary = run_batch(everything, settings, files, as_of, allowed_lateness=lateness)
-    else:
-        runner = Runner(settings, files, allowed_lateness=lateness)
-        feeds = None
-        if args.metrics_port is not None:
-            metrics, feeds = _serve_metrics(runner, settings, args.metrics_port)
-            runner.on_reject = lambda r: metrics.count_rejected(r.kind)
-        for reader in readers:
-            records: Iterable[Event | Rejected] = reader
-            if feeds is not None:
-                records = observe_feeds(reader, feeds)
-            runner.feed(records, progress=progress)
-        summary = runner.finish(as_of)
+    runner = Runner(settings, files, allowed_lateness=lateness)
+    feeds = None
+    if args.metrics_port is not None:
+        metrics, feeds = _serve_metrics(runner, settings, args.metrics_port)
+        runner.on_reject = lambda r: metrics.count_rejected(r.kind)
+    for reader in readers:
+        records: Iterable[Event | Rejected] = reader
+        if feeds is not None:
+            records = observe_feeds(reader, feeds)
+        runner.feed(records, progress=progress)
+    summary = runner.finish(as_of)
     print(format_summary(summary))
     kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(summary.rejected_kinds.items()))
     print(

@@ -43,14 +43,12 @@ __all__ = [
     "SessionPartition",
     "fresh",
     "session_detectors",
+    "session_types",
     "stats_sum",
 ]
 
 INF = float("inf")
 NEG_INF = float("-inf")
-SESSION_TYPES = frozenset(
-    {"session.capacity", "appointment.booked", "appointment.rescheduled", "appointment.cancelled"}
-)
 #: Order in which a failure's statuses can follow each other.
 _RANK = {"missed": 0, "violation": 0, "late": 1, "withdrawn": 1}
 #: Watermark progress (seconds of event time) between looks for expired journal entries.
@@ -77,6 +75,12 @@ def session_detectors(settings: Settings) -> tuple[list[Detector], list[Detector
     by_patient = [d for d in settings.detectors if d.partition_by != "session"]
     by_session = [d for d in settings.detectors if d.partition_by == "session"]
     return by_patient, by_session
+
+
+def session_types(by_session: Iterable[Detector]) -> frozenset[str]:
+    """The event types the sessions topic needs: every type a session-keyed detector
+    reads (taken from the detectors, so a change there changes what is forwarded)."""
+    return frozenset(t for d in by_session for t in d.reads)
 
 
 @dataclass
@@ -385,8 +389,11 @@ class PatientPartition(PartitionBase):
         self.allowed_lateness = allowed_lateness
         by_patient, by_session = session_detectors(settings)
         self.detectors = by_patient
-        # forward session events only when clinic-overbooked is on
+        # forward session events only when a session-keyed detector (clinic-overbooked)
+        # is on, and only the types those detectors read
         self.session_partitions = session_partitions if by_session else 0
+        #: event types forwarded to the sessions topic: what its detectors ``reads``
+        self.session_types = session_types(by_session)
         self.origin = origin
         if horizon is None:
             horizon = journal.horizon_of(settings, allowed_lateness)
@@ -458,7 +465,7 @@ class PatientPartition(PartitionBase):
 
     def _process(self, ev: Event, raw: bytes) -> None:
         self.engine.process(ev)
-        if self.session_partitions and ev.type in SESSION_TYPES:
+        if self.session_partitions and ev.type in self.session_types:
             self._route(ev, raw)
 
     # -- forwarding to the sessions topic

@@ -9,8 +9,9 @@ the message that caused it is acknowledged:
 - ``FILE`` holds a snapshot (``AdapterMemory.to_dict`` as JSON), replaced atomically
   (written beside, fsync-ed, renamed over);
 - ``FILE.journal`` is an append-only log of the memory operations since that snapshot,
-  one JSON line per message (``["a", appointment, version, start, status]`` for an
-  appointment seen, ``["r", report, order]`` for a report's order), fsync-ed before the
+  one JSON line per message (``["a", appointment, version, start, status, place, rank]``
+  for an appointment seen, place a name->value object and rank a pair or null; older
+  journals end at status, ``["r", report, order]`` for a report's order), fsync-ed before the
   listener answers AA.
 
 Opening replays the journal over the snapshot (the operations are deterministic, so the
@@ -36,6 +37,8 @@ from streams.adapters.memory import (
     AdapterMemory,
     AppointmentMemory,
     AppointmentState,
+    Place,
+    Rank,
     ReportOrderMemory,
 )
 
@@ -52,11 +55,28 @@ class _Appointments(AppointmentMemory):
         self.noted: list[Operation] | None = None
 
     def observe(
-        self, appointment_id: str, version: str | None, start: float | None, status: str | None
+        self,
+        appointment_id: str,
+        version: str | None,
+        start: float | None,
+        status: str | None,
+        *,
+        place: Place = (),
+        rank: Rank | None = None,
     ) -> AppointmentState | None:
         if self.noted is not None:
-            self.noted.append(["a", appointment_id, version, start, status])
-        return super().observe(appointment_id, version, start, status)
+            self.noted.append(
+                [
+                    "a",
+                    appointment_id,
+                    version,
+                    start,
+                    status,
+                    dict(place),
+                    None if rank is None else list(rank),
+                ]
+            )
+        return super().observe(appointment_id, version, start, status, place=place, rank=rank)
 
 
 class _ReportOrders(ReportOrderMemory):
@@ -203,12 +223,14 @@ def _load(path: Path) -> tuple[_Appointments, _ReportOrders]:
             operations = orjson.loads(line)
             for op in operations:
                 if op[0] == "a":
-                    appointments.observe(op[1], op[2], op[3], op[4])
+                    place = tuple(op[5].items()) if len(op) > 5 and op[5] else ()
+                    rank = (int(op[6][0]), float(op[6][1])) if len(op) > 6 and op[6] else None
+                    appointments.observe(op[1], op[2], op[3], op[4], place=place, rank=rank)
                 elif op[0] == "r":
                     reports.remember(op[1], op[2])
                 else:
                     raise ValueError(f"unknown operation {op[0]!r}")
-        except (orjson.JSONDecodeError, ValueError, IndexError, TypeError) as exc:
+        except (orjson.JSONDecodeError, ValueError, IndexError, TypeError, AttributeError) as exc:
             if number == len(lines):  # the last line, cut short by a crash
                 break
             raise ConfigError(

@@ -24,12 +24,13 @@ class DemoStore(StoreSink):
         self.password = secrets.token_urlsafe(12)
         self.store.add_user("demo", "admin", self.password)
 
-    def instructions(self) -> str:
-        """What to run to see the worklist, and how to sign in."""
+    def instructions(self, command: str = "carewatch") -> str:
+        """What to run to see the worklist (``command`` calls carewatch), and how to
+        sign in."""
         total = self.store.worklist(WorklistQuery(state="all", per_page=1)).total
         self.store.close()
         return (
             f"\nThe worklist: {total:,} failures in {self.path}. Start it with\n"
-            f"  carewatch serve --store {shlex.quote(str(self.path))}\n"
+            f"  {command} serve --store {shlex.quote(str(self.path))}\n"
             f"then open http://127.0.0.1:8080/ and sign in as demo, password {self.password}"
         )

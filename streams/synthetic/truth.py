@@ -8,12 +8,20 @@ own plan. Times are epoch seconds UTC here and ISO-8601 ``+00:00`` in the record
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from detectors.builtin import BUILTINS
+from detectors.builtin import (
+    BUILTINS,
+    ClinicLetterOverdue,
+    DischargeSummaryOverdue,
+    RescheduleNotice,
+    ResultOverdue,
+    ResultUnacknowledged,
+)
 from detectors.events import format_time
+from detectors.records import failure_id as _hashed_id
+from detectors.rules import load_settings
 
 __all__ = [
     "ACK_ABNORMAL",
@@ -32,26 +40,27 @@ __all__ = [
 HOUR = 3600
 DAY = 86400
 
-# Default deadlines of the built-in detectors, in seconds (docs/detectors.md).
-NOTICE = 48 * HOUR
-TURNAROUND = {"stat": 1 * HOUR, "urgent": 4 * HOUR, "routine": 72 * HOUR}
-ACK_CRITICAL = 1 * HOUR
-ACK_ABNORMAL = 7 * DAY
-DISCHARGE_SUMMARY = 24 * HOUR
-CLINIC_LETTER = 7 * DAY
+# Default deadlines of the built-in detectors, in whole seconds, read from the detectors
+# themselves (their ``DEFAULTS``, what a rules file overrides): the bookkeeping below is
+# written independently of the engine, the numbers are not written twice.
+NOTICE = int(RescheduleNotice.DEFAULTS["notice"])
+TURNAROUND = {k: int(v) for k, v in ResultOverdue.DEFAULTS.items()}
+ACK_CRITICAL = int(ResultUnacknowledged.DEFAULTS["critical"])
+ACK_ABNORMAL = int(ResultUnacknowledged.DEFAULTS["abnormal"])
+DISCHARGE_SUMMARY = int(DischargeSummaryOverdue.DEFAULTS["within"])
+CLINIC_LETTER = int(ClinicLetterOverdue.DEFAULTS["within"])
 #: A closing event later than ``due + LATE_RETENTION`` would leave a live engine at
-#: ``missed`` while the rules say ``late``; the generator never plans one.
-LATE_RETENTION = 30 * DAY
+#: ``missed`` while the rules say ``late``; the generator never plans one. The engine's
+#: default, from the built-in settings.
+LATE_RETENTION = int(load_settings(None).late_retention)
 
 
 def failure_id(detector: str, key: str, opening_event: str) -> str:
-    """First 16 hex digits of SHA-256 over ``detector \x1f key \x1f opening event id``;
-    for a detector whose key opens once (``opens_once_per_key``, taken from the detector
-    itself so the rule is written in one place) the key stands for the opening event."""
-    if detector in _OPENS_ONCE:
-        opening_event = key
-    text = f"{detector}\x1f{key}\x1f{opening_event}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """The detectors' own rule (``detectors.records.failure_id``): SHA-256 over detector,
+    key and opening event id; for a detector whose key opens once
+    (``opens_once_per_key``, taken from the detector) the key stands for the opening
+    event."""
+    return _hashed_id(detector, key, key if detector in _OPENS_ONCE else opening_event)
 
 
 _OPENS_ONCE = frozenset(

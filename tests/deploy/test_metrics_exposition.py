@@ -63,7 +63,8 @@ def test_a_run() -> None:
     from streams.adapters import iter_records
     from streams.commands.run import _serve_metrics
     from streams.monitoring import observe_feeds
-    from streams.runner import MemorySink, Runner
+    from streams.runner import Runner
+    from streams.sinks import MemorySink
 
     settings = parse_settings(RULES)
     runner = Runner(settings, MemorySink())

@@ -236,7 +236,8 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
 
     from detectors.rules import parse_settings
     from streams.commands.run import _serve_metrics
-    from streams.runner import MemorySink, Runner
+    from streams.runner import Runner
+    from streams.sinks import MemorySink
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,7 +254,7 @@ def test_metrics_are_served_during_a_run(tmp_path: Path) -> None:
 
 
 def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
-    from streams.runner import RunSummary, format_summary
+    from streams.report import RunSummary, format_summary
 
     tally = {("r", "met"): 3, ("r", "late"): 1, ("r", "missed"): 1, ("r", "void"): 5}
     tally[("v", "void")] = 2  # nothing that could fail: no rate at all
@@ -263,6 +264,40 @@ def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
     assert (v["opportunities"], v["failure_rate"]) == (2, None)
     table = format_summary(summary).splitlines()
     assert table[2].endswith("40.0%") and table[3].endswith("-")
+
+
+def test_violation_detectors_show_counts_not_a_failure_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streams.report import RunSummary, format_summary
+
+    tally = {("clinic-overbooked", "violation"): 12, ("r", "met"): 3, ("r", "missed"): 1}
+    summary = RunSummary(
+        ["clinic-overbooked", "contact-after-death", "r"],
+        tally,
+        {},
+        events=0,
+        duplicates=0,
+        rejected=0,
+        watermark=0,
+        violation_detectors=frozenset({"clinic-overbooked", "contact-after-death"}),
+    )
+    over, death, r = summary.rows()
+    assert over["failure_rate"] is None and over["violation"] == 12
+    assert death["failure_rate"] is None and death["counts_violations"]
+    assert r["failure_rate"] == 0.25
+    table = format_summary(summary).splitlines()
+    assert "%" not in table[2] and "%" not in table[3]
+    assert table[2].split() == ["clinic-overbooked", "-", "0", "0", "0", "0", "12", "0", "-"]
+    assert table[3].split()[1] == "-"
+    # a real run: the violation detectors come from the engine
+    src = tmp_path / "e.jsonl"
+    src.write_text("".join(GOOD))
+    assert main(["run", str(src), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("contact-after-death", "clinic-overbooked"):
+        row = next(x for x in printed.splitlines() if x.startswith(name)).split()
+        assert row[1] == "-" and row[-1] == "-"
 
 
 def test_an_output_directory_that_is_a_file_gives_a_one_line_error(
@@ -295,13 +330,12 @@ def run_quietly(tmp_path: Path, events: str, *args: str) -> int:
     return main(["run", str(src), "--out", str(tmp_path / "o"), "--quiet", *args])
 
 
-@pytest.mark.parametrize("batch", [[], ["--batch"]])
 def test_rules_that_fail_for_want_of_any_closing_event_are_pointed_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GOOD has results but no acknowledgement and no document at all, as an HL7 v2
     # feed would: the critical result and the discharge can only end missed
-    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(24 * 20), *batch) == 0
+    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(24 * 20)) == 0
     warnings = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
     assert [w.split(":")[2].strip() for w in warnings] == [
         "result-unacknowledged",
@@ -323,11 +357,10 @@ def test_no_feed_warning_when_the_closing_events_do_arrive(
     assert "warning" not in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("batch", [[], ["--batch"]])
 def test_an_as_of_before_the_input_watermark_is_pointed_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], batch: list[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(-5), *batch) == 0
+    assert run_quietly(tmp_path, "".join(GOOD), "--as-of", at(-5)) == 0
     err = capsys.readouterr().err
     assert f"--as-of {at(-5)} is earlier than the input's own watermark" in err
     assert "(2026-03-02T10:50:00+00:00)" in err  # the last event at 11:00, less 10m

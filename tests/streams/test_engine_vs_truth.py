@@ -11,7 +11,8 @@ import pytest
 from detectors.rules import parse_settings
 from streams.adapters import iter_records
 from streams.deadletter import Rejected
-from streams.runner import MemorySink, Runner
+from streams.runner import Runner
+from streams.sinks import MemorySink
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
 
 FAR_AFTER = 120 * 86400.0  # as-of: well past every deadline and the late retention

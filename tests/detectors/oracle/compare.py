@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from detectors.events import Event, parse_time
-from detectors.oracle import OracleResult, detect, load
 from detectors.records import Outcome
 from detectors.rules import Settings, parse_settings
 from detectors.testing import TestRun, run_events
+from tests.oracle import OracleResult, detect, load
 
 
 def rows(records: Iterable[Outcome]) -> dict[str, dict[str, Any]]:

@@ -6,16 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import detectors.oracle as oracle
+import tests.oracle as oracle
 from detectors.builtin import ResultOverdue
 from detectors.errors import ConfigError
 from detectors.events import REF_KINDS
-from detectors.oracle import build_frame, detect, load, plan_for, run_oracle
-from detectors.oracle.clock import Clock
-from detectors.oracle.frame import BASE_ATTRS, epoch_of, is_true
 from detectors.rules import Settings, parse_settings
 from detectors.testing import ev
 from tests.detectors.helpers import at, epoch
+from tests.oracle import build_frame, detect, load, plan_for, run_oracle
+from tests.oracle.clock import Clock
+from tests.oracle.frame import BASE_ATTRS, epoch_of, is_true
 
 
 def test_public_api() -> None:

@@ -12,7 +12,8 @@ from detectors.events import Event
 from detectors.rules import parse_settings
 from streams.adapters import iter_records
 from streams.deadletter import Rejected
-from streams.runner import MemorySink, Runner
+from streams.runner import Runner
+from streams.sinks import MemorySink
 from streams.synthetic import (
     FAILURE_PRESETS,
     DeliveryFaults,

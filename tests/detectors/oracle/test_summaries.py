@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from detectors.builtin import ClinicLetterOverdue, ResultOverdue, ResultUnacknowledged
 from detectors.contract import ExpectationDetector
-from detectors.oracle.summaries import TextCache, expectation_summaries, uses_base_summary
 from detectors.records import Outcome
 from detectors.rules import parse_settings
+from tests.oracle.summaries import TextCache, expectation_summaries, uses_base_summary
 
 T0 = 1_772_443_800.0  # Mon 02 Mar 2026 09:30 UTC
 

@@ -36,8 +36,8 @@ PUBLIC = {
         "load_mapping",
         "mapping_from_text",
     },
-    "streams.adapters.hl7v2": {"SUPPORTED_MESSAGE_TYPES", "convert_message", "iter_hl7"},
-    "streams.adapters.fhir": {
+    "streams.adapters.hl7.convert": {"SUPPORTED_MESSAGE_TYPES", "convert_message", "iter_hl7"},
+    "streams.adapters.fhir.convert": {
         "SUPPORTED_RESOURCE_TYPES",
         "convert_json",
         "convert_resource",
@@ -48,6 +48,8 @@ PUBLIC = {
         "AdapterMemory",
         "AppointmentMemory",
         "AppointmentState",
+        "Place",
+        "Rank",
         "ReportOrderMemory",
     },
 }

@@ -487,3 +487,39 @@ def test_unsupported_and_broken_resources() -> None:
     assert isinstance(bad_time, Rejected) and "Appointment.start" in bad_time.reason
     (not_json,) = convert_json(b'{"resourceType": "Appoint')
     assert isinstance(not_json, Rejected) and "not valid JSON" in not_json.reason
+
+
+@pytest.mark.parametrize("by", ["versionId", "lastUpdated"])
+def test_an_older_version_arriving_late_is_not_a_reschedule(by: str) -> None:
+    """Versions 1 (booked for the 9th) and 2 (moved to the 16th) in both orders: read in
+    order, a booking and a reschedule; read newest first, version 1 is known to be older
+    (by meta.versionId, or meta.lastUpdated when there is none) and makes no reschedule
+    back to the 9th. Either way the appointment is remembered at the 16th."""
+
+    def version(n: str, start: str) -> dict[str, Any]:
+        res = appointment(n, "booked", start)
+        if by == "lastUpdated":
+            del res["meta"]["versionId"]
+        return res
+
+    v1 = version("1", "2026-03-09T09:00:00Z")
+    v2 = version("2", "2026-03-16T09:00:00Z")
+    in_order, newest_first = AdapterMemory(), AdapterMemory()
+    forward = [r for r in run([v1, v2], in_order) if isinstance(r, Event)]
+    backward = run([v2, v1], newest_first)
+    assert [e.type for e in forward] == ["appointment.booked", "appointment.rescheduled"]
+    assert forward[1].attrs["previous_start"] == "2026-03-09T09:00:00+00:00"
+    events = [r for r in backward if isinstance(r, Event)]
+    assert [e.type for e in events] == ["appointment.booked"]
+    assert events[0].id == forward[0].id  # the same booking, so de-duplicated downstream
+    assert "older than a version already read" in backward[-1].reason
+    for memory in (in_order, newest_first):
+        state = memory.appointments.get("A-88")
+        assert state is not None and iso_of(state.start) == "2026-03-16T09:00:00+00:00"
+
+
+def iso_of(epoch: float | None) -> str:
+    from detectors.events import format_time
+
+    assert epoch is not None
+    return format_time(epoch)

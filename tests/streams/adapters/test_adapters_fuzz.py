@@ -21,7 +21,7 @@ from streams.adapters import (
     convert_resource,
     iter_records,
 )
-from streams.adapters.fhir import SUPPORTED_RESOURCE_TYPES
+from streams.adapters.fhir.convert import SUPPORTED_RESOURCE_TYPES
 
 # CAREWATCH_FUZZ_EXAMPLES=20000 for a long hunt; the default keeps the suite quick.
 FUZZ = settings(

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.errors import InputError
-from streams.adapters._hl7_text import Hl7Message, decode_message, parse_field_path, split_messages
+from streams.adapters.hl7.text import Hl7Message, decode_message, parse_field_path, split_messages
 from streams.adapters.times import SiteClock
 
 

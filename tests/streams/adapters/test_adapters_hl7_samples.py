@@ -427,3 +427,46 @@ def test_a_documents_recipient_comes_from_the_site_mapping() -> None:
     )
     mapped, _ = convert(mdm, "hl7", mapping_from_text(text))
     assert {e.attrs["recipient"] for e in mapped if e.type == "document.sent"} == {"gp"}
+
+
+def bare_s15() -> bytes:
+    """The S15 sample without its AIL segment: nothing in it says where the appointment is."""
+    segments = sample("hl7v2/SIU-S15-01.hl7").split(b"\r")
+    return b"\r".join(seg for seg in segments if not seg.startswith(b"AIL|"))
+
+
+def test_a_cancellation_carries_the_place_of_the_booking_it_cancels() -> None:
+    """An S15 without PV1 and AIL (as many are) says nothing of where the appointment
+    was; after the S12 that booked it, it carries that booking's clinic and site, so its
+    failures can be routed and sliced. Redelivered, or after a checkpoint, the same."""
+    alone, _ = convert(bare_s15(), "hl7")
+    assert "clinic" not in alone[0].attrs and "site" not in alone[0].attrs
+    memory = AdapterMemory()
+    booked, _ = convert(sample("hl7v2/SIU-S12-01.hl7"), "hl7", memory=memory)
+    assert (booked[0].attrs["clinic"], booked[0].attrs["site"]) == ("055", "GH Clinic")
+    restored = AdapterMemory.from_dict(memory.to_dict())
+    cancelled, _ = convert(bare_s15(), "hl7", memory=memory)
+    assert [e.type for e in cancelled] == ["appointment.cancelled"]
+    assert cancelled[0].attrs == {
+        "previous_start": "2021-09-24T07:15:00+00:00",
+        "reason": "Add",
+        "clinic": "055",
+        "site": "GH Clinic",
+    }
+    again, _ = convert(bare_s15(), "hl7", memory=memory)
+    assert [e.to_dict() for e in again] == [e.to_dict() for e in cancelled]
+    from_checkpoint, _ = convert(bare_s15(), "hl7", memory=restored)
+    assert [e.to_dict() for e in from_checkpoint] == [e.to_dict() for e in cancelled]
+
+
+def test_a_rebooking_elsewhere_moves_the_remembered_place() -> None:
+    memory = AdapterMemory()
+    convert(sample("hl7v2/SIU-S12-01.hl7"), "hl7", memory=memory)
+    # the S13 sample moves the appointment; here it also moves to another clinic
+    moved = sample("hl7v2/SIU-S13-01.hl7").replace(
+        b"|055^Room01^^GH Clinic^", b"|077^Room02^^GH East^"
+    )
+    events, _ = convert(moved, "hl7", memory=memory)
+    assert events and events[0].attrs["clinic"] == "077"
+    cancelled, _ = convert(bare_s15(), "hl7", memory=memory)
+    assert (cancelled[0].attrs["clinic"], cancelled[0].attrs["site"]) == ("077", "GH East")

@@ -152,3 +152,20 @@ def test_not_parquet() -> None:
     pytest.importorskip("pyarrow", reason="Parquet needs pyarrow (in the test extras)")
     events, rejected = convert(b"PAR1 not really", "parquet")
     assert events == [] and rejected[0].location == "file"
+
+
+def test_a_csv_stream_without_a_format_is_read_as_a_table() -> None:
+    """Told from its first bytes, a CSV on standard input is read as a table (the format
+    table says tables are read whole), as the same bytes from a file are."""
+    import io
+
+    from detectors.events import Event
+    from streams.adapters import iter_records, iter_stream
+
+    from_stream = list(iter_stream(io.BytesIO(CSV)))
+    from_bytes = list(iter_records(CSV))
+    assert [type(r).__name__ for r in from_stream] == [type(r).__name__ for r in from_bytes]
+    assert [r.to_dict() for r in from_stream if isinstance(r, Event)] == [
+        r.to_dict() for r in from_bytes if isinstance(r, Event)
+    ]
+    assert any(isinstance(r, Event) for r in from_stream)

@@ -18,7 +18,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import MemorySink, Runner
+from streams.runner import Runner
+from streams.sinks import MemorySink
 
 # Varies with the watermark at decision time, which is per partition on Kafka.
 VARIES = ("detected_at", "summary")

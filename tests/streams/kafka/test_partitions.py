@@ -11,7 +11,8 @@ import pytest
 
 from detectors.rules import load_settings
 from streams.adapters import iter_records
-from streams.runner import MemorySink, Runner
+from streams.runner import Runner
+from streams.sinks import MemorySink
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
 from tests.streams.kafka.sim import Cluster
 
@@ -248,3 +249,27 @@ def test_small_chunks_split_batches_and_restore_the_same(data, monkeypatch) -> N
     assert {k: project(v) for k, v in c.latest("outcomes").items()} == {
         k: project(v) for k, v in outcomes.items()
     }
+
+
+def test_the_sessions_topic_gets_exactly_the_types_its_detectors_read(data) -> None:
+    """What a patient partition forwards is what the session-keyed detectors read, taken
+    from the detectors (``reads``), not from a list of its own."""
+    import orjson
+
+    from detectors.builtin import ClinicOverbooked
+    from streams.kafka.partitions import session_detectors, session_types
+
+    settings = load_settings(None)
+    _, by_session = session_detectors(settings)
+    assert session_types(by_session) == frozenset(ClinicOverbooked().reads)
+    lines, _, _, _, _ = data
+    c = Cluster(settings, partitions=2)
+    c.publish_lines(lines)
+    c.drain()
+    forwarded = {
+        orjson.loads(value)["type"]
+        for log in c.sessions
+        for key, value, _ in log
+        if key is not None  # the rest are watermark control messages
+    }
+    assert forwarded == set(ClinicOverbooked().reads)

@@ -126,3 +126,21 @@ def test_one_listener_per_memory_file(tmp_path: Path) -> None:
     finally:
         store.close()
     MemoryFile.open(path).close()  # free again once closed
+
+
+def test_place_and_version_rank_come_back_from_the_journal(tmp_path: Path) -> None:
+    """What a cancellation needs from its booking (the place) and what tells an older
+    FHIR version (the rank) survive a restart, from the journal and from a snapshot."""
+    path = tmp_path / "memory.json"
+    store = MemoryFile.open(path)
+    store.memory.appointments.observe(
+        "A1", "m1", 100.0, "booked", place=(("clinic", "C1"), ("site", "S")), rank=(0, 3.0)
+    )
+    store.commit()
+    del store  # a crash: no close, the journal holds it
+    again = MemoryFile.open(path)
+    state = again.memory.appointments.get("A1")
+    assert state is not None
+    assert (state.place, state.rank) == ((("clinic", "C1"), ("site", "S")), (0, 3.0))
+    assert again.memory.appointments.is_older("A1", (0, 2.0))
+    again.close()

@@ -18,7 +18,7 @@ def test_demo_fills_a_store_and_prints_the_serve_command_and_a_sign_in(
     out = tmp_path / "demo"
     assert main(["demo", "--scale", "small", "--days", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    command = re.search(r"carewatch serve --store (\S+)", printed)
+    command = re.search(r" serve --store (\S+)", printed)
     password = re.search(r"sign in as demo, password (\S+)", printed)
     assert command and password
     store = open_store(command[1])

@@ -29,7 +29,9 @@ import pytest
 
 from detectors.rules import parse_settings
 from streams.adapters import Rejected, convert_json, convert_message, iter_records
-from streams.runner import MemorySink, Runner, RunSummary
+from streams.report import RunSummary
+from streams.runner import Runner
+from streams.sinks import MemorySink
 from streams.synthetic import DeliveryFaults, FailureRates, Generated, GeneratorConfig, generate
 from streams.synthetic.faults import deliver
 from streams.synthetic.formats import (

@@ -11,9 +11,9 @@ import pandas as pd
 
 from detectors.builtin import RescheduleNotice
 from detectors.contract import ExpectationDetector
-from detectors.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
-from detectors.oracle.frame import ColumnPlan, epoch_of
-from detectors.oracle.match import attr_equals, per_row, when_keys
+from tests.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
+from tests.oracle.frame import ColumnPlan, epoch_of
+from tests.oracle.match import attr_equals, per_row, when_keys
 
 __all__ = ["RESCHEDULE_NOTICE"]
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._fhir_context import (
+from streams.adapters.fhir.context import (
     ResourceContext,
     as_list,
     reference_id,
 )
-from streams.adapters.memory import AppointmentState
+from streams.adapters.memory import AppointmentState, Rank
 from streams.adapters.times import format_time
 
 __all__ = ["appointment", "communication"]
@@ -40,7 +40,13 @@ def appointment(ctx: ResourceContext) -> None:
     if state is None:
         raise InputError(f"unknown Appointment.status {status!r}")
     start = ctx.time_of("start")
-    before = ctx.memory.appointments.observe(appointment_id, ctx.version, start, state)
+    rank = _rank(ctx)
+    if ctx.memory.appointments.is_older(appointment_id, rank):
+        # compared with the newer state it would read as a change back (a reschedule to
+        # the old start): an older version arriving late tells nothing new
+        ctx.no_event(f"version {ctx.version} is older than a version already read")
+        return
+    before = ctx.memory.appointments.observe(appointment_id, ctx.version, start, state, rank=rank)
     participants = [p.get("actor") for p in as_list(res.get("participant")) if isinstance(p, dict)]
     patient = ctx.patient(*participants)
     refs = {"appointment": appointment_id}
@@ -78,6 +84,18 @@ def appointment(ctx: ResourceContext) -> None:
         ctx.emit("appointment.missed", time, patient, refs, {})
     else:
         ctx.emit("appointment.attended", time, patient, refs, attrs)
+
+
+def _rank(ctx: ResourceContext) -> Rank | None:
+    """Where this version stands among the Appointment's versions: its numeric
+    ``meta.versionId``, else its ``meta.lastUpdated``, else unknown."""
+    version = ctx.meta.get("versionId")
+    if isinstance(version, int) and not isinstance(version, bool):
+        return (0, float(version))
+    if isinstance(version, str) and version.strip().isdigit():
+        return (0, float(int(version.strip())))
+    updated = ctx.time_of("meta.lastUpdated")
+    return None if updated is None else (1, updated)
 
 
 def _start_of(state: AppointmentState | None) -> float | None:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from detectors.contract import ExpectationDetector
-from detectors.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
-from detectors.oracle.frame import ColumnPlan
-from detectors.oracle.match import attr_equals, per_row, when_keys
+from tests.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
+from tests.oracle.frame import ColumnPlan
+from tests.oracle.match import attr_equals, per_row, when_keys
 
 __all__ = ["DOCUMENT_AFTER"]
 

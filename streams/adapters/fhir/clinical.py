@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._fhir_context import (
+from streams.adapters.fhir.context import (
     ResourceContext,
     as_list,
     patient_identifier,

@@ -1,16 +1,20 @@
-"""Batch runs: a whole history through the pandas oracle (``detectors.oracle``) instead of
-the streaming engine, into the same sinks, so the same files and summary."""
+"""A whole history through the pandas oracle instead of the streaming engine, into the
+same sinks, so the same files and summary: what ``carewatch run --batch`` did before it
+was retired, kept to hold the two implementations to the same files
+(``tests/streams/test_oracle_files.py``) and for ``bench/scale_bench.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from detectors.contract import ViolationDetector
 from detectors.events import Event
-from detectors.oracle import detect, load
 from detectors.records import Outcome
 from detectors.rules import Settings
 from streams.deadletter import Rejected
-from streams.runner import RunSummary, Sink
+from streams.report import RunSummary
+from streams.sinks import Sink
+from tests.oracle import detect, load
 
 __all__ = ["run_batch"]
 
@@ -65,4 +69,11 @@ def run_batch(
         rejected_kinds=kinds,
         files=dict(getattr(sink, "files", {})),
         types_seen=types,
+        # not isinstance: on the compiled build, ExpectationDetector and
+        # ViolationDetector share abc's instance cache, so from interpreted code
+        # isinstance(d, ViolationDetector) can answer True for an expectation detector
+        # once the other was asked (the runner's compiled check is not affected)
+        violation_detectors=frozenset(
+            d.name for d in settings.detectors if ViolationDetector in type(d).__mro__
+        ),
     )

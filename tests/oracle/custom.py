@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from detectors.contract import ExpectationDetector
-from detectors.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
-from detectors.oracle.frame import ColumnPlan, merge_plans
-from detectors.oracle.match import pattern_mask, per_row, when_keys
 from detectors.rules import EventPattern, RuleDetector
+from tests.oracle.expectations import ExpectationForm, Sides, events_of, of_types, openers
+from tests.oracle.frame import ColumnPlan, merge_plans
+from tests.oracle.match import pattern_mask, per_row, when_keys
 
 __all__ = ["RULE"]
 

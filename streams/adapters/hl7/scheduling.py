@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._hl7_context import MessageContext
+from streams.adapters.hl7.context import MessageContext
 from streams.adapters.memory import AppointmentState
 from streams.adapters.times import format_time
 
@@ -34,7 +34,10 @@ def handle_siu(ctx: MessageContext, trigger: str) -> None:
         refs["session"] = session
     event_type = _s14_event(ctx) if trigger == "S14" else _SIU_EVENTS[trigger]
     status = _STATUS_OF[event_type] if event_type else "booked"
-    before = ctx.memory.appointments.observe(appointment, ctx.control_id, start, status)
+    place = ctx.attrs_from(*_PLACE)
+    before = ctx.memory.appointments.observe(
+        appointment, ctx.control_id, start, status, place=tuple(place.items())
+    )
     if event_type is None:
         # An S14 without a mapped status is a reschedule only if the start moved.
         remembered = before.start if before is not None else None
@@ -50,7 +53,7 @@ def handle_siu(ctx: MessageContext, trigger: str) -> None:
     if once and before is not None and before.status == _STATUS_OF[event_type]:
         ctx.no_event(f"appointment {appointment} was already {before.status}")
         return
-    attrs = _appointment_attrs(ctx, event_type, start, before)
+    attrs = _appointment_attrs(ctx, event_type, start, before, place)
     ctx.emit(event_type, time, refs, attrs)
 
 
@@ -67,8 +70,16 @@ def _s14_event(ctx: MessageContext) -> str | None:
     return ctx.settings.s14_statuses.get(status.upper()) if status else None
 
 
+#: The attributes that say where an appointment is.
+_PLACE = ("clinic", "specialty", "site")
+
+
 def _appointment_attrs(
-    ctx: MessageContext, event_type: str, start: float | None, before: AppointmentState | None
+    ctx: MessageContext,
+    event_type: str,
+    start: float | None,
+    before: AppointmentState | None,
+    place: dict[str, str],
 ) -> dict[str, Any]:
     attrs: dict[str, Any] = {}
     remembered = before.start if before is not None else None
@@ -97,8 +108,12 @@ def _appointment_attrs(
             attrs["initiated_by"] = initiated_by
         if reason:
             attrs["reason"] = reason
-    if event_type != "appointment.cancelled":
-        attrs.update(ctx.attrs_from("clinic", "specialty", "site"))
+    if event_type == "appointment.cancelled":
+        # An S15 seldom says where the appointment was: the booking it cancels does
+        # (remembered), so its failures can be routed to the clinic and sliced by site.
+        attrs.update({**place, **dict(before.place if before is not None else ())})
+    else:
+        attrs.update(place)
     return attrs
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from detectors.errors import InputError
-from streams.adapters._hl7_context import MessageContext, Scope
-from streams.adapters._hl7_text import Hl7Message
+from streams.adapters.hl7.context import MessageContext, Scope
+from streams.adapters.hl7.text import Hl7Message
 from streams.adapters.records import INVALID
 
 __all__ = [

@@ -7,9 +7,9 @@ import numpy as np
 
 from detectors.builtin.contact_after_death import is_patient_contact
 from detectors.contract import CARRIED_ATTRS, human_time
-from detectors.oracle.clock import Clock
-from detectors.oracle.frame import ColumnPlan, EventFrame
 from detectors.records import Outcome, failure_id
+from tests.oracle.clock import Clock
+from tests.oracle.frame import ColumnPlan, EventFrame
 
 __all__ = ["CONTACT_TYPES", "contact_after_death", "needs"]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from detectors.errors import InputError
-from streams.adapters._hl7_clinical import (
+from streams.adapters.hl7.clinical import (
     handle_arrival,
     handle_discharge,
     handle_document,
@@ -25,9 +25,9 @@ from streams.adapters._hl7_clinical import (
     handle_patient_update,
     handle_results,
 )
-from streams.adapters._hl7_context import MessageContext
-from streams.adapters._hl7_scheduling import handle_notifications, handle_siu
-from streams.adapters._hl7_text import Hl7Message, decode_message, split_messages
+from streams.adapters.hl7.context import MessageContext
+from streams.adapters.hl7.scheduling import handle_notifications, handle_siu
+from streams.adapters.hl7.text import Hl7Message, decode_message, split_messages
 from streams.adapters.mapping import SiteMapping, default_mapping
 from streams.adapters.memory import AdapterMemory
 from streams.adapters.records import INVALID, UNSUPPORTED, Record, Rejected, excerpt

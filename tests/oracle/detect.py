@@ -19,22 +19,22 @@ from detectors.builtin import (
 from detectors.contract import Detector, ExpectationDetector
 from detectors.errors import ConfigError
 from detectors.events import Event
-from detectors.oracle import deaths, sessions
-from detectors.oracle.clock import Clock
-from detectors.oracle.custom import RULE
-from detectors.oracle.expectations import (
+from detectors.records import Outcome
+from detectors.rules import RuleDetector, Settings, parse_settings
+from tests.oracle import deaths, sessions
+from tests.oracle.clock import Clock
+from tests.oracle.custom import RULE
+from tests.oracle.expectations import (
     ExpectationForm,
     expectation_records,
     once_per_key,
     resolve,
 )
-from detectors.oracle.frame import ColumnPlan, EventFrame, build_frame, merge_plans
-from detectors.oracle.letters import DOCUMENT_AFTER
-from detectors.oracle.notices import RESCHEDULE_NOTICE
-from detectors.oracle.results import RESULT_OVERDUE, RESULT_UNACKNOWLEDGED
-from detectors.oracle.summaries import TextCache
-from detectors.records import Outcome
-from detectors.rules import RuleDetector, Settings, parse_settings
+from tests.oracle.frame import ColumnPlan, EventFrame, build_frame, merge_plans
+from tests.oracle.letters import DOCUMENT_AFTER
+from tests.oracle.notices import RESCHEDULE_NOTICE
+from tests.oracle.results import RESULT_OVERDUE, RESULT_UNACKNOWLEDGED
+from tests.oracle.summaries import TextCache
 
 __all__ = ["OracleResult", "detect", "load", "plan_for", "run_oracle"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from detectors.errors import InputError
 from detectors.events import Event
-from streams.adapters._hl7_text import Hl7Message, Segment
+from streams.adapters.hl7.text import Hl7Message, Segment
 from streams.adapters.mapping import PatientIdRule, SiteMapping
 from streams.adapters.memory import AdapterMemory
 from streams.adapters.records import NO_EVENT, EventIds, Record, Rejected, excerpt

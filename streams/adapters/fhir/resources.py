@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from streams.adapters._fhir_clinical import (
+from streams.adapters.fhir.clinical import (
     diagnostic_report,
     document_reference,
     encounter,
@@ -12,8 +12,8 @@ from streams.adapters._fhir_clinical import (
     service_request,
     task,
 )
-from streams.adapters._fhir_context import ResourceContext
-from streams.adapters._fhir_scheduling import appointment, communication
+from streams.adapters.fhir.context import ResourceContext
+from streams.adapters.fhir.scheduling import appointment, communication
 
 __all__ = ["HANDLERS"]
 

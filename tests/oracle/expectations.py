@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from detectors.contract import ExpectationDetector
-from detectors.oracle.clock import Clock
-from detectors.oracle.frame import ColumnPlan, EventFrame
-from detectors.oracle.summaries import TextCache, expectation_summaries, uses_base_summary
 from detectors.records import Outcome, failure_id
+from tests.oracle.clock import Clock
+from tests.oracle.frame import ColumnPlan, EventFrame
+from tests.oracle.summaries import TextCache, expectation_summaries, uses_base_summary
 
 __all__ = [
     "ExpectationForm",

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from detectors.contract import human_time
-from detectors.oracle.clock import Clock
-from detectors.oracle.frame import ColumnPlan, EventFrame, epoch_of, has_type
 from detectors.records import Outcome, failure_id
+from tests.oracle.clock import Clock
+from tests.oracle.frame import ColumnPlan, EventFrame, epoch_of, has_type
 
 __all__ = ["clinic_overbooked", "needs"]
 

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 
 from detectors.errors import InputError
-from streams.adapters._fhir_context import BundleIndex, ResourceContext
-from streams.adapters._fhir_resources import HANDLERS
+from streams.adapters.fhir.context import BundleIndex, ResourceContext
+from streams.adapters.fhir.resources import HANDLERS
 from streams.adapters.mapping import SiteMapping, default_mapping
 from streams.adapters.memory import AdapterMemory
 from streams.adapters.records import INVALID, NO_EVENT, UNSUPPORTED, Record, Rejected, excerpt
