@@ -10,7 +10,7 @@ from typing import Any
 
 from detectors.config_reader import ConfigProblems, did_you_mean
 from detectors.errors import RulesError
-from streams.adapters._hl7_text import FieldPath, parse_field_path
+from streams.adapters.hl7.text import FieldPath, parse_field_path
 from streams.adapters._yaml_tree import Path, YamlTree
 
 __all__ = ["SettingsReader"]
