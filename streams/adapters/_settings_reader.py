@@ -10,8 +10,8 @@ from typing import Any
 
 from detectors.config_reader import ConfigProblems, did_you_mean
 from detectors.errors import RulesError
-from streams.adapters.hl7.text import FieldPath, parse_field_path
 from streams.adapters._yaml_tree import Path, YamlTree
+from streams.adapters.hl7.text import FieldPath, parse_field_path
 
 __all__ = ["SettingsReader"]
 

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from detectors.config_reader import read_file
 from detectors.errors import ConfigError, RulesError
-from streams.adapters.hl7.text import FieldPath
 from streams.adapters._settings_reader import SettingsReader
 from streams.adapters._yaml_tree import Path, YamlTree, merge_trees, read_yaml_tree
+from streams.adapters.hl7.text import FieldPath
 from streams.adapters.times import SiteClock
 
 __all__ = [
