@@ -40,6 +40,11 @@ class Run:
         process's settings leaves the others' draws unchanged."""
         return Random(f"{self.seed}:{part}")
 
+    def rng_for(self, part: str, item: str) -> Random:
+        """A random stream of its own for one item of a part (a patient, a case), so a
+        case added to a scenario draws nothing from the scenario's own stream."""
+        return Random(f"{self.seed}:{part}:{item}")
+
     def window_midnights(self) -> list[int]:
         """Midnight (epoch s UTC) of each day of the window."""
         return [(self.first_day + i) * DAY for i in range(self.days)]

@@ -15,6 +15,7 @@ from streams.synthetic.allocate import allocate
 from streams.synthetic.context import Run
 from streams.synthetic.sessions import Session
 from streams.synthetic.timing import DAY, HOUR, MINUTE, DailyCount, office_time_between
+from streams.synthetic.truth import notice_due
 
 __all__ = ["generate_deaths"]
 
@@ -76,18 +77,25 @@ class _Death:
             run.log.emit(last + rng.randint(HOUR, DAY), "patient.died", self.patient, {}, {})
         if start - HOUR - (last + HOUR) > HOUR and rng.random() < 0.7:
             t = office_time_between(rng, last + HOUR, start - HOUR)
+            # The family told the hospital, or the hospital cancels the clinic's
+            # appointments of a patient whose death it has recorded: a change it made, but
+            # no notice is owed (the opportunity is void from its opening).
+            by_hospital = run.rng_for("after-death", self.patient).random() < 0.3
             eid = self._event(
                 t,
                 "appointment.cancelled",
                 {"appointment": appointment},
                 {
                     "previous_start": format_time(start),
-                    "initiated_by": "patient",  # the family told the hospital
+                    "initiated_by": "hospital" if by_hospital else "patient",
                     "reason": "patient deceased",
                     **self.where,
                 },
             )
             run.sessions.leave(session, t, eid)
+            if by_hospital:
+                due = notice_due(t, start)
+                run.truth.expectation("reschedule-notice", appointment, eid, t, due, [], [t])
         else:
             t = max(start, last) + rng.randint(30 * MINUTE, 2 * HOUR)
             self._event(t, "appointment.missed", {"appointment": appointment}, dict(self.where))

@@ -10,7 +10,7 @@ from streams.synthetic.appointments import generate_appointments
 from streams.synthetic.config import SCALES, GeneratorConfig
 from streams.synthetic.context import Run
 from streams.synthetic.deaths import generate_deaths
-from streams.synthetic.discharges import generate_discharges
+from streams.synthetic.discharges import generate_discharges, generate_inpatient_deaths
 from streams.synthetic.hospital import build_hospital
 from streams.synthetic.labs import generate_orders
 from streams.synthetic.log import Record
@@ -51,6 +51,7 @@ def generate(config: GeneratorConfig) -> Generated:
     run.sessions.close(run.log, run.truth, run.rng("sessions"), config.rates.overbooked)
     generate_orders(run)
     generate_discharges(run)
+    generate_inpatient_deaths(run)
     return Generated(run.log.sorted_records(), run.truth.records())
 
 

@@ -55,8 +55,9 @@ def _sides(det: ExpectationDetector, table: pd.DataFrame) -> Sides:
     died = of_types(table, d.patient_voids, "patient")
     died = died[died["patient"].notna()].sort_values(["time", "id"])
     first = died.drop_duplicates("patient").set_index("patient")
+    # ``opening["row"]`` holds the labels of its rows in ``rows`` (not positions)
     patients = (
-        rows["patient"].to_numpy(dtype=object)[opening.index.to_numpy()]
+        rows.loc[opening["row"].to_numpy(), "patient"].to_numpy(dtype=object)
         if len(opening)
         else np.array([], dtype=object)
     )

@@ -244,9 +244,13 @@ def encounter(ctx: ResourceContext) -> None:
     dispositions = ctx.all_codes(stay.get("dischargeDisposition"))
     if dispositions:
         attrs["disposition"] = dispositions[0]
-    ctx.emit("encounter.discharged", time, patient, {"encounter": encounter_id}, attrs)
+    # per version: a later version may correct the discharge time (the same discharge
+    # keyed in again); the encounter still opens one opportunity, from its earliest time
+    ctx.emit(
+        "encounter.discharged", time, patient, {"encounter": encounter_id}, attrs, per_version=True
+    )
     if any(code.upper() in ctx.codes.died_dispositions for code in dispositions):
-        ctx.emit("patient.died", time, patient, {}, {})
+        ctx.emit("patient.died", time, patient, {}, {}, per_version=True)
 
 
 def patient(ctx: ResourceContext) -> None:

@@ -120,6 +120,10 @@ EXPECTATIONS: list[tuple[str, str, Opens, Match, Match]] = [
 ]
 
 
+#: detectors whose key opens one opportunity however many opening events it has
+OPEN_ONCE = {"discharge-summary-overdue", "clinic-letter-overdue"}
+
+
 def reference_outcomes(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every opportunity's final outcome, computed from the events alone."""
     unique: dict[str, Event] = {}
@@ -128,6 +132,10 @@ def reference_outcomes(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         unique.setdefault(e.id, e)
     events = sorted(unique.values(), key=lambda e: (e.time, e.id))
     out: list[dict[str, Any]] = []
+    died: dict[str, float] = {}
+    for e in events:
+        if e.type == "patient.died" and e.patient is not None:
+            died.setdefault(e.patient, e.time)  # events are in time order: the earliest
     for detector, ref, opens, closes, voids in EXPECTATIONS:
         b_times: dict[str, list[float]] = defaultdict(list)
         z_times: dict[str, list[float]] = defaultdict(list)
@@ -139,6 +147,7 @@ def reference_outcomes(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 b_times[key].append(e.time)
             if voids(e):
                 z_times[key].append(e.time)
+        opened: set[str] = set()
         for e in events:
             key = e.refs.get(ref)
             if key is None:
@@ -146,8 +155,17 @@ def reference_outcomes(raw: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             due = opens(e)
             if due is None:
                 continue
+            if detector in OPEN_ONCE:
+                if key in opened:
+                    continue  # the same discharge or visit again: its first event counts
+                opened.add(key)
             b = min((t for t in b_times[key] if t >= e.time), default=None)
             z = min((t for t in z_times[key] if t >= e.time), default=None)
+            if detector == "reschedule-notice" and e.patient in died:
+                # no notice is owed to a patient who has died: void from the death (or
+                # from the change, when the death came first)
+                at = max(died[e.patient], e.time)
+                z = at if z is None else min(z, at)
             if z is not None and z > due:
                 z = None  # a void after the deadline changes nothing
             if b is not None and (z is None or b <= z):
@@ -233,8 +251,19 @@ def _contact_after_death(events: list[Event]) -> list[dict[str, Any]]:
     for e in events:
         if e.type not in ("appointment.booked", "patient.notified", "document.sent"):
             continue
+        if e.type == "document.sent" and _recipient(e) != "patient":
+            continue  # a discharge summary to the GP after a death is required, not contact
         if e.patient in died and e.time > died[e.patient]:
             out.append(
                 _record("contact-after-death", e.patient, e.id, "violation", e.time, None, None)
             )
     return out
+
+
+def _recipient(e: Event) -> str:
+    """Who a document is for (docs/events.md): ``attrs.recipient``, else by its kind:
+    summaries and clinic letters go to the GP, anything else to the patient."""
+    given = e.attrs.get("recipient")
+    if isinstance(given, str):
+        return given
+    return "gp" if e.attrs.get("kind") in ("discharge-summary", "clinic-letter") else "patient"
