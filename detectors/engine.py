@@ -135,10 +135,15 @@ def _tokens(found: Token | list[Token]) -> list[Token]:
     return found if isinstance(found, list) else [found]
 
 
+def _listed(found: _Expectation | list[_Expectation]) -> list[_Expectation]:
+    return found if isinstance(found, list) else [found]
+
+
 class _DetState:
     """An expectation detector's state, reached straight from the routing table.
 
-    ``open``: key -> opportunities, undecided or decided and still correctable.
+    ``open``: key -> its opportunity, or a list when it has several (most keys have one),
+    undecided or decided and still correctable.
     ``close_tokens`` / ``void_tokens``: every closing/voiding event within the horizon, by
     key, for opening events that may still arrive. ``by_patient``: the opportunities of
     each patient, kept only for a detector that patient-level events void.
@@ -161,7 +166,10 @@ class _DetState:
     )
 
     def __init__(
-        self, det: ExpectationDetector, open_: dict[str, list[_Expectation]], width: float
+        self,
+        det: ExpectationDetector,
+        open_: dict[str, _Expectation | list[_Expectation]],
+        width: float,
     ) -> None:
         self.det = det
         self.name = det.name
@@ -326,7 +334,9 @@ class Engine:
             else:
                 raise ConfigError(f"{d!r} is neither an expectation nor a violation detector")
         # det name -> key -> opportunities (undecided, or decided and still correctable)
-        self._open: dict[str, dict[str, list[_Expectation]]] = {d.name: {} for d in self._exp}
+        self._open: dict[str, dict[str, _Expectation | list[_Expectation]]] = {
+            d.name: {} for d in self._exp
+        }
         self._states: dict[str, _DetState] = {}
         # The routing table: event type -> (role, detector, its state). Built once, so an
         # event costs only what its readers do. State dicts are shared, never replaced.
@@ -500,15 +510,19 @@ class Engine:
             return
         opened_at = ev.time
         eid = ev.id
-        lst = st.open.get(key)
-        if lst is not None:
-            if st.once:
-                # one opportunity per key: a later opening event corrects it
-                self._correct(st, lst[0], ev, due)
-                return
-            for other in lst:
-                if other.opening_id == eid:
+        found = st.open.get(key)
+        if found is not None:
+            if isinstance(found, _Expectation):
+                if st.once:
+                    # one opportunity per key: a later opening event corrects it
+                    self._correct(st, found, ev, due)
+                    return
+                if found.opening_id == eid:
                     return  # a re-delivery after the dedupe window: already counted
+            else:
+                for other in found:
+                    if other.opening_id == eid:
+                        return  # a re-delivery after the dedupe window: already counted
         refs = ev.refs
         kept = None if len(refs) == 1 and key_ref is not None and key_ref in refs else refs
         # (None: just the key, rebuilt when a record needs it; see _Expectation)
@@ -523,10 +537,12 @@ class Engine:
             if opened_at < exp.voided or (opened_at == exp.voided and eid < exp.voider):  # type: ignore[operator]
                 exp.voided, exp.voider = opened_at, eid
             self._closing(st, key, opened_at, eid, _VOID)
-        if lst is None:
-            st.open[key] = [exp]
+        if found is None:
+            st.open[key] = exp
+        elif isinstance(found, _Expectation):
+            st.open[key] = [found, exp]
         else:
-            lst.append(exp)
+            found.append(exp)
         if st.by_patient is not None and exp.patient is not None:
             self._index_patient(st, exp)
         stats = self.stats
@@ -626,20 +642,28 @@ class Engine:
     def _closing(self, st: _DetState, key: str, t: float, eid: str, role: int) -> None:
         """A closing or voiding event of ``key`` at ``t``: it counts for every opportunity
         of the key opened at or before it, and is kept for those still to arrive."""
-        exps = st.open.get(key)
-        if exps:
-            for exp in exps:
-                if exp.opened <= t:
-                    # earliest wins; equal times go to the smaller id, so the evidence
-                    # does not depend on arrival order either
-                    if role == _CLOSE:
-                        if t < exp.closed or (t == exp.closed and eid < exp.closer):  # type: ignore[operator]
-                            exp.closed, exp.closer = t, eid
-                            self._reschedule_now(exp, t)
-                    elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
-                        exp.voided, exp.voider = t, eid
-                        self._reschedule_now(exp, t)
+        found = st.open.get(key)
+        if found is not None:
+            if isinstance(found, _Expectation):
+                if found.opened <= t:
+                    self._counts_for(found, t, eid, role)
+            else:
+                for exp in found:
+                    if exp.opened <= t:
+                        self._counts_for(exp, t, eid, role)
         st.add_token(role, key, t, eid)
+
+    def _counts_for(self, exp: _Expectation, t: float, eid: str, role: int) -> None:
+        """A closing (``_CLOSE``) or voiding event at ``t`` for ``exp``, opened at or before
+        it: the earliest wins; equal times go to the smaller id, so the evidence does not
+        depend on arrival order either."""
+        if role == _CLOSE:
+            if t < exp.closed or (t == exp.closed and eid < exp.closer):  # type: ignore[operator]
+                exp.closed, exp.closer = t, eid
+                self._reschedule_now(exp, t)
+        elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
+            exp.voided, exp.voider = t, eid
+            self._reschedule_now(exp, t)
 
     def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
         """An event that voids every opportunity of its patient whose deadline it
@@ -877,11 +901,13 @@ class Engine:
         if exp.wake != INF:
             self._unschedule(exp)
         st = self._states[exp.det.name]
-        lst = st.open.get(exp.key)
-        if lst is not None and exp in lst:
-            lst.remove(exp)
-            if not lst:
-                del st.open[exp.key]
+        found = st.open.get(exp.key)
+        if found is exp:
+            del st.open[exp.key]
+        elif isinstance(found, list) and exp in found:
+            found.remove(exp)
+            if len(found) == 1:
+                st.open[exp.key] = found[0]
         if st.by_patient is not None and exp.patient is not None:
             mine = st.by_patient.get(exp.patient)
             if mine is not None and exp in mine:
@@ -947,8 +973,8 @@ class Engine:
         wm = self.watermark
         self._housekeeping(wm)  # let violation detectors decide what the watermark passed
         for by_key in self._open.values():
-            for lst in by_key.values():
-                for exp in lst:
+            for found in by_key.values():
+                for exp in _listed(found):
                     if exp.state == _UNDECIDED:
                         out.append(self._record(exp, "open", wm, None, None))
         for det in self._vio:
@@ -967,8 +993,8 @@ class Engine:
 
         exps = []
         for by_key in self._open.values():
-            for lst in by_key.values():
-                for e in lst:
+            for found in by_key.values():
+                for e in _listed(found):
                     exps.append(
                         [
                             e.det.name,
@@ -1061,7 +1087,13 @@ class Engine:
             # "nan": a correction moved its times; the next decision is emitted anyway
             e.state = outcome
             e.emitted_close = math.nan if emitted == "nan" else g(emitted, NEG_INF)
-            found.open.setdefault(key, []).append(e)
+            known = found.open.get(key)
+            if known is None:
+                found.open[key] = e
+            elif isinstance(known, _Expectation):
+                found.open[key] = [known, e]
+            else:
+                known.append(e)
             if found.by_patient is not None and patient is not None:
                 found.by_patient.setdefault(patient, []).append(e)
             if e.state != _UNDECIDED:

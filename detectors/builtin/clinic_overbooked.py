@@ -185,9 +185,12 @@ class ClinicOverbooked(ViolationDetector):
             del self._last[ident]
             if kind == 0:
                 for move in self.moves.pop(ident, ()):
-                    members = self.members.get(move[2]) if move[2] is not None else None
-                    if members is not None:
+                    into = move[2]
+                    members = self.members.get(into) if into is not None else None
+                    if members is not None and into is not None:
                         members.discard(ident)
+                        if not members and into not in self.capacities:
+                            del self.members[into]
             else:
                 self.capacities.pop(ident, None)
                 if not self.members.get(ident):

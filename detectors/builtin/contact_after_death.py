@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
+from itertools import chain
 from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
@@ -53,11 +54,11 @@ def is_patient_contact(etype: str, attrs: Mapping[str, Any]) -> bool:
 
 #: What of a contact's attrs its violation record carries.
 _KEPT_ATTRS: tuple[str, ...] = (*CARRIED_ATTRS, "kind")
-#: A contact: time, event id, patient, type, the event's refs, its kept attrs (those of
-#: ``_KEPT_ATTRS`` it has, a dict shared by every contact with the same values). A
-#: contact is kept for the whole correction horizon: it holds on to the event's own refs
-#: dict instead of copying it, and builds nothing else per contact but this tuple.
-_Contact = tuple[float, str, str, str, dict[str, str], dict[str, Any]]
+#: A contact: time, event id, patient, type, the event's refs as one flat tuple (``(k1,
+#: v1, k2, v2)``: a third of a dict's size), its kept attrs (those of ``_KEPT_ATTRS`` it
+#: has, a dict shared by every contact with the same values). Every contact with a
+#: patient is kept for the whole correction horizon, so each costs as little as it can.
+_Contact = tuple[float, str, str, str, tuple[str, ...], dict[str, Any]]
 #: at most this many distinct kept-attrs dicts are shared (site, clinic, kind ...)
 _SHARED_MAX = 20_000
 
@@ -108,7 +109,8 @@ class ContactAfterDeath(ViolationDetector):
         if event.type == "document.sent" and not is_patient_contact(event.type, attrs):
             return
         t = event.time
-        item = (t, event.id, patient, event.type, event.refs, self._kept(attrs))
+        refs = tuple(chain.from_iterable(event.refs.items()))
+        item = (t, event.id, patient, event.type, refs, self._kept(attrs))
         kept = self.contacts.get(patient)
         if kept is None:
             self.contacts[patient] = [item]
@@ -176,7 +178,7 @@ class ContactAfterDeath(ViolationDetector):
         t: float,
         cid: str,
         ctype: str,
-        refs: dict[str, str],
+        refs: tuple[str, ...],
         kept: dict[str, Any],
         ctx: Context,
     ) -> None:
@@ -192,7 +194,7 @@ class ContactAfterDeath(ViolationDetector):
             f"{_WORDS.get(ctype, ctype).capitalize()} at {human_time(t, self.clock)} for a patient "
             f"recorded as dead since {human_time(t_d, self.clock)}."
         )
-        ev = Event(cid, ctype, t, patient, dict(refs), {})
+        ev = Event(cid, ctype, t, patient, dict(zip(refs[::2], refs[1::2], strict=True)), {})
         ctx.emit(
             self.make_outcome(
                 outcome="violation",
@@ -232,8 +234,12 @@ class ContactAfterDeath(ViolationDetector):
         self.reported = set(state["reported"])
 
     def _restored(self, t: Any, i: str, p: str, ty: str, r: Any, a: Any) -> _Contact:
-        """A contact from a snapshot (refs and attrs as objects; older snapshots held
-        refs as pairs and the kept attrs as a list of values)."""
-        refs = dict(r) if isinstance(r, list) else {str(k): str(v) for k, v in r.items()}
+        """A contact from a snapshot (refs flat; older snapshots held them as pairs or as
+        an object, and the kept attrs as a list of values)."""
+        if isinstance(r, dict):
+            r = [x for kv in r.items() for x in kv]
+        elif r and isinstance(r[0], list):
+            r = [x for kv in r for x in kv]
+        refs = tuple(str(x) for x in r)
         attrs = dict(zip(_KEPT_ATTRS, a, strict=True)) if isinstance(a, list) else a
         return (float(t), i, p, ty, refs, self._kept(attrs))
