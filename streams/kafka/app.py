@@ -44,8 +44,8 @@ from streams.kafka.wire import control_kind, control_message, parse_control
 
 __all__ = ["Runtime", "build_app"]
 
-#: Messages per batch and the longest wait (seconds) for a batch to fill. (A draining
-#: worker gave 10,300-11,100 events/s with 5,000 against 10,050-10,080 with 2,000.)
+#: Messages per batch and the longest wait (seconds) for a batch to fill: larger batches
+#: write fewer journal chunks per message (bench/kafka_bench.py measures a draining worker).
 BATCH = 5000
 BATCH_WITHIN = 0.02
 #: Seconds between looks for partitions whose last messages faust lost (``catch_up``).
@@ -498,9 +498,8 @@ def build_app(
         topic_replication_factor=config.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # fewer, larger produce requests (each batch publishes thousands of records):
-        # a draining worker went from about 10,100 to 10,900 events/s; 5 ms is nothing
-        # beside the live latency (allowed lateness plus tick)
+        # fewer, larger produce requests (each batch publishes thousands of records);
+        # 5 ms is nothing beside the live latency (allowed lateness plus tick)
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,
         table_standby_replicas=0,
