@@ -21,8 +21,6 @@ from string import Formatter
 from typing import Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mypy_extensions import mypyc_attr
-
 from detectors.durations import format_duration
 from detectors.events import Event
 from detectors.records import Outcome, failure_id
@@ -131,7 +129,6 @@ class Context(Protocol):
         ...
 
 
-@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class Thresholds:
     """Named durations (seconds) with per-attribute overrides.
 
@@ -162,7 +159,6 @@ class Thresholds:
         return values
 
 
-@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class Detector(ABC):
     """Common base. ``name`` is the detector's stable id (used in records and metrics)."""
 
@@ -181,7 +177,6 @@ class Detector(ABC):
         a tuple)."""
 
 
-@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class ExpectationDetector(Detector):
     """Describe an expectation rule; the engine runs it.
 
@@ -330,7 +325,6 @@ def summary_sentence(
     return f"{what} at {opened}; {expected} was due by {due} and has not happened."
 
 
-@mypyc_attr(allow_interpreted_subclasses=True, serializable=True)
 class ViolationDetector(Detector):
     """A detector that keeps its own state and emits outcomes itself.
 

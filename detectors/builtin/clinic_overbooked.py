@@ -21,8 +21,6 @@ import heapq
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import Context, ViolationDetector, human_time
 from detectors.errors import EventError
 from detectors.events import Event, parse_time
@@ -44,7 +42,6 @@ _Reported = tuple[str, float, float | None, list[str], dict[str, Any]]
 _ROUTED = ("clinic", "site", "specialty")
 
 
-@mypyc_attr(serializable=True)
 class _Session:
     __slots__ = ("attrs", "booked", "capacity", "first_at", "over", "sid", "start", "timer")
 
@@ -69,7 +66,6 @@ def _start_of(ev: Event) -> float | None:
         return None
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ClinicOverbooked(ViolationDetector):
     """Live bookings in a clinic session never exceed its capacity."""
 

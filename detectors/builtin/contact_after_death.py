@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from itertools import chain
 from typing import Any, ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import CARRIED_ATTRS, Context, ViolationDetector, human_time
 from detectors.events import Event
 
@@ -63,7 +61,6 @@ _Contact = tuple[float, str, str, str, tuple[str, ...], dict[str, Any]]
 _SHARED_MAX = 20_000
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ContactAfterDeath(ViolationDetector):
     """No contact with a patient after their recorded death."""
 

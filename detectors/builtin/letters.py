@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import ExpectationDetector, Thresholds
 from detectors.events import Event
 
 __all__ = ["ClinicLetterOverdue", "DischargeSummaryOverdue"]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class _DocumentAfter(ExpectationDetector):
     closes = ("document.sent",)
     # an encounter is discharged once, an attendance happens once: a repeated opening
@@ -35,7 +32,6 @@ class _DocumentAfter(ExpectationDetector):
         return event.attrs.get("kind") == self.kind
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class DischargeSummaryOverdue(_DocumentAfter):
     """The GP gets a discharge summary within 24 h of discharge (NHS Standard Contract)."""
 
@@ -48,7 +44,6 @@ class DischargeSummaryOverdue(_DocumentAfter):
     DEFAULTS: ClassVar[dict[str, float]] = {"within": 24 * 3600.0}
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ClinicLetterOverdue(_DocumentAfter):
     """A clinic letter follows an outpatient attendance within 7 days."""
 

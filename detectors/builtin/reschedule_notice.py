@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import ExpectationDetector, Thresholds
 from detectors.errors import EventError
 from detectors.events import Event, parse_time
@@ -27,7 +25,6 @@ from detectors.events import Event, parse_time
 __all__ = ["RescheduleNotice"]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class RescheduleNotice(ExpectationDetector):
     """Patient told of a hospital-initiated appointment change in time."""
 

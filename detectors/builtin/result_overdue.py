@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import ExpectationDetector, Thresholds
 from detectors.events import Event
 
 __all__ = ["ResultOverdue"]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ResultOverdue(ExpectationDetector):
     """Every order gets its result back within its turnaround."""
 

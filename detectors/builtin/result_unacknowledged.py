@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from mypy_extensions import mypyc_attr
-
 from detectors.contract import ExpectationDetector, Thresholds
 from detectors.events import Event
 
 __all__ = ["ResultUnacknowledged"]
 
 
-@mypyc_attr(allow_interpreted_subclasses=True)
 class ResultUnacknowledged(ExpectationDetector):
     """Somebody looks at every critical/abnormal result in time."""
 

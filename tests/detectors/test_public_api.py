@@ -62,3 +62,18 @@ def test_submodules_declare_their_api() -> None:
         assert module.__all__, mod
         for name in module.__all__:
             assert hasattr(module, name), f"{mod}.{name}"
+
+
+def test_each_built_in_detector_is_of_exactly_one_shape() -> None:
+    # Asked from plain Python, as a plugin loader or the Kafka journal asks: on the
+    # compiled build, compiled detector classes under an ABC once answered this wrongly
+    # (a violation detector was an expectation detector too, and vice versa).
+    from detectors.builtin import BUILTINS
+    from detectors.contract import ExpectationDetector, ViolationDetector
+
+    violations = {"clinic-overbooked", "contact-after-death"}
+    for checks in range(2):  # the answer must not depend on what was asked before
+        for name, cls in list(BUILTINS.items()) if checks else reversed(BUILTINS.items()):
+            det = cls()
+            assert isinstance(det, ViolationDetector) == (name in violations), name
+            assert isinstance(det, ExpectationDetector) == (name not in violations), name
