@@ -360,8 +360,8 @@ class ClinicOverbooked(ViolationDetector):
         """Session ``sid`` as the in-order path leaves it at watermark ``wm``: its state,
         when it was decided (``None``: not yet) and the violation it reported, if any."""
         steps: list[tuple[float, str, int, Any]] = []
-        for cap in self.capacities.get(sid, ()):
-            steps.append((cap[0], cap[1], 1, cap))
+        for given in self.capacities.get(sid, ()):
+            steps.append((given[0], given[1], 1, given))
         for appt in self.members.get(sid, ()):
             for move in self.moves.get(appt, ()):
                 steps.append((move[0], move[1], 0, (appt, move)))
