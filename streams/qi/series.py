@@ -18,8 +18,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from detectors.config_reader import read_file, read_yaml
 from detectors.errors import ConfigError
 from streams.qi.ledger import BY_FIELDS
 from streams.qi.measures import zone
@@ -82,10 +82,8 @@ def load_changes(path: str | Path) -> list[Change]:
         label: SMS reminders
         detector: reschedule-notice   # optional, as are site, specialty, clinic
     """
-    try:
-        data = yaml.safe_load(Path(path).read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"changes file {path}: cannot read it: {exc}".splitlines()[0]) from None
+    # the one configuration reader: values as written, hostile files refused
+    data = read_yaml(read_file(path, "changes file"), str(path)).plain()
     items = data.get("changes") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ConfigError(f"changes file {path}: expected `changes:` with a list of changes")

@@ -55,7 +55,7 @@ def test_changes_file(tmp_path: Path) -> None:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_changes(path)
-    with pytest.raises(ConfigError, match="cannot read it"):
+    with pytest.raises(ConfigError, match="cannot read changes file"):
         load_changes(tmp_path / "missing.yaml")
 
 
