@@ -68,26 +68,12 @@ class Outcome:
     failure was noticed). ``amended_from`` is the previous outcome when this record
     corrects an earlier one (``missed`` -> ``late``, or a withdrawn ``missed``).
 
-    Written out rather than a dataclass for the compiled build's sake (see ``Event``);
-    compared and shown field by field, like a dataclass.
+    Written out rather than a dataclass for the compiled build's sake (see ``Event``):
+    the fields are named in ``_FIELDS`` (slots, equality, ``repr``, pickling) and set in
+    ``__init__``; compared and shown field by field, like a dataclass.
     """
 
-    __slots__ = (
-        "amended_from",
-        "attrs",
-        "closed_at",
-        "detected_at",
-        "detector",
-        "due_at",
-        "evidence",
-        "failure_id",
-        "key",
-        "opened_at",
-        "outcome",
-        "patient",
-        "refs",
-        "summary",
-    )
+    __slots__ = _FIELDS
 
     def __init__(
         self,
@@ -122,22 +108,7 @@ class Outcome:
         self.amended_from = amended_from
 
     def _fields(self) -> tuple[Any, ...]:
-        return (
-            self.failure_id,
-            self.detector,
-            self.outcome,
-            self.key,
-            self.patient,
-            self.refs,
-            self.opened_at,
-            self.due_at,
-            self.closed_at,
-            self.detected_at,
-            self.evidence,
-            self.attrs,
-            self.summary,
-            self.amended_from,
-        )
+        return tuple(getattr(self, name) for name in _FIELDS)
 
     def __reduce__(self) -> tuple[type[Outcome], tuple[Any, ...]]:
         # pickle and copy rebuild it through __init__: the compiled class has no other way
