@@ -273,8 +273,7 @@ def test_no_notice_is_owed_to_a_patient_who_has_died() -> None:
 
 def _clinic(*bookings: tuple[str, str, str, str]) -> list[Event]:
     """A session S1 (2 places, starting 14:00 on 2 March) and ``bookings``: (id, type,
-    time, appointment) into S1; then an unrelated event a day later, so everything
-    before arrives behind the watermark."""
+    time, appointment) into S1."""
     lines = [
         '{"id":"c1","type":"session.capacity","time":"2026-03-01T08:00:00Z",'
         '"refs":{"session":"S1"},"attrs":{"capacity":2,"start":"2026-03-02T14:00:00Z",'
@@ -287,6 +286,15 @@ def _clinic(*bookings: tuple[str, str, str, str]) -> list[Event]:
             '"attrs":{"start":"2026-03-02T14:00:00Z"}}'
         )
     return events(*lines)
+
+
+def _later() -> list[Event]:
+    """An event of another session in the evening: the watermark moves past the morning's
+    bookings, so anything timed in the morning that comes after it is late."""
+    return events(
+        '{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
+        '"refs":{"session":"S9"},"attrs":{"capacity":1}}'
+    )
 
 
 def _clinic_ledger(evs: list[Event], as_of: str = AS_OF) -> list[tuple[Any, ...]]:
@@ -310,9 +318,7 @@ def test_a_late_cancellation_takes_back_an_overbooking_it_came_before() -> None:
         '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
         '"patient":"P-A2","refs":{"appointment":"A2"}}'
     )
-    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
-                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
-    delivered = [*evs, *tick, *late]
+    delivered = [*evs, *_later(), *late]
     run = run_events(delivered, as_of=AS_OF)
     [record] = [o for o in run.latest.values() if o.key == "S1"]
     assert (record.outcome, record.failure_status) == ("met", "withdrawn")
@@ -327,8 +333,6 @@ def test_a_late_booking_makes_the_overbooking_it_caused_and_moves_an_earlier_one
         ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
         ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
     )
-    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
-                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
     third = events(
         '{"id":"b3","type":"appointment.booked","time":"2026-03-01T09:30:00Z",'
         '"patient":"P-A3","refs":{"appointment":"A3","session":"S1"}}'
@@ -339,7 +343,7 @@ def test_a_late_booking_makes_the_overbooking_it_caused_and_moves_an_earlier_one
     )
     # the third arrives late: the violation is found; the fourth, later still and timed
     # before it, moves the violation to its own time
-    delivered = [*base, *tick, *third, *fourth]
+    delivered = [*base, *_later(), *third, *fourth]
     got = _clinic_ledger(delivered)
     want = _clinic_ledger(in_time_order(delivered))
     assert [g[:3] for g in got] == [w[:3] for w in want]
@@ -352,8 +356,6 @@ def test_clinic_sessions_survive_a_restart_between_the_booking_and_the_late_canc
         ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
         ("b3", "appointment.booked", "2026-03-01T11:00:00Z", "A3"),
     )
-    tick = events('{"id":"t","type":"session.capacity","time":"2026-03-01T20:00:00Z",'
-                  '"refs":{"session":"S9"},"attrs":{"capacity":1}}')  # fmt: skip
     late = events(
         '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
         '"patient":"P-A2","refs":{"appointment":"A2"}}'
@@ -361,7 +363,7 @@ def test_clinic_sessions_survive_a_restart_between_the_booking_and_the_late_canc
     settings = parse_settings("", "<test>")
     out: list[Outcome] = []
     first = Engine.from_settings(settings, sink=out.append)
-    first.process_many([*evs, *tick])
+    first.process_many([*evs, *_later()])
     state = orjson.loads(orjson.dumps(first.snapshot(), option=orjson.OPT_SERIALIZE_NUMPY))
     second = Engine.from_settings(settings, sink=out.append)
     second.restore(state)
