@@ -157,6 +157,10 @@ class KafkaStoreSink:
         self.report = report
         self.every = every
         self.counts = SinkCounts()
+        # offsets written into the store whose commit the broker did not take yet (it was
+        # away): committed with the next batch's, or when the sink is idle
+        self._unsent: dict[Any, int] = {}
+        self._retry_at = 0.0
 
     def _read(self, timeout: float) -> _Batch:
         polled = self.consumer.poll(timeout_ms=int(timeout * 1000), max_records=self.batch)
@@ -186,20 +190,35 @@ class KafkaStoreSink:
             raise RuntimeFault(f"writing into the store failed: {exc}") from None
 
     def _commit(self, batch: _Batch, result: UpsertResult) -> None:
-        from kafka.errors import CommitFailedError
+        self.counts.add(result, len(batch.rows))
+        for tp, offset in batch.offsets.items():
+            self._unsent[tp] = max(offset, self._unsent.get(tp, offset))
+        self._send_offsets()
+
+    def _send_offsets(self) -> None:
+        """Commit the offsets of everything written into the store. When the broker is
+        away (a restart), they are kept and sent with the next commit or while idle:
+        the rows are in the store already, and a later offset covers an earlier one."""
+        from kafka.errors import CommitFailedError, KafkaError
         from kafka.structs import OffsetAndMetadata
 
-        self.counts.add(result, len(batch.rows))
-        if not batch.offsets:
+        if not self._unsent:
             return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._unsent.items()}
         try:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in batch.offsets.items()}
-            )
+            self.consumer.commit(offsets)
         except CommitFailedError:
             # the partitions moved to another sink meanwhile: it reads these records
             # again, and writing them again changes nothing
             self.report("carewatch: store sink: a rebalance came first; records will be re-read")
+        except KafkaError as exc:
+            self._retry_at = time.monotonic() + 1.0
+            self.report(
+                f"carewatch: store sink: committing offsets failed ({type(exc).__name__}); "
+                "trying again (the records are in the store)"
+            )
+            return
+        self._unsent = {}
 
     def poll_once(self, timeout: float = 1.0) -> int:
         """Read what is there (up to ``batch`` records), write it, commit its offsets.
@@ -229,6 +248,8 @@ class KafkaStoreSink:
                     if batch.read:
                         pending = (batch, writer.submit(self._write, batch))
                     now = time.monotonic()
+                    if self._unsent and pending is None and now >= self._retry_at:
+                        self._send_offsets()
                     if batch.read or pending is not None or not self.consumer.assignment():
                         last_record = now
                     elif idle_exit is not None and now - last_record >= idle_exit:
@@ -239,4 +260,6 @@ class KafkaStoreSink:
             finally:
                 if pending is not None:
                     self._commit(pending[0], pending[1].result())
+                elif self._unsent:
+                    self._send_offsets()
         return self.counts
