@@ -160,9 +160,21 @@ class Setup:
         raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
 
     def wait_for_outputs(self, expected: dict[str, Any], timeout: float = 180.0) -> None:
-        """Wait until the latest outcome records equal ``expected['outcomes']``."""
-        self.wait_for(
-            "the outcomes of the embedded runner",
-            lambda: self.latest("outcomes") == expected["outcomes"],
-            timeout,
-        )
+        """Wait until the latest outcome records equal ``expected['outcomes']``; on a
+        timeout, say which records differ."""
+        try:
+            self.wait_for(
+                "the outcomes of the embedded runner",
+                lambda: self.latest("outcomes") == expected["outcomes"],
+                timeout,
+            )
+        except AssertionError as exc:
+            got, want = self.latest("outcomes"), expected["outcomes"]
+            diff = [
+                f"{fid}: worker {got.get(fid)!r} / embedded {want.get(fid)!r}"
+                for fid in sorted(set(got) | set(want))
+                if got.get(fid) != want.get(fid)
+            ]
+            raise AssertionError(
+                f"{len(diff)} records differ:\n" + "\n".join(diff[:10]) + f"\n{exc}"
+            ) from None

@@ -208,9 +208,18 @@ def test_an_archive_published_into_a_live_group_ends_with_the_in_order_answer(
     from detectors.events import parse_time
 
     setup.start_worker()
-    start = (datetime.now(UTC) - timedelta(days=24)).date()  # follow-ups end before now
+    start = (datetime.now(UTC) - timedelta(days=24)).date()
     gen = generate(GeneratorConfig(days=3, seed=21, scale="small", start=start))
-    lines = list(deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=21))
+    # An archive holds the past: the generator's follow-ups of the last days (a visit
+    # weeks after its booking, its letter) can fall after now, and an event from the
+    # future moves only its own partition's watermark, which an embedded run does not
+    # have. Those are left out, so the answer does not depend on the day the test runs.
+    cut = time.time() - 3600.0
+    lines = [
+        x
+        for x in deliver(gen.records, DeliveryFaults(shuffle_within=600.0), seed=21)
+        if parse_time(orjson.loads(x)["time"]) < cut
+    ]
     time.sleep(5)  # a few ticks: the live watermark stands at the wall clock
     setup.publish(lines)
     # Session capacities are published a month ahead: those are further behind the live
