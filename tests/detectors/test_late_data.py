@@ -306,9 +306,9 @@ def _clinic_ledger(evs: list[Event], as_of: str = AS_OF) -> list[tuple[Any, ...]
     ]
 
 
-def test_a_late_cancellation_takes_back_an_overbooking_it_came_before() -> None:
-    # Three bookings for two places, then the cancellation of one, timed before the
-    # third booking but delivered a day late: the session never went over.
+def _overbooked_then_cancelled() -> tuple[list[Event], list[Event]]:
+    """Three bookings for S1's two places, and the cancellation of one of them timed
+    before the third booking (to be delivered late)."""
     evs = _clinic(
         ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
         ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
@@ -318,6 +318,13 @@ def test_a_late_cancellation_takes_back_an_overbooking_it_came_before() -> None:
         '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
         '"patient":"P-A2","refs":{"appointment":"A2"}}'
     )
+    return evs, late
+
+
+def test_a_late_cancellation_takes_back_an_overbooking_it_came_before() -> None:
+    # Three bookings for two places, then the cancellation of one, timed before the
+    # third booking but delivered a day late: the session never went over.
+    evs, late = _overbooked_then_cancelled()
     delivered = [*evs, *_later(), *late]
     run = run_events(delivered, as_of=AS_OF)
     [record] = [o for o in run.latest.values() if o.key == "S1"]
@@ -351,15 +358,7 @@ def test_a_late_booking_makes_the_overbooking_it_caused_and_moves_an_earlier_one
 
 
 def test_clinic_sessions_survive_a_restart_between_the_booking_and_the_late_cancellation() -> None:
-    evs = _clinic(
-        ("b1", "appointment.booked", "2026-03-01T09:00:00Z", "A1"),
-        ("b2", "appointment.booked", "2026-03-01T09:10:00Z", "A2"),
-        ("b3", "appointment.booked", "2026-03-01T11:00:00Z", "A3"),
-    )
-    late = events(
-        '{"id":"x2","type":"appointment.cancelled","time":"2026-03-01T10:00:00Z",'
-        '"patient":"P-A2","refs":{"appointment":"A2"}}'
-    )
+    evs, late = _overbooked_then_cancelled()
     settings = parse_settings("", "<test>")
     out: list[Outcome] = []
     first = Engine.from_settings(settings, sink=out.append)
