@@ -373,8 +373,10 @@ class ViolationDetector(Detector):
         evidence: list[str],
         attrs: dict[str, Any],
         summary: str,
+        evidence_events: list[tuple[str, float]] | None = None,
     ) -> Outcome:
-        """Build an outcome record with the stable ``failure_id``."""
+        """Build an outcome record with the stable ``failure_id``. ``evidence_events``:
+        the ``(type, time)`` of each evidence event, in the order of ``evidence``."""
         return Outcome(
             failure_id=failure_id(self.name, key, opening_id),
             detector=self.name,
@@ -389,4 +391,5 @@ class ViolationDetector(Detector):
             evidence=evidence,
             attrs=attrs,
             summary=summary,
+            evidence_events=evidence_events,
         )

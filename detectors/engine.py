@@ -125,7 +125,7 @@ class _Expiry:
         self.heap = []
 
 
-Token = tuple[float, str]  # (event time, event id)
+Token = tuple[float, str, str]  # (event time, event id, event type)
 #: key -> its token, or a list of them when it has several (most keys have one, and a
 #: token is kept for the whole correction horizon: a list each would cost a third more)
 Tokens = dict[str, Token | list[Token]]
@@ -189,7 +189,7 @@ class _DetState:
         self.all_void = cls.is_void is ExpectationDetector.is_void
         self.no_void_reason = cls.void_reason is ExpectationDetector.void_reason
 
-    def add_token(self, role: int, key: str, t: float, eid: str) -> None:
+    def add_token(self, role: int, key: str, t: float, eid: str, etype: str) -> None:
         """Keep a closing (``_CLOSE``) or voiding event of ``key`` for the horizon."""
         if role == _CLOSE:
             toks, expiry = self.close_tokens, self.close_expiry
@@ -197,11 +197,11 @@ class _DetState:
             toks, expiry = self.void_tokens, self.void_expiry
         found = toks.get(key)
         if found is None:
-            toks[key] = (t, eid)
+            toks[key] = (t, eid, etype)
         elif isinstance(found, list):
-            found.append((t, eid))
+            found.append((t, eid, etype))
         else:
-            toks[key] = [found, (t, eid)]
+            toks[key] = [found, (t, eid, etype)]
         expiry.add(t, key)
 
 
@@ -209,9 +209,10 @@ class _Expectation:
     """One opportunity of an expectation rule, from its opening until the correction
     horizon has passed every time that could still change it.
 
-    ``opened``/``opening_id``: the opening event; ``closed``/``closer``: the earliest
-    counting closing event; ``voided``/``voider``: the earliest counting voiding event
-    (``INF`` when none); ``state``: the outcome last emitted (``""`` while undecided);
+    ``opened``/``opening_id``/``opening_type``: the opening event;
+    ``closed``/``closer``/``closer_type``: the earliest counting closing event;
+    ``voided``/``voider``/``voider_type``: the earliest counting voiding event (``INF``
+    when none; the types name the evidence on a record); ``state``: the outcome last emitted (``""`` while undecided);
     ``wake``: the watermark time it is scheduled at (``INF``: not scheduled; ``-INF``:
     waiting for the next ``advance_to``, see ``Engine._on_open``). ``refs`` is ``None``
     when the opening event's refs were just the key (most are): an opportunity is kept
@@ -222,17 +223,20 @@ class _Expectation:
         "attrs",
         "closed",
         "closer",
+        "closer_type",
         "det",
         "due",
         "emitted_close",
         "key",
         "opened",
         "opening_id",
+        "opening_type",
         "patient",
         "refs",
         "state",
         "voided",
         "voider",
+        "voider_type",
         "wake",
     )
 
@@ -241,6 +245,7 @@ class _Expectation:
         det: ExpectationDetector,
         key: str,
         opening_id: str,
+        opening_type: str,
         opened: float,
         due: float,
         patient: str | None,
@@ -250,6 +255,7 @@ class _Expectation:
         self.det = det
         self.key = key
         self.opening_id = opening_id
+        self.opening_type = opening_type
         self.opened = opened
         self.due = due
         self.patient = patient
@@ -257,8 +263,10 @@ class _Expectation:
         self.attrs = attrs
         self.closed = INF
         self.closer: str | None = None
+        self.closer_type = ""
         self.voided = INF
         self.voider: str | None = None
+        self.voider_type = ""
         self.state = _UNDECIDED
         # closed_at of the last emitted record (-INF: none; NaN: emit the next one anyway)
         self.emitted_close = NEG_INF
@@ -355,6 +363,9 @@ class Engine:
                 for t in d.reads:
                     self._routes.setdefault(t, []).append((_OTHER, d, None))
         self.known_types = frozenset(self._routes)
+        # each routed type's one string object: the types an opportunity or a token keeps
+        # for its record's evidence share it, instead of one parsed copy per event
+        self._type_names = {t: t for t in self._routes}
         # The schedule: every wake time in use, in a heap of plain floats (cheap to
         # compare), each with its opportunities in the order they were scheduled.
         self._heap: list[float] = []
@@ -366,8 +377,9 @@ class Engine:
         # ``advance_to`` (see ``_on_open``)
         self._deferred: list[_Expectation] = []
         self._attrs_cache: dict[tuple[tuple[str, Any], ...], dict[str, Any]] = {}
-        # patient -> earliest (time, id) of an event that voids that patient's opportunities
-        self._patient_voids: dict[str, tuple[float, str]] = {}
+        # patient -> earliest (time, id, type) of an event that voids that patient's
+        # opportunities
+        self._patient_voids: dict[str, tuple[float, str, str]] = {}
         # voiding event id -> why it voids, for the few that say (a death, a change made
         # because the patient died); the void records carry it as ``attrs.void_reason``
         self._void_reasons: dict[str, str] = {}
@@ -526,7 +538,10 @@ class Engine:
         refs = ev.refs
         kept = None if len(refs) == 1 and key_ref is not None and key_ref in refs else refs
         # (None: just the key, rebuilt when a record needs it; see _Expectation)
-        exp = _Expectation(det, key, eid, opened_at, due, ev.patient, kept, self._shared(det, ev))
+        etype = self._type_names[ev.type]
+        exp = _Expectation(
+            det, key, eid, etype, opened_at, due, ev.patient, kept, self._shared(det, ev)
+        )
         self._match_tokens(st, exp)
         reason = None if st.no_void_reason else det.void_reason(ev)
         if reason is not None:
@@ -535,8 +550,8 @@ class Engine:
             # ``_closing`` leaves it alone and schedules only the others)
             self._void_reasons[eid] = reason
             if opened_at < exp.voided or (opened_at == exp.voided and eid < exp.voider):  # type: ignore[operator]
-                exp.voided, exp.voider = opened_at, eid
-            self._closing(st, key, opened_at, eid, _VOID)
+                exp.voided, exp.voider, exp.voider_type = opened_at, eid, etype
+            self._closing(st, key, opened_at, eid, etype, _VOID)
         if found is None:
             st.open[key] = exp
         elif isinstance(found, _Expectation):
@@ -596,14 +611,14 @@ class Engine:
         opened_at = exp.opened
         toks = st.close_tokens.get(exp.key)
         if toks:
-            for tt, tid in _tokens(toks):
+            for tt, tid, ttype in _tokens(toks):
                 if opened_at <= tt and (tt < exp.closed or (tt == exp.closed and tid < exp.closer)):  # type: ignore[operator]
-                    exp.closed, exp.closer = tt, tid
+                    exp.closed, exp.closer, exp.closer_type = tt, tid, ttype
         toks = st.void_tokens.get(exp.key)
         if toks:
-            for tt, tid in _tokens(toks):
+            for tt, tid, ttype in _tokens(toks):
                 if opened_at <= tt and (tt < exp.voided or (tt == exp.voided and tid < exp.voider)):  # type: ignore[operator]
-                    exp.voided, exp.voider = tt, tid
+                    exp.voided, exp.voider, exp.voider_type = tt, tid, ttype
 
     def _correct(self, st: _DetState, exp: _Expectation, ev: Event, due: float) -> None:
         """A further opening event for a key that opens once (an encounter is discharged
@@ -616,8 +631,10 @@ class Engine:
             return
         det = st.det
         exp.opened, exp.opening_id, exp.due = opened_at, eid, due
+        exp.opening_type = self._type_names[ev.type]
         exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, self._shared(det, ev)
         exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
+        exp.closer_type = exp.voider_type = ""
         exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
         self._match_tokens(st, exp)
         patient = exp.patient
@@ -637,32 +654,32 @@ class Engine:
         key_ref = st.key_ref
         key = ev.refs.get(key_ref) if key_ref is not None else det.key_of(ev)
         if key is not None:
-            self._closing(st, key, ev.time, ev.id, role)
+            self._closing(st, key, ev.time, ev.id, self._type_names[ev.type], role)
 
-    def _closing(self, st: _DetState, key: str, t: float, eid: str, role: int) -> None:
+    def _closing(self, st: _DetState, key: str, t: float, eid: str, etype: str, role: int) -> None:
         """A closing or voiding event of ``key`` at ``t``: it counts for every opportunity
         of the key opened at or before it, and is kept for those still to arrive."""
         found = st.open.get(key)
         if found is not None:
             if isinstance(found, _Expectation):
                 if found.opened <= t:
-                    self._counts_for(found, t, eid, role)
+                    self._counts_for(found, t, eid, etype, role)
             else:
                 for exp in found:
                     if exp.opened <= t:
-                        self._counts_for(exp, t, eid, role)
-        st.add_token(role, key, t, eid)
+                        self._counts_for(exp, t, eid, etype, role)
+        st.add_token(role, key, t, eid, etype)
 
-    def _counts_for(self, exp: _Expectation, t: float, eid: str, role: int) -> None:
+    def _counts_for(self, exp: _Expectation, t: float, eid: str, etype: str, role: int) -> None:
         """A closing (``_CLOSE``) or voiding event at ``t`` for ``exp``, opened at or before
         it: the earliest wins; equal times go to the smaller id, so the evidence does not
         depend on arrival order either."""
         if role == _CLOSE:
             if t < exp.closed or (t == exp.closed and eid < exp.closer):  # type: ignore[operator]
-                exp.closed, exp.closer = t, eid
+                exp.closed, exp.closer, exp.closer_type = t, eid, etype
                 self._reschedule_now(exp, t)
         elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
-            exp.voided, exp.voider = t, eid
+            exp.voided, exp.voider, exp.voider_type = t, eid, etype
             self._reschedule_now(exp, t)
 
     def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
@@ -675,19 +692,20 @@ class Engine:
         if known is not None and (known[0], known[1]) <= (ev.time, ev.id):
             return
         self._void_reasons[ev.id] = det.patient_void_reason(ev)
-        self._patient_voids[patient] = (ev.time, ev.id)
+        etype = self._type_names[ev.type]
+        self._patient_voids[patient] = (ev.time, ev.id, etype)
         assert st.by_patient is not None
         for exp in st.by_patient.get(patient, ()):
-            if self._patient_void_fields(exp, ev.time, ev.id):
+            if self._patient_void_fields(exp, ev.time, ev.id, etype):
                 self._reschedule_now(exp, exp.voided)
 
     @staticmethod
-    def _patient_void_fields(exp: _Expectation, t: float, eid: str) -> bool:
+    def _patient_void_fields(exp: _Expectation, t: float, eid: str, etype: str) -> bool:
         """Void ``exp`` from ``t`` (from its opening, when ``t`` is before it); True when
         that is now its earliest void."""
         at = t if t > exp.opened else exp.opened
         if at < exp.voided or (at == exp.voided and eid < exp.voider):  # type: ignore[operator]
-            exp.voided, exp.voider = at, eid
+            exp.voided, exp.voider, exp.voider_type = at, eid, etype
             return True
         return False
 
@@ -928,6 +946,20 @@ class Engine:
         attrs = exp.attrs
         if outcome == "void" and exp.voider in self._void_reasons:
             attrs = {**attrs, "void_reason": self._void_reasons[exp.voider]}
+        opening = (exp.opening_type, exp.opened)
+        if closer:
+            evidence = [exp.opening_id, closer]
+            if outcome == "void":
+                # a death before the opening voids it from the opening: the death's own
+                # time is what the evidence shows
+                death = self._patient_voids.get(exp.patient) if exp.patient else None
+                at = death[0] if death is not None and death[1] == closer else closed_at
+                events = [opening, (exp.voider_type, exp.voided if at is None else at)]
+            else:
+                events = [opening, (exp.closer_type, exp.closed)]
+        else:
+            evidence = [exp.opening_id]
+            events = [opening]
         o = Outcome(  # positional: this runs for every decided opportunity
             failure_id(det.name, exp.key, exp.key if det.opens_once_per_key else exp.opening_id),
             det.name,
@@ -939,10 +971,11 @@ class Engine:
             exp.due,
             closed_at,
             wm,
-            [exp.opening_id, closer] if closer else [exp.opening_id],
+            evidence,
             attrs,
             "",
             amended_from,
+            events,
         )
         o.summary = det.summary(o)
         return o
@@ -1012,17 +1045,20 @@ class Engine:
                             e.state,
                             "nan" if math.isnan(e.emitted_close) else f(e.emitted_close),
                             e.wake == NEG_INF,
+                            e.opening_type,
+                            e.closer_type,
+                            e.voider_type,
                         ]
                     )
         tokens = [
-            [name, role, key, tt, tid]
+            [name, role, key, tt, tid, ttype]
             for name, st in self._states.items()
             for role, toks in ((_CLOSE, st.close_tokens), (_VOID, st.void_tokens))
             for key, found in toks.items()
-            for tt, tid in _tokens(found)
+            for tt, tid, ttype in _tokens(found)
         ]
         return {
-            "version": 3,
+            "version": 4,
             "watermark": f(self.watermark),
             "max_time": f(self.max_time),
             "expectations": exps,
@@ -1048,10 +1084,12 @@ class Engine:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace this engine's state with ``state`` from ``snapshot()``. The engine must
         have been built with the same detectors (by name)."""
-        if state.get("version") != 3:
+        # version 3 is version 4 without the evidence's event types (records restored
+        # from it name their evidence events by id and time only)
+        if state.get("version") not in (3, 4):
             raise ConfigError(
-                "unknown engine snapshot version (this Carewatch reads version 3); was it "
-                "written by another version of Carewatch? Replay the input instead."
+                "unknown engine snapshot version (this Carewatch reads versions 3 and 4); "
+                "was it written by another version of Carewatch? Replay the input instead."
             )
 
         def g(x: float | None, default: float) -> float:
@@ -1066,7 +1104,10 @@ class Engine:
         self._deferred = []
         self._exp_expiry.clear()
         self._expiry_check_at = NEG_INF
-        self._patient_voids = {p: (float(t), i) for p, (t, i) in state["patient_voids"].items()}
+        self._patient_voids = {
+            p: (float(v[0]), v[1], v[2] if len(v) > 2 else "")
+            for p, v in state["patient_voids"].items()
+        }
         self._void_reasons = dict(state["void_reasons"])
         for st in self._states.values():
             st.close_tokens.clear()
@@ -1077,13 +1118,14 @@ class Engine:
                 st.by_patient.clear()
         for row in state["expectations"]:
             name, key, eid, opened_at, due, patient, refs, attrs = row[:8]
-            closed, closer, voided, voider, outcome, emitted, deferred = row[8:]
+            closed, closer, voided, voider, outcome, emitted, deferred = row[8:15]
+            types = row[15:18] if len(row) >= 18 else ("", "", "")
             found = self._states.get(name)
             if found is None:
                 continue  # a detector switched off since the snapshot
-            e = _Expectation(found.det, key, eid, opened_at, due, patient, refs, attrs)
-            e.closed, e.closer = g(closed, INF), closer
-            e.voided, e.voider = g(voided, INF), voider
+            e = _Expectation(found.det, key, eid, types[0], opened_at, due, patient, refs, attrs)
+            e.closed, e.closer, e.closer_type = g(closed, INF), closer, types[1]
+            e.voided, e.voider, e.voider_type = g(voided, INF), voider, types[2]
             # "nan": a correction moved its times; the next decision is emitted anyway
             e.state = outcome
             e.emitted_close = math.nan if emitted == "nan" else g(emitted, NEG_INF)
@@ -1103,10 +1145,10 @@ class Engine:
                 self._deferred.append(e)
             else:
                 self._schedule(e)
-        for name, role, key, tt, tid in state["tokens"]:
+        for name, role, key, tt, tid, *ttype in state["tokens"]:
             found = self._states.get(name)
             if found is not None:
-                found.add_token(role, key, tt, tid)
+                found.add_token(role, key, tt, tid, ttype[0] if ttype else "")
         self._seen_now = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen"]}
         self._seen_old = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen_old"]}
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)

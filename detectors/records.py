@@ -55,10 +55,15 @@ _FIELDS = (
     "attrs",
     "summary",
     "amended_from",
+    "evidence_events",
 )
 
 _dt = datetime.fromtimestamp
 _dumps = orjson.dumps
+
+
+def _utc(t: float) -> datetime:
+    return _dt(t, UTC)
 
 
 class Outcome:
@@ -67,6 +72,10 @@ class Outcome:
     ``detected_at`` is the watermark when the outcome was decided (for failures: when the
     failure was noticed). ``amended_from`` is the previous outcome when this record
     corrects an earlier one (``missed`` -> ``late``, or a withdrawn ``missed``).
+    ``evidence`` holds the ids of the events behind the outcome and ``evidence_events``
+    their ``(type, time)``, in the same order (empty when not known: a record of an
+    older Carewatch, or a detector that does not say); written out, each evidence event
+    is ``{"id", "type", "time"}``.
 
     Written out rather than a dataclass for the compiled build's sake (see ``Event``):
     the fields are named in ``_FIELDS`` (slots, equality, ``repr``, pickling) and set in
@@ -91,6 +100,7 @@ class Outcome:
         attrs: dict[str, Any],
         summary: str,
         amended_from: str | None = None,
+        evidence_events: list[tuple[str, float]] | None = None,
     ) -> None:
         self.failure_id = failure_id
         self.detector = detector
@@ -106,6 +116,7 @@ class Outcome:
         self.attrs = attrs
         self.summary = summary
         self.amended_from = amended_from
+        self.evidence_events = [] if evidence_events is None else evidence_events
 
     def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
@@ -150,6 +161,17 @@ class Outcome:
         end = self.closed_at if self.closed_at is not None else self.detected_at
         return max(0.0, end - self.due_at)
 
+    def _evidence_out(self, time: Any) -> list[dict[str, Any]]:
+        """Each evidence event as ``{"id", "type", "time"}`` (type and time ``None`` when
+        not known); ``time`` formats an epoch time."""
+        known = self.evidence_events
+        if len(known) != len(self.evidence):
+            return [{"id": i, "type": None, "time": None} for i in self.evidence]
+        return [
+            {"id": i, "type": ty or None, "time": time(t)}
+            for i, (ty, t) in zip(self.evidence, known, strict=True)
+        ]
+
     def _common(self) -> dict[str, Any]:
         return {
             "failure_id": self.failure_id,
@@ -161,6 +183,7 @@ class Outcome:
             "closed_at": _t(self.closed_at),
             "detected_at": _t(self.detected_at),
             "evidence": self.evidence,
+            "evidence_events": self._evidence_out(_t),
             "attrs": self.attrs,
             "summary": self.summary,
         }
@@ -179,6 +202,7 @@ class Outcome:
             "closed_at": None if closed is None else _dt(closed, UTC),
             "detected_at": _dt(self.detected_at, UTC),
             "evidence": self.evidence,
+            "evidence_events": self._evidence_out(_utc),
             "attrs": self.attrs,
             "summary": self.summary,
         }

@@ -33,12 +33,13 @@ _EVENT, _START = 0, 1  # at equal times, apply events before deciding at the ses
 #: a booking, move or cancellation of an appointment, kept for the horizon: event time,
 #: event id, the session it books into (``None``: a cancellation, or no session named),
 #: and the session start the booking names (``attrs.start``), if any
-_Move = tuple[float, str, str | None, float | None]
+_Move = tuple[float, str, str | None, float | None, str]
 #: a capacity event of a session, kept for the horizon: event time, event id, capacity,
 #: session start (if given), and the clinic/site/specialty attrs it carries
 _Capacity = tuple[float, str, int, float | None, dict[str, Any]]
-#: what was last reported for a session: outcome, opened_at, due_at, evidence, attrs
-_Reported = tuple[str, float, float | None, list[str], dict[str, Any]]
+#: what was last reported for a session: outcome, opened_at, due_at, evidence (the id
+#: and type of the booking that overbooked it), attrs
+_Reported = tuple[str, float, float | None, list[tuple[str, str]], dict[str, Any]]
 _ROUTED = ("clinic", "site", "specialty")
 
 
@@ -137,7 +138,7 @@ class ClinicOverbooked(ViolationDetector):
         start = _start_of(ev) if sid is not None else None
         kept = self.moves.setdefault(appt, [])
         touched = {m[2] for m in kept if m[2] is not None}
-        kept.append((t, ev.id, sid, start))
+        kept.append((t, ev.id, sid, start, ev.type))
         self._note(0, appt, t if start is None or start < t else start)
         if sid is not None:
             self.members.setdefault(sid, set()).add(appt)
@@ -252,7 +253,7 @@ class ClinicOverbooked(ViolationDetector):
             return
         s.over = True
         attrs = dict(s.attrs, capacity=s.capacity, booked=len(s.booked))
-        self._report(s.sid, ("violation", ev.time, s.start, [ev.id], attrs), ctx)
+        self._report(s.sid, ("violation", ev.time, s.start, [(ev.id, ev.type)], attrs), ctx)
 
     def _report(self, sid: str, rec: _Reported, ctx: Context) -> None:
         """Emit ``rec`` for session ``sid`` unless it is what was last reported; a record
@@ -287,10 +288,11 @@ class ClinicOverbooked(ViolationDetector):
                 due_at=due_at,
                 closed_at=None,
                 detected_at=ctx.watermark,
-                evidence=list(evidence),
+                evidence=[i for i, _ in evidence],
                 attrs=dict(attrs),
                 summary=summary,
                 amended_from=None if before is None else before[0],
+                evidence_events=[(ty, opened_at) for _, ty in evidence],
             )
         )
 
@@ -395,7 +397,7 @@ class ClinicOverbooked(ViolationDetector):
                         heapq.heappush(starts, start)
                     s.start = start
             else:
-                appt, (_, _, into, start) = payload
+                appt, (_, _, into, start, _) = payload
                 if into != sid:
                     s.booked.discard(appt)
                     continue
@@ -406,7 +408,8 @@ class ClinicOverbooked(ViolationDetector):
             if not s.over and s.capacity is not None and len(s.booked) > s.capacity:
                 s.over = True
                 attrs = dict(s.attrs, capacity=s.capacity, booked=len(s.booked))
-                violation = ("violation", t, s.start, [eid], attrs)
+                etype = "session.capacity" if kind == 1 else payload[1][4]
+                violation = ("violation", t, s.start, [(eid, etype)], attrs)
         return s, decided_before(wm, inclusive=True), violation
 
     def _met(self, s: _Session, wm: float, outcome: str = "met") -> Outcome:
@@ -479,9 +482,10 @@ class ClinicOverbooked(ViolationDetector):
         self.moves, self.capacities, self.members = {}, {}, {}
         self._last, self._expiry = {}, []
         for appt, kept in state.get("moves", {}).items():
-            moves = [(float(t), i, into, start) for t, i, into, start in kept]
+            # (a snapshot of an older Carewatch kept no event type)
+            moves = [(float(m[0]), m[1], m[2], m[3], m[4] if len(m) > 4 else "") for m in kept]
             self.moves[appt] = moves
-            for t, _, into, start in moves:
+            for t, _, into, start, _ in moves:
                 self._note(0, appt, t if start is None or start < t else start)
                 if into is not None:
                     self.members.setdefault(into, set()).add(appt)
@@ -491,6 +495,12 @@ class ClinicOverbooked(ViolationDetector):
             for t, _, _, start, _ in caps:
                 self._note(1, sid, t if start is None or start < t else start)
         self.reported = {
-            sid: (o, float(a), d, list(ev), dict(at))
+            sid: (
+                o,
+                float(a),
+                d,
+                [(e, "") if isinstance(e, str) else (e[0], e[1]) for e in ev],
+                dict(at),
+            )
             for sid, (o, a, d, ev, at) in state.get("reported", {}).items()
         }

@@ -202,6 +202,7 @@ class ContactAfterDeath(ViolationDetector):
                 due_at=None,
                 detected_at=ctx.watermark,
                 evidence=[death_id, cid],
+                evidence_events=[("patient.died", t_d), (ctype, t)],
                 attrs=carried,
                 summary=summary,
             )

@@ -12,7 +12,7 @@ What it does to every record (the latest per opportunity, as the other QI comman
   gives pseudonyms that cannot be linked to these. Without the key they cannot be turned
   back into ids. The key comes from CAREWATCH_PSEUDONYM_KEY or --key-file (at least 32
   characters); without one the export refuses to run;
-- the evidence event ids and the summary sentence are dropped, and so is every attr but
+- the evidence (the events' ids, types and times) and the summary sentence are dropped, and so is every attr but
   the coded ones QI reads (site, specialty, clinic, test, priority, severity, capacity,
   booked, contact): anything else may be free text;
 - times are kept, cut to the precision chosen with --time-precision: day (the default:
@@ -421,7 +421,7 @@ The same key gives the same pseudonyms in every export, so rows can be linked ac
 exports made with it; without the key the pseudonyms cannot be turned back into ids.
 
 Removed:
-  evidence (the ids of the events behind each outcome), summary (a sentence that
+  evidence and evidence_events (the events behind each outcome: ids, types, times), summary (a sentence that
   names ids), and every attr but site, specialty, clinic, test, priority, severity,
   capacity, booked and contact. Attrs dropped from this ledger: {dropped_text}.
 

@@ -46,6 +46,19 @@ class Presenter:
             return ""
         return datetime.fromtimestamp(seconds, self.zone).isoformat(timespec="seconds")
 
+    def stamp(self, text: str | None) -> str:
+        """An ISO-8601 time from a record (``2026-03-02T10:00:00+00:00``) in the site's
+        zone, as ``time`` writes it; empty for None, the text itself if it is no time."""
+        if not text:
+            return ""
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return self.time(moment.timestamp())
+
     def sentence(self, summary: str) -> str:
         """A summary sentence with its UTC times moved into the site's zone."""
 

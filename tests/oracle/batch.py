@@ -50,7 +50,7 @@ def run_batch(
                 Outcome(
                     o.failure_id, o.detector, "missed", o.key, o.patient, o.refs,
                     o.opened_at, o.due_at, None, o.detected_at, o.evidence[:1], o.attrs,
-                    "", None,
+                    "", None, o.evidence_events[:1],
                 )
             )  # fmt: skip
         sink.add(o)

@@ -72,6 +72,7 @@ def contact_after_death(frame: EventFrame, clock: Clock) -> list[Outcome]:
                 closed_at=None,
                 detected_at=detected_at,
                 evidence=[death, ev.id],
+                evidence_events=[("patient.died", t_d), (ev.type, ev.time)],
                 attrs=attrs,
                 summary=(
                     f"{words} at {human_time(ev.time)} for a patient recorded as dead since "

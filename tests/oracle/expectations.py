@@ -214,9 +214,15 @@ def expectation_records(
     name = det.name
     once = det.opens_once_per_key
     ids = [ev.id for ev in openings]
-    evidence = [
-        [i, closer] if closer else [i]
-        for i, closer in zip(ids, resolved["closer"].tolist(), strict=True)
+    closers = resolved["closer"].tolist()
+    evidence = [[i, closer] if closer else [i] for i, closer in zip(ids, closers, strict=True)]
+    # each evidence event's own type and time (a death before the opening voids from the
+    # opening on, but the evidence shows when the death was)
+    wanted = {c for c in closers if c}
+    by_id = {ev.id: ev for ev in events if ev.id in wanted}
+    shown = [
+        [(ev.type, ev.time), (by_id[c].type, by_id[c].time)] if c else [(ev.type, ev.time)]
+        for ev, c in zip(openings, closers, strict=True)
     ]
     records = [
         Outcome(
@@ -234,8 +240,9 @@ def expectation_records(
             attrs,
             text,
             "missed" if amended else None,
+            seen,
         )
-        for ev, i, key, outcome, t_a, due, closed, detected_at, proof, attrs, text, amended in zip(
+        for ev, i, key, outcome, t_a, due, closed, detected_at, proof, attrs, text, amended, seen in zip(
             openings,
             ids,
             keys,
@@ -248,6 +255,7 @@ def expectation_records(
             carried,
             summaries or [""] * len(ids),
             resolved["amended"].tolist(),
+            shown,
             strict=True,
         )
     ]

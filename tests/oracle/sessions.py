@@ -221,12 +221,13 @@ def clinic_overbooked(frame: EventFrame, clock: Clock) -> tuple[list[Outcome], l
     tipped = sessions[sessions["tip"].notna()]
     at_tip = _state_at(rows, tipped["sid"], tipped["tip"].to_numpy())
     decided = [
-        records.violation(sid, pos, t, eid, booked, start)
-        for sid, pos, t, eid, booked, start in zip(
+        records.violation(sid, pos, t, eid, row, booked, start)
+        for sid, pos, t, eid, row, booked, start in zip(
             at_tip["sid"].tolist(),
             at_tip["pos"].tolist(),
             at_tip["time"].tolist(),
             at_tip["id"].tolist(),
+            at_tip["row"].tolist(),
             at_tip["booked"].tolist(),
             at_tip["start_now"].tolist(),
             strict=True,
@@ -297,9 +298,10 @@ class _Records:
         )
 
     def violation(
-        self, sid: int, pos: int, t: float, eid: str, booked: int, start: float
+        self, sid: int, pos: int, t: float, eid: str, row: int, booked: int, start: float
     ) -> Outcome:
-        """The session went over capacity at position ``pos`` (event ``eid`` at ``t``)."""
+        """The session went over capacity at position ``pos`` (event ``eid``, frame row
+        ``row``, at ``t``)."""
         attrs, capacity = self._attrs(sid, pos, booked)
         return self._outcome(
             sid,
@@ -308,6 +310,7 @@ class _Records:
             due_at=_or_none(start),
             detected_at=float(self.clock.detected_at(np.array([t]))[0]),
             evidence=[eid],
+            evidence_events=[(self.events[row].type, t)],
             attrs=attrs,
             summary=(
                 f"Clinic session {self.names[sid]} now has {booked} live bookings for "

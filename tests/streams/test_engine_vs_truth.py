@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
+from detectors.events import parse_time
 from detectors.rules import parse_settings
 from streams.adapters import iter_records
 from streams.deadletter import Rejected
@@ -98,3 +100,31 @@ def test_mid_stream_nothing_is_declared_before_its_deadline() -> None:
     for o in sink.open:
         assert o.due_at is not None and o.due_at > wm
     assert sink.open and sink.latest
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_every_record_names_its_evidence_events_as_they_were(seed: int) -> None:
+    """Each evidence id of every record, decided or open, comes with that event's own type
+    and time (what the worklist's failure page shows), whatever the arrival order."""
+    gen = generate(GeneratorConfig(days=10, seed=seed, scale="small"))
+    faults = DeliveryFaults(shuffle_within=900.0, duplicates=0.03)
+    lines = list(deliver(gen.records, faults, seed=seed))
+    runner, sink = run_lines(lines)
+    runner.finish(as_of=max(t for t, _, _ in gen.records) + 20 * 86400.0)
+    sent = {}
+    for line in lines:
+        rec = orjson.loads(line)
+        sent[rec["id"]] = (rec["type"], rec["time"])
+    records = [*sink.latest.values(), *sink.open]
+    checked: set[str] = set()
+    for o in records:
+        shown = o.to_outcome_dict()["evidence_events"]
+        assert [e["id"] for e in shown] == o.evidence
+        for e in shown:
+            kind, when = sent[e["id"]]
+            assert e["type"] == kind, (o.detector, e)
+            assert parse_time(e["time"]) == parse_time(when), (o.detector, e)
+            checked.add(kind)
+    # openings, closings, voids and violations of every detector are among them
+    assert {"order.placed", "result.reported", "patient.died", "document.sent"} <= checked
+    assert any(o.outcome == "void" for o in records)
