@@ -113,16 +113,26 @@ class FeedSpec:
         return None
 
 
-def _patterns(value: Any, where: str) -> tuple[str, ...]:
+class FeedError(ConfigError):
+    """A ``metrics.feeds`` entry that cannot be used. ``keys`` is the path to the value
+    at fault, from the feed's name down (``("lab", "match", "type")``), so that a reader
+    of the file can point at its line."""
+
+    def __init__(self, message: str, *keys: str) -> None:
+        super().__init__(message)
+        self.keys = keys
+
+
+def _patterns(value: Any, where: str, *keys: str) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
     if not items or not all(isinstance(v, str) and v for v in items):
-        raise ConfigError(f"{where} must be a text or a list of texts")
+        raise FeedError(f"{where} must be a text or a list of texts", *keys)
     return tuple(items)
 
 
 def parse_feeds(raw: Any) -> tuple[FeedSpec, ...]:
     """Validate the ``metrics.feeds`` mapping of a rules file (``None``: no feeds).
-    Raises ``ConfigError`` naming the feed and key at fault."""
+    Raises ``FeedError`` naming the feed and key at fault (``keys``: where it is)."""
     if raw is None:
         return ()
     if not isinstance(raw, Mapping):
@@ -131,56 +141,82 @@ def parse_feeds(raw: Any) -> tuple[FeedSpec, ...]:
     for name, conf in raw.items():
         where = f"feed {name!r}"
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name == OTHER_FEED:
-            raise ConfigError(
+            raise FeedError(
                 f"{where}: a feed name is lower-case letters, digits, '.', '_' or '-' "
-                f"(at most 63), and not {OTHER_FEED!r}"
+                f"(at most 63), and not {OTHER_FEED!r}",
+                str(name),
             )
         conf = conf or {}
         if not isinstance(conf, Mapping):
-            raise ConfigError(f"{where} must be a mapping (match, max_gap, hours, ...)")
+            raise FeedError(f"{where} must be a mapping (match, max_gap, hours, ...)", name)
         unknown = sorted(set(conf) - _SPEC_KEYS)
         if unknown:
-            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; expected {sorted(_SPEC_KEYS)}")
+            raise FeedError(
+                f"{where}: unknown key {unknown[0]!r}; expected {sorted(_SPEC_KEYS)}",
+                name,
+                str(unknown[0]),
+            )
         match = conf.get("match") or {}
         if not isinstance(match, Mapping) or set(match) - _MATCH_KEYS:
-            raise ConfigError(f"{where}: match takes {sorted(_MATCH_KEYS)}")
-        types = _patterns(match["type"], f"{where} match.type") if "type" in match else ()
-        sites = _patterns(match["site"], f"{where} match.site") if "site" in match else ()
+            raise FeedError(f"{where}: match takes {sorted(_MATCH_KEYS)}", name, "match")
+        types = (
+            _patterns(match["type"], f"{where} match.type", name, "match", "type")
+            if "type" in match
+            else ()
+        )
+        sites = (
+            _patterns(match["site"], f"{where} match.site", name, "match", "site")
+            if "site" in match
+            else ()
+        )
         source = match.get("source") or {}
         if not isinstance(source, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in source.items()
         ):
-            raise ConfigError(f"{where}: match.source maps source fields to patterns (texts)")
+            raise FeedError(
+                f"{where}: match.source maps source fields to patterns (texts)",
+                name,
+                "match",
+                "source",
+            )
         gap = conf.get("max_gap")
         max_gap = None
         if gap is not None:
             try:
                 max_gap = parse_duration(gap)
             except ConfigError as exc:
-                raise ConfigError(f"{where} max_gap: {exc}") from None
+                raise FeedError(f"{where} max_gap: {exc}", name, "max_gap") from None
             if max_gap <= 0:
-                raise ConfigError(f"{where} max_gap must be more than 0")
+                raise FeedError(f"{where} max_gap must be more than 0", name, "max_gap")
         hours = None
         if conf.get("hours") is not None:
             m = _HOURS.fullmatch(str(conf["hours"]).replace(" ", ""))
             if not m or int(m[1]) > 23 or int(m[3]) > 23 or int(m[2]) > 59 or int(m[4]) > 59:
-                raise ConfigError(f"{where} hours: write the watched hours as HH:MM-HH:MM")
+                raise FeedError(
+                    f"{where} hours: write the watched hours as HH:MM-HH:MM", name, "hours"
+                )
             hours = (clock_time(int(m[1]), int(m[2])), clock_time(int(m[3]), int(m[4])))
             if hours[0] == hours[1]:
-                raise ConfigError(f"{where} hours: start and end are the same; leave hours out")
+                raise FeedError(
+                    f"{where} hours: start and end are the same; leave hours out",
+                    name,
+                    "hours",
+                )
         days = tuple(range(7))
         if conf.get("days") is not None:
             names = conf["days"]
             if not isinstance(names, list) or not all(d in _DAYS for d in names) or not names:
-                raise ConfigError(f"{where} days: a list of {', '.join(_DAYS)}")
+                raise FeedError(f"{where} days: a list of {', '.join(_DAYS)}", name, "days")
             days = tuple(sorted({_DAYS.index(d) for d in names}))
         tz_name = str(conf.get("timezone") or "UTC")
         try:
             zone = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(
+            raise FeedError(
                 f"{where} timezone: unknown timezone {tz_name!r}; use an IANA name "
-                "such as Europe/London"
+                "such as Europe/London",
+                name,
+                "timezone",
             ) from None
         out.append(
             FeedSpec(

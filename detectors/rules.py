@@ -24,9 +24,9 @@ from detectors.contract import (
     Thresholds,
 )
 from detectors.durations import format_duration
-from detectors.errors import ConfigError, RulesError
+from detectors.errors import RulesError
 from detectors.events import ATTR_TYPES, Event
-from detectors.feeds import FeedSpec, parse_feeds
+from detectors.feeds import FeedError, FeedSpec, parse_feeds
 
 __all__ = [
     "ENGINE_DEFAULTS",
@@ -437,6 +437,16 @@ def _rule(rd: _Read, node: Node, names: set[str]) -> RuleDetector:
     )
 
 
+def _at(node: Node, keys: Sequence[str]) -> Node:
+    """The node at ``keys`` under ``node``, or the deepest one of them that exists."""
+    for key in keys:
+        found = node.get(key)
+        if found is None:
+            break
+        node = found
+    return node
+
+
 def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool = True) -> Settings:
     """Validate a rules document and build the settings (detectors included). With
     ``import_plugins=False`` plugin modules are found and checked but not imported
@@ -477,11 +487,15 @@ def parse_settings(text: str, source: str = "<rules>", *, import_plugins: bool =
     sites: list[str] = []
     with r.attempt():
         metrics = r.mapping(doc.get("metrics"), "metrics", ("site_labels", "feeds"))
-        feeds_node = metrics.get("feeds")
-        try:
-            feeds = parse_feeds(feeds_node.plain() if feeds_node is not None else None)
-        except ConfigError as exc:
-            r.problem(feeds_node, str(exc))
+        specs: list[FeedSpec] = []
+        with r.attempt():
+            # one feed at a time: every feed's problem is reported, at its own line
+            for name, conf in r.mapping(metrics.get("feeds"), "feeds").items():
+                try:
+                    specs.extend(parse_feeds({name: conf.plain()}))
+                except FeedError as exc:
+                    r.problem(_at(conf, exc.keys[1:]), str(exc))
+        feeds = tuple(specs)
         with r.attempt():
             for item in r.sequence(metrics.get("site_labels"), "site_labels"):
                 with r.attempt():

@@ -84,56 +84,96 @@ class KafkaConfig:
     __str__ = __repr__
 
     def validate(self) -> KafkaConfig:
-        """Raise ``ConfigError`` naming the first unusable setting; returns ``self``."""
+        """Raise ``ConfigError`` naming every unusable setting (one line each); returns
+        ``self``."""
+        found = self.problems()
+        if found:
+            raise ConfigError("\n".join(message for _, message in found))
+        return self
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every unusable setting, as ``(setting name as in the file, message)``."""
+        out: list[tuple[str, str]] = []
         if not self.bootstrap or any(
             ":" not in s or not s.rsplit(":", 1)[1].isdigit() for s in self.bootstrap.split(",")
         ):
-            raise ConfigError(
-                f"kafka_bootstrap must be host:port[,host:port...], got {self.bootstrap!r}"
+            out.append(
+                (
+                    "kafka_bootstrap",
+                    f"kafka_bootstrap must be host:port[,host:port...], got {self.bootstrap!r}",
+                )
             )
         if self.security_protocol not in SECURITY_PROTOCOLS:
-            raise ConfigError(
-                f"kafka_security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
-                f"got {self.security_protocol!r}"
+            out.append(
+                (
+                    "kafka_security_protocol",
+                    f"kafka_security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                    f"got {self.security_protocol!r}",
+                )
             )
-        if self.security_protocol.startswith("SASL"):
+        elif self.security_protocol.startswith("SASL"):
             if self.sasl_mechanism not in SASL_MECHANISMS:
-                raise ConfigError(
-                    f"kafka_sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)} "
-                    f"with {self.security_protocol}"
+                out.append(
+                    (
+                        "kafka_sasl_mechanism",
+                        f"kafka_sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)} "
+                        f"with {self.security_protocol}",
+                    )
                 )
             if not self.sasl_username or self.sasl_password is None:
-                raise ConfigError(
-                    "kafka_sasl_username and kafka_sasl_password are needed with "
-                    f"{self.security_protocol} (set the password in CAREWATCH_KAFKA_SASL_PASSWORD)"
+                out.append(
+                    (
+                        "kafka_security_protocol",
+                        "kafka_sasl_username and kafka_sasl_password are needed with "
+                        f"{self.security_protocol} (set the password in "
+                        "CAREWATCH_KAFKA_SASL_PASSWORD)",
+                    )
                 )
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
-                raise ConfigError(f"kafka_{name} {path} does not exist or is not a file")
+                out.append(
+                    (f"kafka_{name}", f"kafka_{name} {path} does not exist or is not a file")
+                )
         if self.partitions < 1:
-            raise ConfigError(f"partitions must be at least 1, got {self.partitions}")
+            out.append(("partitions", f"partitions must be at least 1, got {self.partitions}"))
         if self.replication_factor < 1:
-            raise ConfigError(
-                f"replication_factor must be at least 1, got {self.replication_factor}"
+            out.append(
+                (
+                    "replication_factor",
+                    f"replication_factor must be at least 1, got {self.replication_factor}",
+                )
             )
         if not self.group_id:
-            raise ConfigError("group_id must not be empty")
-        names = [getattr(self.topics, f.name) for f in fields(self.topics)]
-        if len(set(names)) != len(names) or not all(names):
-            raise ConfigError(f"topic names must be distinct and non-empty, got {names}")
+            out.append(("group_id", "group_id must not be empty"))
+        named = {f"topic_{f.name}": getattr(self.topics, f.name) for f in fields(self.topics)}
+        seen: dict[str, str] = {}
+        for name, topic in named.items():
+            if not topic:
+                out.append((name, f"{name} must not be empty"))
+            elif topic in seen:
+                out.append((name, f"{name} is {topic!r}, the same topic as {seen[topic]}"))
+            else:
+                seen[topic] = name
         if self.tick_interval <= 0:
-            raise ConfigError(f"tick_interval must be positive, got {self.tick_interval}")
+            out.append(
+                ("tick_interval", f"tick_interval must be positive, got {self.tick_interval}")
+            )
         if self.allowed_lateness is not None:
             low, high = _RANGES["allowed_lateness"]
             if not low <= self.allowed_lateness <= high:
-                raise ConfigError(
-                    f"allowed_lateness must be from {format_duration(low)} to "
-                    f"{format_duration(high)}, got {format_duration(self.allowed_lateness)}"
+                out.append(
+                    (
+                        "allowed_lateness",
+                        f"allowed_lateness must be from {format_duration(low)} to "
+                        f"{format_duration(high)}, got {format_duration(self.allowed_lateness)}",
+                    )
                 )
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise ConfigError(f"metrics_port must be a port number, got {self.metrics_port}")
-        return self
+            out.append(
+                ("metrics_port", f"metrics_port must be a port number, got {self.metrics_port}")
+            )
+        return out
 
     # -- client settings
 
@@ -249,9 +289,9 @@ def _convert(name: str, kind: str, value: str) -> Any:
     return seconds
 
 
-def _read_file(path: str) -> dict[str, Any]:
+def _read_file(path: str) -> tuple[dict[str, Any], dict[str, int]]:
     """The settings of a YAML file, each value read as written (``group_id: on`` is the
-    text ``on``), every problem named with its line at once."""
+    text ``on``), every problem named with its line at once; and each setting's line."""
     data = read_file(path, "config file")
     try:
         text = data.decode("utf-8-sig")
@@ -259,6 +299,7 @@ def _read_file(path: str) -> dict[str, Any]:
         raise RulesError(f"not UTF-8 text: {exc.reason}", source=path) from None
     r = Reader(path)
     out: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     with r.attempt():
         entries = r.mapping(read_yaml(text, path), "the config file")
         for name, node in entries.items():
@@ -270,6 +311,7 @@ def _read_file(path: str) -> dict[str, Any]:
                 )
                 continue
             kind = _SETTINGS[name][1]
+            lines[name] = node.line
             with r.attempt():
                 if node.value is None:
                     out[name] = None
@@ -281,7 +323,7 @@ def _read_file(path: str) -> dict[str, Any]:
                 else:
                     out[name] = r.duration(node, name, *_RANGES[name])
     r.finish()
-    return out
+    return out, lines
 
 
 def load_config(
@@ -292,10 +334,13 @@ def load_config(
     """Build the validated config from ``path`` (YAML, optional), the environment
     (``os.environ`` unless ``env`` is given) and keyword ``overrides`` (setting names as
     in the file, e.g. ``kafka_bootstrap``; ``None`` values are ignored), in that order
-    of increasing precedence."""
+    of increasing precedence. Every unusable setting is named at once, each with where
+    its value came from: ``FILE:LINE``, ``$VARIABLE`` or the command line."""
     values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
     if path is not None:
-        values.update(_read_file(path))
+        values, lines = _read_file(path)
+        origin = {name: f"{path}:{line}" for name, line in lines.items()}
     environ = os.environ if env is None else env
     for name, (var, kind) in _SETTINGS.items():
         if var in environ and environ[var] != "":
@@ -303,11 +348,13 @@ def load_config(
                 values[name] = _convert(name, kind, environ[var])
             except ConfigError as exc:
                 raise ConfigError(f"${var}: {exc}") from None
+            origin[name] = f"${var}"
     for name, value in overrides.items():
         if name not in _SETTINGS:
             raise ConfigError(f"unknown setting {name!r}")
         if value is not None:
             values[name] = value
+            origin[name] = "the command line"
     topics = Topics()
     kw: dict[str, Any] = {}
     for name, value in values.items():
@@ -315,4 +362,13 @@ def load_config(
             topics = replace(topics, **{name.removeprefix("topic_"): value})
         else:
             kw[name.removeprefix("kafka_")] = value
-    return KafkaConfig(topics=topics, **kw).validate()
+    config = KafkaConfig(topics=topics, **kw)
+    found = config.problems()
+    if found:
+        raise ConfigError(
+            "\n".join(
+                f"{origin[name]}: {message}" if name in origin else message
+                for name, message in found
+            )
+        )
+    return config

@@ -127,3 +127,29 @@ def test_bad_feed_settings_are_one_clear_error(conf: str, words: str) -> None:
 def test_parse_feeds_alone_raises_config_error() -> None:
     with pytest.raises(ConfigError):
         parse_feeds({"f": {"max_gap": "0s"}})
+
+
+def test_each_bad_feed_is_named_at_the_line_of_the_value_at_fault() -> None:
+    text = (
+        "metrics:\n"  # 1
+        "  feeds:\n"  # 2
+        "    lab:\n"  # 3
+        "      match:\n"  # 4
+        "        type: [result.*, '']\n"  # 5
+        "      max_gap: 2h\n"  # 6
+        "    pas:\n"  # 7
+        "      max_gap: 0s\n"  # 8
+        "    wards:\n"  # 9
+        "      days: [monday]\n"  # 10
+        "    Bad Name: {}\n"  # 11
+    )
+    with pytest.raises(RulesError) as caught:
+        parse_settings(text, "rules.yaml")
+    lines = str(caught.value).splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        "rules.yaml:5",
+        "rules.yaml:8",
+        "rules.yaml:10",
+        "rules.yaml:11",
+    ]
+    assert "feed 'lab' match.type" in lines[0] and "max_gap must be more than 0" in lines[1]

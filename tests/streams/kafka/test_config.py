@@ -59,12 +59,38 @@ def test_the_password_never_shows() -> None:
         ({"CAREWATCH_PARTITIONS": "0"}, "partitions"),
         ({"CAREWATCH_PARTITIONS": "many"}, "whole number"),
         ({"CAREWATCH_TICK_INTERVAL": "soon"}, "tick_interval"),
-        ({"CAREWATCH_TOPIC_FAILURES": "carewatch.events"}, "distinct"),
+        ({"CAREWATCH_TOPIC_FAILURES": "carewatch.events"}, "the same topic as topic_events"),
     ],
 )
 def test_bad_settings_are_refused_with_their_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(env=env)
+
+
+def test_checks_across_settings_name_where_each_value_came_from(tmp_path: Path) -> None:
+    """Checks made once the file, the environment and the flags are merged still point
+    at the line, variable or flag that gave the value, and report every problem."""
+    f = tmp_path / "kafka.yaml"
+    f.write_text(
+        "group_id: carewatch\n"
+        "kafka_security_protocol: SASL_SSL\n"
+        "topic_events: shared\n"
+        "partitions: 3\n"
+        "kafka_ssl_cafile: /nowhere/ca.pem\n"
+    )
+    env = {"CAREWATCH_TOPIC_FAILURES": "shared", "CAREWATCH_KAFKA_SASL_MECHANISM": "MD5"}
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(f), env=env, kafka_bootstrap="nohost")
+    lines = str(caught.value).splitlines()
+    assert lines == [
+        "the command line: kafka_bootstrap must be host:port[,host:port...], got 'nohost'",
+        "$CAREWATCH_KAFKA_SASL_MECHANISM: kafka_sasl_mechanism must be one of "
+        "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 with SASL_SSL",
+        f"{f}:2: kafka_sasl_username and kafka_sasl_password are needed with SASL_SSL "
+        "(set the password in CAREWATCH_KAFKA_SASL_PASSWORD)",
+        f"{f}:5: kafka_ssl_cafile /nowhere/ca.pem does not exist or is not a file",
+        "$CAREWATCH_TOPIC_FAILURES: topic_failures is 'shared', the same topic as topic_events",
+    ]
 
 
 def test_unknown_setting_in_the_file(tmp_path: Path) -> None:
