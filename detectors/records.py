@@ -74,8 +74,9 @@ class Outcome:
     corrects an earlier one (``missed`` -> ``late``, or a withdrawn ``missed``).
     ``evidence`` holds the ids of the events behind the outcome and ``evidence_events``
     their ``(type, time)``, in the same order (empty when not known: a record of an
-    older Carewatch, or a detector that does not say); written out, each evidence event
-    is ``{"id", "type", "time"}``.
+    older Carewatch, or a detector that does not say); the failure record writes each
+    evidence event out as ``{"id", "type", "time"}`` (the outcome ledger, many times
+    larger and read for rates, keeps the ids only).
 
     Written out rather than a dataclass for the compiled build's sake (see ``Event``):
     the fields are named in ``_FIELDS`` (slots, equality, ``repr``, pickling) and set in
@@ -183,7 +184,6 @@ class Outcome:
             "closed_at": _t(self.closed_at),
             "detected_at": _t(self.detected_at),
             "evidence": self.evidence,
-            "evidence_events": self._evidence_out(_t),
             "attrs": self.attrs,
             "summary": self.summary,
         }
@@ -202,7 +202,6 @@ class Outcome:
             "closed_at": None if closed is None else _dt(closed, UTC),
             "detected_at": _dt(self.detected_at, UTC),
             "evidence": self.evidence,
-            "evidence_events": self._evidence_out(_utc),
             "attrs": self.attrs,
             "summary": self.summary,
         }
@@ -221,6 +220,7 @@ class Outcome:
         """The failure record as one line of JSON (no newline)."""
         out = self._json_common()
         out["status"] = self.failure_status
+        out["evidence_events"] = self._evidence_out(_utc)
         return _dumps(out)
 
     def to_outcome_dict(self) -> dict[str, Any]:
@@ -236,4 +236,5 @@ class Outcome:
         """The failure record (operations form). Only meaningful when ``failure_status``."""
         out = self._common()
         out["status"] = self.failure_status
+        out["evidence_events"] = self._evidence_out(_t)
         return out

@@ -15,13 +15,14 @@ from tests.oracle import OracleResult, detect, load
 
 def rows(records: Iterable[Outcome]) -> dict[str, dict[str, Any]]:
     """Records as their outcome dicts without ``detected_at`` (the one field the spec lets
-    differ: it records when the watermark step that decided it happened), by failure id
-    (one record per id is asserted)."""
+    differ: it records when the watermark step that decided it happened) and with the
+    evidence events' types and times, by failure id (one record per id is asserted)."""
     out: dict[str, dict[str, Any]] = {}
     for o in records:
         assert o.failure_id not in out, f"two records for {o.failure_id}"
         rec = o.to_outcome_dict()
         del rec["detected_at"]
+        rec["evidence_events"] = o.evidence_events  # (type, time): the failure form's
         out[o.failure_id] = rec
     return out
 
