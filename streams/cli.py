@@ -76,7 +76,12 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = "") -> argparse.ArgumentParser:
+    """The ``carewatch`` parser. Every sub-command's module is imported for its options
+    (``only=""``, the default); with ``only`` a command name, just that one's, the others
+    listed by name and help (``None``: none at all, as for ``carewatch --help``). A
+    command then loads only what it uses: ``carewatch run`` does not carry pandas, which
+    only ``qi`` needs, through a year's replay."""
     parser = argparse.ArgumentParser(
         prog="carewatch",
         description="Catch care processes that silently break, from hospital messaging traffic.",
@@ -89,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if only != "" and name != only:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(
             name,
@@ -104,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``carewatch`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(given[0] if given and given[0] in COMMANDS else None)
+    args = parser.parse_args(given)
     if not getattr(args, "_module", None):
         parser.print_help()
         return 2
