@@ -323,6 +323,7 @@ def _kafka_handoff(args: argparse.Namespace, kafka: Any) -> Any:
         args.kafka_topic or kafka.topics.events,
         timeout=parse_duration(args.kafka_timeout),
         security=kafka.kafka_python_kwargs(),
+        senders=args.max_connections,  # every connection may wait on Kafka at once
     )
 
 
