@@ -188,3 +188,22 @@ def test_arbitrary_bytes_in_arbitrary_chunks_never_crash_and_split_the_same(
     # Every non-blank byte is accounted for: in a frame, in junk, or as framing.
     delivered = sum(len(i.payload) if isinstance(i, Frame) else i.size for i in whole)
     assert delivered <= len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\n", b" ", b"MSH|", b"x"]), max_size=40
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=20),
+)
+def test_what_is_pending_does_not_depend_on_how_the_bytes_were_split(
+    data: bytes, cuts: list[int]
+) -> None:
+    # The listener's timeouts follow ``pending``: the same bytes must give the same
+    # answer however the socket delivered them.
+    whole, pieces = FrameDecoder(), FrameDecoder()
+    whole.feed(data)
+    for chunk in split_at(data, cuts):
+        pieces.feed(chunk)
+    assert pieces.pending == whole.pending
