@@ -4,17 +4,21 @@ A plugin is code: importing it runs it with the rights of whoever runs Carewatch
 plugin's name is checked and its module found *without importing anything* (the module
 and its packages are located through the import system's finders, whose job is only to
 find), and a module that anybody on the machine could have written or replaced (its
-file, or a directory between the Python path entry and it, is world-writable) is
-refused before it is ever imported.
+file, a directory between the Python path entry and it, or that path entry itself is
+world-writable) is refused before it is ever imported. Namespace packages (directories
+without ``__init__.py``) are no exception: every directory such a package spans, and the
+path entry holding each, is checked, since a module dropped into any of them could be
+the one imported.
 """
 
 from __future__ import annotations
 
 import os
+import pkgutil
 import re
 import stat
 import sys
-from importlib.machinery import ModuleSpec
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 
 __all__ = ["PluginRefused", "locate_plugin", "split_plugin"]
@@ -76,28 +80,57 @@ def _find(name: str, search: list[str] | None) -> ModuleSpec | None:
     if loaded is not None and getattr(loaded, "__spec__", None) is not None:
         return loaded.__spec__
     for finder in sys.meta_path:
-        find_spec = getattr(finder, "find_spec", None)
-        if find_spec is None:
-            continue
-        spec = find_spec(name, search)
+        if finder is PathFinder:
+            # The path finder itself cannot look inside a namespace package whose parent
+            # is not imported (it asks the parent module for its path), so the path
+            # entries are walked here, the way it walks them.
+            spec = _find_on_path(name, sys.path if search is None else search)
+        else:
+            find_spec = getattr(finder, "find_spec", None)
+            spec = None if find_spec is None else find_spec(name, search)
         if spec is not None:
             return spec
     return None
 
 
+def _find_on_path(name: str, entries: list[str]) -> ModuleSpec | None:
+    """``name`` found on ``entries`` as ``PathFinder`` finds it, importing nothing: the
+    first module or regular package wins; failing that, the directories of that name on
+    every entry together make a namespace package."""
+    portions: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        importer = pkgutil.get_importer(entry or os.getcwd())
+        find_spec = getattr(importer, "find_spec", None)
+        spec = None if find_spec is None else find_spec(name)
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions += list(spec.submodule_search_locations or [])
+    if not portions:
+        return None
+    namespace = ModuleSpec(name, None, is_package=True)
+    namespace.submodule_search_locations = portions
+    return namespace
+
+
 def _places(chain: list[ModuleSpec]) -> list[Path]:
     """The files and directories the module would be loaded from: each module's file,
-    its directory, and the Python path entry holding the top-level package."""
+    each package's directory (every one a namespace package spans), and the Python path
+    entries holding the top-level module or package."""
     places: list[Path] = []
     for spec in chain:
         if spec.has_location and spec.origin:
-            origin = Path(spec.origin)
+            origin = Path(spec.origin).absolute()
             places += [origin, origin.parent]
-    if chain and chain[0].has_location and chain[0].origin:
-        top = Path(chain[0].origin).parent
-        if chain[0].submodule_search_locations:  # a package: its directory's parent
-            top = top.parent
-        places.append(top)
+        places += [Path(p).absolute() for p in spec.submodule_search_locations or []]
+    top = chain[0] if chain else None
+    if top is not None and top.submodule_search_locations:  # a package: its dirs' parents
+        places += [Path(p).absolute().parent for p in top.submodule_search_locations]
+    elif top is not None and top.has_location and top.origin:
+        places.append(Path(top.origin).absolute().parent)
     unique: dict[Path, None] = dict.fromkeys(places)
     return list(unique)
 

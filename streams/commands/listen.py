@@ -80,22 +80,23 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         "--idle-timeout",
         metavar="DURATION",
         default="5m",
-        help="close a connection that sends nothing for this long (default: %(default)s; "
-        "e.g. 90s, 5m)",
+        help="close a connection that completes no message for this long, counted from "
+        "its start or its last message (default: %(default)s; e.g. 90s, 5m)",
     )
     net.add_argument(
         "--frame-timeout",
         metavar="DURATION",
         default="60s",
-        help="a message must arrive whole within this long of its first byte, or the "
-        "connection is closed (default: %(default)s)",
+        help="a message must arrive whole within this long of its first byte, or of any "
+        "byte outside a message (blank lines included, bar one CR/LF after a message), or "
+        "the connection is closed (default: %(default)s)",
     )
     net.add_argument(
         "--max-connections",
         metavar="N",
         type=int,
         default=100,
-        help="connections open at once; more are closed at once (default: %(default)s)",
+        help="connections open at once; more are closed at once, cleanly (default: %(default)s)",
     )
     net.add_argument(
         "--shutdown-grace",
@@ -147,8 +148,9 @@ def _add_mllp_arguments(p: argparse.ArgumentParser) -> None:
         "--kafka-timeout",
         metavar="DURATION",
         default="30s",
-        help="longest wait for Kafka to acknowledge a message's events; after it the "
-        "message is not answered and the sender resends (default: %(default)s)",
+        help="longest wait for Kafka to acknowledge a message's events (or to connect "
+        "again after a failure); after it the message is answered AE, 'send the message "
+        "again', and kept whole in the dead letter (default: %(default)s)",
     )
     out.add_argument(
         "--rejected",
@@ -321,6 +323,7 @@ def _kafka_handoff(args: argparse.Namespace, kafka: Any) -> Any:
         args.kafka_topic or kafka.topics.events,
         timeout=parse_duration(args.kafka_timeout),
         security=kafka.kafka_python_kwargs(),
+        senders=args.max_connections,  # every connection may wait on Kafka at once
     )
 
 

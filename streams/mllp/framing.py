@@ -7,10 +7,15 @@ holds more than ``max_size`` bytes of one message, whatever the input. The decod
 no I/O, so it is tested on its own, chunk by chunk.
 
 We are lenient where senders differ and it costs nothing: the CR after ``<FS>`` is
-optional (a stray CR or LF between frames is ignored), and a ``<VT>`` inside a frame
+optional (one CR or LF more after it is ignored too), and a ``<VT>`` inside a frame
 starts a new frame, the unfinished one being reported as ``Truncated`` (a sender that
 gave up on a message half-way and started again must not have its next message
 swallowed).
+
+Only those trailing bytes are free. Any other byte outside a frame, whitespace included,
+makes the decoder ``pending`` (it is not reported as junk when it is whitespace, but it
+is not nothing either): the listener then wants a whole message within its frame
+timeout, so a client sending blank lines cannot hold a connection open.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ HEAD_BYTES = 4096
 # Whitespace between frames is what senders put there by habit (CRLF after <FS>); any
 # other byte outside a frame is junk, and reported.
 _BLANK = b" \t\r\n"
+#: Blank bytes taken right after a frame's end block without making the decoder
+#: pending: the trailer's CR and one CR or LF more (``<FS><CR><LF>`` is common).
+TRAILING_BLANKS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +104,7 @@ class FrameDecoder:
     """
 
     __slots__ = (
+        "_blank",
         "_buffer",
         "_head",
         "_in_frame",
@@ -103,6 +112,7 @@ class FrameDecoder:
         "_junk_size",
         "_over",
         "_size",
+        "_slack",
         "max_size",
     )
 
@@ -117,6 +127,8 @@ class FrameDecoder:
         self._head = bytearray()
         self._junk_head = bytearray()
         self._junk_size = 0  # non-blank junk bytes seen since the last frame
+        self._slack = 0  # blank bytes still free after the last frame's end block
+        self._blank = 0  # blank bytes outside a frame beyond those free ones
 
     @property
     def in_frame(self) -> bool:
@@ -126,8 +138,9 @@ class FrameDecoder:
     @property
     def pending(self) -> bool:
         """True while bytes have come since the last complete item that are not yet one:
-        a frame half received, or junk not yet reported."""
-        return self._in_frame or self._junk_size > 0
+        a frame half received, junk not yet reported, or whitespace outside a frame
+        beyond the CR/LF that may follow a frame's end."""
+        return self._in_frame or self._junk_size > 0 or self._blank > 0
 
     @property
     def buffered(self) -> int:
@@ -173,10 +186,12 @@ class FrameDecoder:
             self._in_frame = False
             self._buffer = bytearray()
         self._flush_junk(out)
+        self._slack = self._blank = 0
         return out
 
     def _open(self) -> None:
         self._in_frame = True
+        self._slack = self._blank = 0
         self._buffer = bytearray()
         self._size = 0
         self._over = False
@@ -200,6 +215,7 @@ class FrameDecoder:
 
     def _close(self) -> Item:
         self._in_frame = False
+        self._slack = TRAILING_BLANKS
         item: Item
         if self._over:
             item = Oversized(bytes(self._head), self._size)
@@ -215,10 +231,18 @@ class FrameDecoder:
         if stop <= begin:
             return
         piece = data[begin:stop]
-        if not self._junk_size and not piece.strip(_BLANK):
-            return  # whitespace between frames
         if not self._junk_size:
-            piece = piece.lstrip(_BLANK)  # count from the first real junk byte
+            # Whitespace before any real junk: free right after a frame, else counted
+            # (not reported: it is not data, but it keeps the decoder pending).
+            rest = piece.lstrip(_BLANK)
+            blanks = len(piece) - len(rest)
+            free = min(blanks, self._slack)
+            self._slack -= free
+            self._blank += blanks - free
+            if not rest:
+                return
+            piece = rest  # junk counts from its first non-blank byte
+            self._slack = 0
         self._junk_size += len(piece)
         if len(self._junk_head) < HEAD_BYTES:
             self._junk_head += piece[: HEAD_BYTES - len(self._junk_head)]

@@ -2,8 +2,8 @@
 
 A handoff is the listener's promise keeper: ``deliver`` returns only once the events
 are durable (on disk, or acknowledged by every in-sync Kafka replica). Until then the
-sender has no ACK and keeps the message; if ``deliver`` fails the listener sends no ACK
-at all and the sender sends the message again. Delivery is therefore at least once:
+sender has no ACK and keeps the message; if ``deliver`` fails the listener answers AE
+(and keeps the message whole in the dead letter) and the sender sends it again. Delivery is therefore at least once:
 a crash between ``deliver`` and the ACK repeats events, which carry deterministic ids
 (``<MSH-10>:<type>:<n>``) so consumers drop the repeats.
 

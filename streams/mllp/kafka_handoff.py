@@ -10,6 +10,12 @@ A producer whose sends failed is replaced by a new one before the next delivery.
 broker restart under traffic, kafka-python's idempotent producer can stay stuck for
 minutes once a batch has expired (every later send times out while other producers
 publish fine); a new producer, with a new producer id, publishes at once.
+
+Making a producer waits for the brokers (up to the timeout) when they are away, so one
+delivery at a time makes it; deliveries meanwhile fail at once (the listener answers AE)
+rather than wait their turn, and no lock is held while connecting, so ``close`` never
+waits for it. Sends run on a pool of their own, as large as the number of connections,
+so every connection waits for Kafka at the same time, never in turn behind the others.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import orjson
@@ -35,6 +42,9 @@ _CLOSE_SECONDS = 5.0
 
 #: The events topic the Kafka worker reads (``CAREWATCH_TOPIC_EVENTS`` overrides it).
 DEFAULT_TOPIC = "carewatch.events"
+
+#: Deliveries waiting on Kafka at once, by default (the listener's default connections).
+DEFAULT_SENDERS = 100
 
 
 class _SendResult(Protocol):
@@ -65,8 +75,11 @@ def event_key(event: Event) -> bytes:
 class KafkaHandoff:
     """Produces events to ``topic`` through ``producer``; ``timeout`` (seconds) bounds
     the wait for the brokers' acknowledgement of one message's events. With
-    ``reconnect`` (a function making a new producer), a producer whose sends failed is
-    closed and replaced by a new one for the next delivery."""
+    ``reconnect`` (a function making a new producer, raising ``RuntimeFault`` when it
+    cannot), a producer whose sends failed is closed and replaced by a new one for the
+    next delivery; while one delivery makes it, the others fail at once. ``senders``:
+    how many deliveries may wait on Kafka at once (one thread each; at least the
+    listener's maximum number of connections)."""
 
     def __init__(
         self,
@@ -75,11 +88,19 @@ class KafkaHandoff:
         timeout: float = 30.0,
         *,
         reconnect: Callable[[], Producer] | None = None,
+        senders: int = DEFAULT_SENDERS,
     ) -> None:
+        # The lock guards the four fields below; it is held only to read or swap them,
+        # never while connecting or sending, so the event loop may take it (close).
+        self._lock = threading.Lock()
         self._producer: Producer | None = producer
         self._generation = 0
-        self._lock = threading.Lock()
+        self._connecting = False
+        self._closed = False
         self._reconnect = reconnect
+        self._senders = ThreadPoolExecutor(
+            max(1, senders), thread_name_prefix="carewatch-kafka-send"
+        )
         self.topic = topic
         self.timeout = timeout
         self.description = f"Kafka topic {topic}"
@@ -93,12 +114,13 @@ class KafkaHandoff:
         timeout: float = 30.0,
         client_id: str = "carewatch-mllp",
         security: Mapping[str, Any] | None = None,
+        senders: int = DEFAULT_SENDERS,
     ) -> KafkaHandoff:
         """A handoff with a new idempotent ``acks=all`` producer for ``bootstrap``
         (``host:port[,host:port...]``). ``security``: kafka-python's TLS/SASL settings
         (``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``..., as
-        ``KafkaConfig.kafka_python_kwargs`` gives them). Raises ``RuntimeFault`` if
-        Kafka cannot be reached."""
+        ``KafkaConfig.kafka_python_kwargs`` gives them). ``senders``: see the class.
+        Raises ``RuntimeFault`` if Kafka cannot be reached."""
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
@@ -128,13 +150,17 @@ class KafkaHandoff:
                 raise RuntimeFault(f"cannot reach Kafka at {bootstrap}: {exc}") from None
             return made
 
-        return cls(producer(), topic, timeout, reconnect=producer)
+        return cls(producer(), topic, timeout, reconnect=producer, senders=senders)
 
     async def deliver(self, events: Sequence[Event]) -> None:
         """Send ``events`` and wait until every one is acknowledged; raises
-        ``HandoffError`` when Kafka refuses or does not answer within ``timeout``."""
-        if events:
-            await asyncio.to_thread(self._send, events)
+        ``HandoffError`` when Kafka refuses or does not answer within ``timeout``, at
+        once while another delivery is making a new producer, and once closed."""
+        if not events:
+            return
+        if self._closed:
+            raise HandoffError("the Kafka handoff is closed")
+        await asyncio.get_running_loop().run_in_executor(self._senders, self._send, events)
 
     def _send(self, events: Sequence[Event]) -> None:
         # kafka-python's producer is thread-safe; its futures block, hence the thread.
@@ -153,17 +179,36 @@ class KafkaHandoff:
             ) from None
 
     def _current(self) -> tuple[Producer, int]:
-        """The producer to send with (a new one if the last was discarded)."""
+        """The producer to send with: a new one if the last was discarded, made by this
+        delivery unless another is making it already (then ``HandoffError`` at once)."""
         with self._lock:
-            if self._producer is None:
-                assert self._reconnect is not None
-                try:
-                    self._producer = self._reconnect()
-                except RuntimeFault as exc:
-                    raise HandoffError(str(exc)) from None
+            if self._producer is not None:
+                return self._producer, self._generation
+            if self._closed:
+                raise HandoffError("the Kafka handoff is closed")
+            if self._connecting:
+                raise HandoffError("Kafka is being connected again after a failure")
+            assert self._reconnect is not None
+            self._connecting = True
+        try:
+            made = self._reconnect()
+        except Exception as exc:  # RuntimeFault: Kafka unreachable; anything else alike
+            with self._lock:
+                self._connecting = False
+            text = str(exc) if isinstance(exc, RuntimeFault) else type(exc).__name__
+            raise HandoffError(text) from None
+        with self._lock:
+            self._connecting = False
+            closed = self._closed
+            if not closed:
+                self._producer = made
                 self._generation += 1
-                log.info("Kafka handoff: new producer connected")
-            return self._producer, self._generation
+                generation = self._generation
+        if closed:  # closed while connecting: this producer is not wanted
+            _close_quietly(made, 0)
+            raise HandoffError("the Kafka handoff is closed")
+        log.info("Kafka handoff: new producer connected")
+        return made, generation
 
     def _discard(self, generation: int) -> None:
         """Drop the producer of ``generation`` after a failed send (once, whichever
@@ -178,9 +223,14 @@ class KafkaHandoff:
         _close_quietly(producer, 0)
 
     async def close(self) -> None:
-        """Flush what is queued (at most ``timeout``, and 5 s at most) and close."""
+        """Flush what is queued (at most ``timeout``, and 5 s at most) and close. Does
+        not wait for a producer being made: that one is closed once made."""
         with self._lock:
+            self._closed = True
             producer, self._producer = self._producer, None
+        # Deliveries still waiting end within ``timeout`` (queued ones find the handoff
+        # closed); none is waited for here.
+        self._senders.shutdown(wait=False)
         if producer is not None:
             await asyncio.to_thread(_close_quietly, producer, min(self.timeout, _CLOSE_SECONDS))
 

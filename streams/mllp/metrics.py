@@ -58,7 +58,8 @@ class MllpMetrics:
         )
         self.unanswered = Counter(
             "carewatch_mllp_messages_unanswered",
-            "Messages not answered because the handoff or dead letter failed (sender retries).",
+            "Messages not answered because the dead letter (or the adapter memory) could not be "
+            "written (sender retries).",
             registry=registry,
         )
         self.events = Counter(

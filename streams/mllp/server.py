@@ -9,13 +9,15 @@ concurrently. For each complete message:
    connections (an S13 on one connection knows the start an S12 on another booked);
 2. ``decide`` picks AA/AE/AR (see ``streams.mllp.decide``);
 3. the events go to the handoff and the rejected parts to the dead letter, both durable
-   before anything is answered; if either fails, the message gets no ACK and the
-   connection is closed, so the sender sends it again;
+   before anything is answered; if the handoff fails the message is answered AE
+   ("send it again") and kept whole in the dead letter; if the dead letter fails, the
+   message gets no ACK and the connection is closed, so the sender sends it again;
 4. the ACK is written.
 
 Nothing a client sends or fails to send can stop the listener: bad bytes become
 dead-letter records, a client vanishing mid-message costs only that message (recorded
-as incomplete), and a connection idle longer than the idle timeout is closed. Logs
+as incomplete), and a connection that completes no message within the idle timeout, or
+leaves bytes outside a whole message for longer than the frame timeout, is closed. Logs
 carry peer addresses and counts, never message content.
 """
 
@@ -55,6 +57,10 @@ log = logging.getLogger("carewatch.mllp")
 #: The port IANA registered for HL7 over MLLP.
 DEFAULT_PORT = 2575
 _READ_BYTES = 65536
+#: Longest a connection refused for the maximum is read before it is closed (seconds).
+_REFUSAL_LINGER = 2.0
+#: Most refused connections lingering at once; beyond, they are closed at once (reset).
+_REFUSALS_LINGERING = 32
 
 
 @dataclass(frozen=True)
@@ -62,10 +68,12 @@ class ListenerSettings:
     """How the listener behaves. Durations are seconds; sizes bytes.
 
     ``max_message_bytes``: largest message accepted (larger ones are answered AR and
-    dead-lettered with their first 4 KiB). ``idle_timeout``: a connection with no data
-    for this long is closed (also bounds how long writing an ACK may take).
-    ``frame_timeout``: a message must arrive whole within this long of its first byte,
-    or the connection is closed (a client trickling bytes cannot hold it forever).
+    dead-lettered with their first 4 KiB). ``idle_timeout``: a connection that completes
+    no message for this long (from its start or its last message) is closed; also bounds
+    each read within a message and the writing of an ACK. ``frame_timeout``: a message
+    must arrive whole within this long of its first byte, or of the first byte outside a
+    message (whitespace included, bar the CR/LF after a frame), or the connection is
+    closed (a client trickling bytes or blank lines cannot hold it forever).
     ``max_connections``: connections beyond this many open ones are closed at once.
     ``tls``: serve TLS with this context (``streams.mllp.tls.server_tls``); plain TCP
     when ``None``. The TLS handshake must finish within the idle timeout (at most 60 s).
@@ -158,6 +166,7 @@ class MllpListener:
         self._address: tuple[str, int] | None = None
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._refusing = 0  # refused connections being closed (see _refuse)
         self._stopping = False
         self._stopped = asyncio.Event()
         # Converting a message is CPU work (a result of thousands of segments takes a
@@ -259,13 +268,7 @@ class MllpListener:
             writer.close()
             return
         if len(self._connections) >= self.settings.max_connections:
-            self.metrics.connections_refused.inc()
-            log.warning(
-                "connection from %s refused: %d connections open already (the maximum)",
-                conn.peer,
-                len(self._connections),
-            )
-            writer.close()
+            await self._refuse(conn, reader)
             return
         self._connections.add(conn)
         self.metrics.connections.inc()
@@ -294,20 +297,63 @@ class MllpListener:
                 conn.rejected,
             )
 
+    async def _refuse(self, conn: _Connection, reader: asyncio.StreamReader) -> None:
+        """Close a connection over the maximum cleanly: end our side, and read (and drop)
+        what the client sent until it closes too, for at most ``_REFUSAL_LINGER``
+        seconds. Closing a socket with unread data resets it, and the client would see
+        a reset rather than a refusal. In a flood (``_REFUSALS_LINGERING`` refused
+        connections lingering already) a connection is closed at once."""
+        self.metrics.connections_refused.inc()
+        log.warning(
+            "connection from %s refused: %d connections open already (the maximum)",
+            conn.peer,
+            len(self._connections),
+        )
+        writer = conn.writer
+        if self._refusing >= _REFUSALS_LINGERING:
+            writer.transport.abort()
+            return
+        self._refusing += 1
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+            until = time.monotonic() + min(_REFUSAL_LINGER, self.settings.idle_timeout)
+            while (wait := until - time.monotonic()) > 0:
+                if not await asyncio.wait_for(reader.read(_READ_BYTES), wait):
+                    break
+        except (OSError, TimeoutError):
+            pass  # gone, or lingering too long: closed all the same
+        finally:
+            self._refusing -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
     async def _serve(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
-        """Serve one connection until it ends; returns why it ended."""
+        """Serve one connection until it ends; returns why it ended.
+
+        Two clocks bound a connection, whatever bytes it sends: with nothing pending,
+        it must send a message's first byte within the idle timeout of its start or of
+        the last message it completed; once any byte is pending (a message begun, junk,
+        whitespace beyond a frame's CR/LF), a whole message must arrive within the frame
+        timeout (and no read may take longer than the idle timeout). So a connection
+        completes a message, or is closed, within idle + frame timeout."""
         decoder = FrameDecoder(self.settings.max_message_bytes)
         ending = "listener shutting down"
-        frame_timeout = self.settings.frame_timeout
-        # Monotonic time by which the message being received must be whole (None while
-        # nothing is half received): the idle timeout is per read, so without this a
-        # client sending a byte a second would hold the connection forever.
+        idle_timeout, frame_timeout = self.settings.idle_timeout, self.settings.frame_timeout
+        # Monotonic times: the last progress (connection start, last message completed)
+        # and the time by which what is pending must be a whole message (None while
+        # nothing is). Counting idleness from progress rather than from the last read
+        # means stray bytes cannot keep a connection alive.
+        progress_at = time.monotonic()
         frame_deadline: float | None = None
         while not self._stopping:
             conn.idle = True
-            wait = self.settings.idle_timeout
-            if frame_deadline is not None:
-                wait = min(wait, frame_deadline - time.monotonic())
+            now = time.monotonic()
+            if frame_deadline is None:
+                wait = progress_at + idle_timeout - now
+            else:
+                wait = min(idle_timeout, frame_deadline - now)
             try:
                 if wait <= 0:
                     raise TimeoutError
@@ -315,10 +361,16 @@ class MllpListener:
             except TimeoutError:
                 if frame_deadline is not None and time.monotonic() >= frame_deadline:
                     self.metrics.frame_timeouts.inc()
-                    ending = f"a message not finished within {frame_timeout:g} s"
+                    if decoder.in_frame:
+                        ending = f"a message not finished within {frame_timeout:g} s"
+                    else:
+                        ending = f"no message within {frame_timeout:g} s of bytes outside one"
+                elif frame_deadline is None:
+                    self.metrics.idle_closed.inc()
+                    ending = f"idle for {idle_timeout:g} s (no message)"
                 else:
                     self.metrics.idle_closed.inc()
-                    ending = f"idle for {self.settings.idle_timeout:g} s"
+                    ending = f"idle for {idle_timeout:g} s"
                 break
             except OSError:
                 ending = "reset by the client"
@@ -339,6 +391,8 @@ class MllpListener:
                     # Closing: what else this read brought is left for the sender to resend.
                     await self._on_leftovers(conn, items[index + 1 :] + decoder.finish(), "closed")
                     return "closed: a message could not be acknowledged"
+            if any(not isinstance(i, Junk) for i in items):
+                progress_at = time.monotonic()  # answered: idleness counts from here
         await self._on_leftovers(conn, decoder.finish(), ending)
         return ending
 

@@ -119,3 +119,69 @@ def test_a_world_writable_path_entry_is_refused_too(plugin_dir: Path, tmp_path: 
 def test_a_plugin_in_a_private_directory_loads(plugin_dir: Path, tmp_path: Path) -> None:
     settings = load_settings(rules(tmp_path, "trust_plugins.dna:LetterAfterDna"))
     assert "letter-after-dna" in [d.name for d in settings.detectors]
+
+
+@pytest.fixture
+def namespace_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on the Python path holding the plugin in namespace packages
+    (directories without ``__init__.py``): ``trust_ns.dna`` and ``trust_ns.deep.dna``."""
+    where = tmp_path / "ns-site"
+    (where / "trust_ns" / "deep").mkdir(parents=True)
+    (where / "trust_ns" / "dna.py").write_text(PLUGIN)
+    (where / "trust_ns" / "deep" / "dna.py").write_text(PLUGIN)
+    for place in (where, where / "trust_ns", where / "trust_ns" / "deep"):
+        os.chmod(place, 0o755)
+    monkeypatch.setenv("PLUGIN_MARKER", str(tmp_path / "marker"))
+    monkeypatch.syspath_prepend(str(where))
+    yield where
+    for name in [n for n in sys.modules if n.startswith("trust_ns")]:
+        del sys.modules[name]
+
+
+@pytest.mark.parametrize(
+    "spec", ["trust_ns.dna:LetterAfterDna", "trust_ns.deep.dna:LetterAfterDna"]
+)
+def test_a_namespace_package_plugin_in_a_private_directory_loads(
+    namespace_dir: Path, tmp_path: Path, spec: str
+) -> None:
+    load_settings(rules(tmp_path, spec), import_plugins=False)  # found, not imported
+    assert not (tmp_path / "marker").exists()
+    settings = load_settings(rules(tmp_path, spec))
+    assert "letter-after-dna" in [d.name for d in settings.detectors]
+
+
+@pytest.mark.parametrize(
+    ("writable", "spec"),
+    [
+        (".", "trust_ns.dna:LetterAfterDna"),  # the path entry the package is found under
+        ("trust_ns", "trust_ns.deep.dna:LetterAfterDna"),
+        ("trust_ns/deep", "trust_ns.deep.dna:LetterAfterDna"),
+    ],
+)
+def test_a_namespace_package_plugin_under_a_world_writable_directory_is_refused(
+    namespace_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    writable: str,
+    spec: str,
+) -> None:
+    os.chmod(namespace_dir / writable, 0o777)
+    path = rules(tmp_path, spec)
+    assert main(["rules", "check", "--import-plugins", str(path)]) == 2
+    assert "world-writable" in capsys.readouterr().err
+    assert not (tmp_path / "marker").exists()
+
+
+def test_a_world_writable_portion_of_a_namespace_package_is_refused(
+    namespace_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another directory of the same namespace package, earlier on the path, where
+    # anybody could drop a trust_ns/dna.py that would be imported instead.
+    other = tmp_path / "open-site"
+    (other / "trust_ns").mkdir(parents=True)
+    os.chmod(other, 0o755)
+    os.chmod(other / "trust_ns", 0o777)
+    monkeypatch.syspath_prepend(str(other))
+    with pytest.raises(RulesError, match=r"open-site/trust_ns is world-writable"):
+        load_settings(rules(tmp_path, "trust_ns.dna:LetterAfterDna"))
+    assert not (tmp_path / "marker").exists()

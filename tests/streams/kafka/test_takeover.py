@@ -6,6 +6,7 @@ committed offsets (real broker)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import urllib.request
 import uuid
@@ -24,7 +25,7 @@ from streams.kafka.app import Runtime
 from streams.kafka.config import load_config
 from streams.kafka.refill import committed_offset
 from streams.synthetic import DeliveryFaults, GeneratorConfig, deliver, generate
-from tests.streams.kafka.harness import Setup, embedded, project
+from tests.streams.kafka.harness import Setup, embedded
 
 pytestmark = pytest.mark.kafka
 
@@ -94,9 +95,10 @@ def test_a_second_worker_joining_a_busy_one_hands_over_cleanly(setup: Setup) -> 
     expected = embedded(lines, as_of)
     quarter = len(lines) // 4
     setup.publish(lines[:quarter], "first.jsonl")
-    setup.start_worker("--replay", "--metrics-port", str(METRICS_PORTS[0]))
+    metrics_ports = (_free_port(), _free_port())
+    setup.start_worker("--replay", "--metrics-port", str(metrics_ports[0]))
     setup.wait_for("first outcomes", lambda: len(setup.read("outcomes", idle=0.3)) > 300, every=0.1)
-    setup.start_worker("--replay", "--metrics-port", str(METRICS_PORTS[1]))
+    setup.start_worker("--replay", "--metrics-port", str(metrics_ports[1]))
     # traffic goes on while the second worker joins and the partitions move
     rest = lines[quarter:]
     step = len(rest) // 12 + 1
@@ -105,14 +107,15 @@ def test_a_second_worker_joining_a_busy_one_hands_over_cleanly(setup: Setup) -> 
         time.sleep(1.5)
     setup.advance(as_of)
     setup.wait_for_outputs(expected, timeout=300)
-    # failures: never twice (the ledger); outcomes: a record repeats only when a batch
-    # was in progress as its partition moved, and then with the same content
+    # failures: never twice (the ledger). Outcomes: never twice either. A record repeats
+    # only when a partition moves before its processed offsets are committed: after a
+    # crash, or with a batch in progress. In a clean join faust waits for the batches in
+    # flight before it revokes, and the worker then commits each revoked partition's
+    # processed offsets (faust itself would drop them: about 1,900 outcomes repeated).
     seen = Counter((r["failure_id"], r["status"]) for _, r in setup.read("failures"))
     assert not {k: n for k, n in seen.items() if n > 1}
-    first: dict[tuple[str, str], dict[str, Any]] = {}
-    for _, record in setup.read("outcomes"):
-        key = (record["failure_id"], record["outcome"])
-        assert first.setdefault(key, project(record)) == project(record)
+    outcomes = Counter((r["failure_id"], r["outcome"]) for _, r in setup.read("outcomes"))
+    assert not {k: n for k, n in outcomes.items() if n > 1}
     # the partitions moved on at the group's committed offsets, never from the start
     logs = setup.logs()
     assert "committed offset 0," not in logs
@@ -133,15 +136,19 @@ def test_a_second_worker_joining_a_busy_one_hands_over_cleanly(setup: Setup) -> 
         )
     finally:
         reader.close()
-    scraped = [_scrape(port) for port in METRICS_PORTS]
+    scraped = [_scrape(port) for port in metrics_ports]
     lag = [v for text in scraped for v in _values(text, "carewatch_kafka_lag_messages")]
     pending = [v for text in scraped for v in _values(text, "carewatch_kafka_uncommitted_messages")]
     assert len(lag) == len(pending) == 6  # every events and sessions partition, once
     assert sum(lag) == 0 and sum(pending) == 0
 
 
-#: Metrics ports of the two workers (127.0.0.1).
-METRICS_PORTS = (29445, 29446)
+def _free_port() -> int:
+    """A port free on 127.0.0.1 now, for a worker's metrics (fixed ports clash when
+    several test runs share the machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _scrape(port: int) -> str:

@@ -69,6 +69,34 @@ def test_whitespace_between_frames_is_ignored_and_other_junk_reported() -> None:
     assert decoder.finish() == [Junk(b"tail", 4)]
 
 
+@pytest.mark.parametrize("trailer", [b"", b"\r", b"\n", b"\r\n"])
+def test_a_cr_or_lf_after_a_frame_leaves_nothing_pending(trailer: bytes) -> None:
+    decoder = FrameDecoder()
+    data = frame(MSG_A)[:-1] + trailer  # <FS> then nothing, CR, LF or CRLF
+    for byte in [data[i : i + 1] for i in range(len(data))]:
+        decoder.feed(byte)
+    assert not decoder.pending
+
+
+@pytest.mark.parametrize("blanks", [b"\r", b" ", b"\r\n\r\n", b"\n" * 50])
+def test_whitespace_that_is_not_a_frame_trailer_keeps_the_decoder_pending(blanks: bytes) -> None:
+    # Not junk (not reported), but not nothing: the listener's frame timeout must run,
+    # or a client sending a blank line now and then would hold its connection forever.
+    first = FrameDecoder()
+    assert first.feed(blanks) == [] and first.pending  # before any frame
+    after = FrameDecoder()
+    assert after.feed(frame(MSG_A) + b"\n") == [Frame(MSG_A)] and not after.pending
+    for byte in [blanks[i : i + 1] for i in range(len(blanks))]:
+        assert after.feed(byte) == []
+    assert after.pending
+    # the next frame is what it waited for; the blanks were never junk
+    assert after.feed(frame(MSG_B)) == [Frame(MSG_B)] and not after.pending
+    # <FS><CR> and one blank more are free; a second is not
+    assert after.feed(b" ") == [] and not after.pending
+    assert after.feed(b" ") == [] and after.pending and after.finish() == []
+    assert not after.pending
+
+
 def test_a_frame_over_the_maximum_is_skipped_to_its_end_keeping_its_head() -> None:
     decoder = FrameDecoder(max_size=len(MSG_A))
     big = MSG_A + b"\rOBX|" + b"x" * 10_000
@@ -160,3 +188,22 @@ def test_arbitrary_bytes_in_arbitrary_chunks_never_crash_and_split_the_same(
     # Every non-blank byte is accounted for: in a frame, in junk, or as framing.
     delivered = sum(len(i.payload) if isinstance(i, Frame) else i.size for i in whole)
     assert delivered <= len(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.lists(
+        st.sampled_from([b"\x0b", b"\x1c", b"\r", b"\n", b" ", b"MSH|", b"x"]), max_size=40
+    ).map(b"".join),
+    cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=20),
+)
+def test_what_is_pending_does_not_depend_on_how_the_bytes_were_split(
+    data: bytes, cuts: list[int]
+) -> None:
+    # The listener's timeouts follow ``pending``: the same bytes must give the same
+    # answer however the socket delivered them.
+    whole, pieces = FrameDecoder(), FrameDecoder()
+    whole.feed(data)
+    for chunk in split_at(data, cuts):
+        pieces.feed(chunk)
+    assert pieces.pending == whole.pending

@@ -6,11 +6,14 @@ import asyncio
 import base64
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from detectors.errors import RuntimeFault
 from detectors.events import Event
 from streams.adapters import iter_records
 from streams.deadletter import INVALID, TOO_LARGE, Rejected
@@ -205,3 +208,143 @@ def test_kafka_handoff_failure_is_a_handoff_error() -> None:
             await handoff.deliver([event(1)])
 
     asyncio.run(scenario())
+
+
+# -- Kafka away, with several connections: one reconnect at a time, AE for the others ---
+
+WAIT = 20.0  # generous bound on any wait, so a broken handoff fails the test, never hangs it
+
+
+class GatedFactory:
+    """Makes producers the way ``KafkaProducer`` does with the brokers away: the call
+    blocks (here until ``gate`` is set, standing for the bootstrap timeout), then fails,
+    or with ``succeed`` returns a new ``FakeProducer``. Records what happened, in order."""
+
+    def __init__(self, log: list[str], succeed: bool = False) -> None:
+        self.gate = threading.Event()
+        self.log = log
+        self.succeed = succeed
+        self.calls = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.made: list[FakeProducer] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> FakeProducer:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.gate.wait(WAIT)
+            self.log.append("connect ended")
+            if not self.succeed:
+                raise RuntimeFault("cannot reach Kafka at 127.0.0.1:9: NoBrokersAvailable")
+            made = FakeProducer()
+            self.made.append(made)
+            return made
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def broken_producer() -> FakeProducer:
+    producer = FakeProducer()
+    producer.fail_with = TimeoutError("no answer from the in-sync replicas")
+    return producer
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (at most WAIT) until ``condition()``; a bound on a broken handoff, not a
+    timing assertion."""
+    for _ in range(int(WAIT / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_while_one_delivery_reconnects_kafka_the_others_are_refused_at_once() -> None:
+    # Eight connections with Kafka away: one of them waits for the new producer (up to
+    # the timeout), the other seven get their AE without queueing behind it.
+    log: list[str] = []
+    factory = GatedFactory(log)
+    handoff = KafkaHandoff(broken_producer(), timeout=5, reconnect=factory)
+
+    async def deliver(n: int) -> str:
+        try:
+            await handoff.deliver([event(n)])
+        except HandoffError as exc:
+            log.append("refused")
+            return str(exc)
+        return "delivered"
+
+    async def scenario() -> None:
+        assert (await deliver(0)).startswith("Kafka did not take the events")  # discarded
+        log.clear()
+        tasks = [asyncio.create_task(deliver(n)) for n in range(1, 9)]
+        await until(lambda: sum(t.done() for t in tasks) == 7)
+        assert sum(t.done() for t in tasks) == 7 and factory.in_flight == 1
+        factory.gate.set()
+        answers = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        assert sorted(a.split(" ")[0] for a in answers) == ["Kafka"] * 7 + ["cannot"]
+        await handoff.close()
+
+    asyncio.run(scenario())
+    # the seven were answered before the reconnect ended, which then answered the eighth
+    assert log == ["refused"] * 7 + ["connect ended", "refused"]
+    assert factory.calls == 1 and factory.most_in_flight == 1
+
+
+def test_every_connection_waits_on_kafka_at_the_same_time_not_in_turn() -> None:
+    # Forty connections whose sends Kafka does not answer: all forty wait at once, so
+    # each is answered within one timeout of its message, not after the waits of the
+    # connections before it (a shared pool of a few threads made them queue).
+    release = threading.Event()
+    waiting: list[int] = []
+
+    class Unanswered(FakeResult):
+        def get(self, timeout: float | None = None) -> Any:
+            waiting.append(1)
+            release.wait(WAIT)
+            raise TimeoutError("no answer from the in-sync replicas")
+
+    class Silent(FakeProducer):
+        def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:
+            return Unanswered(None)
+
+    handoff = KafkaHandoff(Silent(), timeout=5, senders=40)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(handoff.deliver([event(n)])) for n in range(40)]
+        await until(lambda: len(waiting) == 40)
+        assert len(waiting) == 40
+        release.set()
+        outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT)
+        assert all(isinstance(o, HandoffError) for o in outcomes)
+        await handoff.close()
+
+    asyncio.run(scenario())
+
+
+def test_close_does_not_wait_for_a_reconnect_and_closes_what_it_makes() -> None:
+    log: list[str] = []
+    factory = GatedFactory(log, succeed=True)
+    handoff = KafkaHandoff(broken_producer(), timeout=5, reconnect=factory)
+
+    async def scenario() -> None:
+        with pytest.raises(HandoffError):
+            await handoff.deliver([event(0)])  # the producer is discarded
+        reconnecting = asyncio.create_task(handoff.deliver([event(1)]))
+        await until(lambda: factory.in_flight == 1)
+        await handoff.close()
+        log.append("closed")
+        with pytest.raises(HandoffError, match="closed"):
+            await handoff.deliver([event(2)])
+        factory.gate.set()
+        with pytest.raises(HandoffError, match="closed"):
+            await asyncio.wait_for(reconnecting, WAIT)
+
+    asyncio.run(scenario())
+    assert log == ["closed", "connect ended"]
+    [made] = factory.made
+    assert made.closed and made.sent == []  # made after the close: closed, never used

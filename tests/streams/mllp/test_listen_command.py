@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -198,3 +200,27 @@ def test_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) -> Non
     for option in re.findall(r"--[a-z-]+", text):
         if option != "--help":
             assert f"`{option}" in docs, f"{option} is not in docs/mllp.md"
+
+
+def test_the_dead_letter_and_the_events_file_are_owner_only(tmp_path: Path) -> None:
+    # Both hold patient data: 0600 whatever the umask the listener was started with.
+    out, rejected, log = tmp_path / "events.jsonl", tmp_path / "rej.jsonl", tmp_path / "l.log"
+    command = [sys.executable, "-m", "streams.cli", "listen", "mllp", "--port", "0"]
+    command += ["--out", str(out), "--rejected", str(rejected), "--memory", str(tmp_path / "m")]
+    env = {k: v for k, v in os.environ.items() if k != "CAREWATCH_UMASK"}
+    with open(log, "wb") as err:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stderr=err, stdout=subprocess.DEVNULL, umask=0o022
+        )
+    try:
+        port = int(wait_for_line(log, r"listening for MLLP on 127\.0\.0\.1:(\d+)", process)[1])
+        assert exchange(port, [sample("SIU-S12-01.hl7"), b"MSH|broken"]) == ["AA", "AR"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(WAIT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert len(rejected.read_text().splitlines()) == 1  # the AR-ed message is in it
+    for path in (rejected, out):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

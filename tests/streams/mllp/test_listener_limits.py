@@ -51,6 +51,86 @@ def test_a_client_trickling_a_message_is_cut_off_by_the_frame_timeout(tmp_path: 
     asyncio.run(scenario())
 
 
+async def _send_blanks(client: Client, blank: bytes) -> None:
+    """Send ``blank`` again and again, as a client holding a connection with no message."""
+    while True:
+        client.writer.write(blank)
+        await client.writer.drain()
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("blank", [b"\r", b"\n", b" "])
+def test_clients_sending_only_blank_bytes_are_cut_off_and_lock_nobody_out(
+    tmp_path: Path, blank: bytes
+) -> None:
+    # Blank bytes between frames are not junk, but not a message either: they must not
+    # hold a connection open. Every byte comes well within the idle timeout, so only the
+    # frame timeout (which they start) can end these connections.
+    async def scenario() -> None:
+        settings = {"idle_timeout": 60.0, "frame_timeout": 1.0, "max_connections": 2}
+        async with listening(tmp_path, **settings) as running:
+            holders = [await Client.connect(running.port) for _ in range(2)]
+            # one of them sends a message first: after it, the blanks are not free either
+            assert (await holders[0].exchange(sample("SIU-S13-01.hl7"))).code == "AA"
+            tasks = [asyncio.create_task(_send_blanks(c, blank)) for c in holders]
+            try:
+                for holder in holders:
+                    assert await holder.at_eof()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            assert running.metric("carewatch_mllp_frame_timeouts_total") == 2
+            # the two places are free again for a real sender
+            real = await Client.connect(running.port)
+            assert (await real.exchange(sample("SIU-S13-01.hl7"))).code == "AA"
+            await real.close()
+            assert running.metric("carewatch_mllp_connections_refused_total") == 0
+        assert running.dead() == []  # blanks are not data: nothing to dead-letter
+
+    asyncio.run(scenario())
+
+
+def test_a_cr_lf_after_each_message_is_no_reason_to_close(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with listening(tmp_path, idle_timeout=60.0, frame_timeout=0.5) as running:
+            client = await Client.connect(running.port)
+            for _ in range(2):
+                await client.send(frame(sample("SIU-S13-01.hl7")) + b"\n")  # <FS><CR><LF>
+                assert (await client.ack()).code == "AA"
+            await asyncio.sleep(1.0)  # twice the frame timeout, with nothing pending
+            assert (await client.exchange(sample("SIU-S13-01.hl7"))).code == "AA"
+            await client.close()
+            assert running.metric("carewatch_mllp_frame_timeouts_total") == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_connection_is_closed_cleanly_not_reset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A refused client that had sent a message must read the end of the stream, not a
+    # reset (the listener reads what it sent before closing), and nothing is logged as
+    # an error.
+    async def scenario() -> None:
+        async with listening(tmp_path, max_connections=1) as running:
+            one = await Client.connect(running.port)
+            assert (await one.exchange(sample("SIU-S13-01.hl7"))).code == "AA"
+            for _ in range(3):
+                refused = await Client.connect(running.port)
+                await refused.send(frame(sample("SIU-S13-01.hl7")))
+                assert await refused.reader.read() == b""  # a reset would raise here
+                await refused.close()
+            assert running.metric("carewatch_mllp_connections_refused_total") == 3
+            await one.close()
+
+    with caplog.at_level("DEBUG"):
+        asyncio.run(scenario())
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert "ConnectionResetError" not in caplog.text
+    assert caplog.text.count("refused: 1 connections open already") == 3
+
+
 def test_connections_over_the_maximum_are_refused(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with listening(tmp_path, max_connections=2) as running:
