@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import heapq
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
@@ -383,15 +384,21 @@ class Engine:
         # voiding event id -> why it voids, for the few that say (a death, a change made
         # because the patient died); the void records carry it as ``attrs.void_reason``
         self._void_reasons: dict[str, str] = {}
-        # Seen event ids with their event time, in two generations rotated every
-        # dedupe_window of watermark progress: every id is remembered for at least that
-        # long. The same id at the same time is a re-delivery; at another time, a
-        # conflict (two events given one id: an HL7 sender reusing message control ids).
-        # Only the time is kept (a float per id, no tuple: a year's replay holds a
-        # week or two of ids). A re-delivery after the window is harmless: an opening
-        # event is recognised by its opportunity, and closing events only count once.
-        self._seen_now: dict[str, float] = {}
-        self._seen_old: dict[str, float] = {}
+        # Seen event ids with their event time: every id is remembered for at least
+        # dedupe_window of watermark progress, and (steady traffic moving the watermark
+        # in small steps) at most a sixteenth of it longer. The
+        # same id at the same time is a re-delivery; at another time, a conflict (two
+        # events given one id: an HL7 sender reusing message control ids). Only the time
+        # is kept (a float per id, no tuple: a year's replay holds a week of ids). The
+        # ids arrive in batches, one per sixteenth of the window of watermark progress;
+        # a batch is forgotten whole once the window has passed its end (two halves
+        # swapped every window kept up to twice the window: a week more of ids). A
+        # re-delivery after the window is harmless: an opening event is recognised by
+        # its opportunity, and closing events only count once.
+        self._seen: dict[str, float] = {}
+        self._seen_batch: list[str] = []
+        # (watermark when the batch was closed, its ids), oldest first
+        self._seen_batches: deque[tuple[float, list[str]]] = deque()
         self._seen_rotate_at = NEG_INF
         self._fire_now = False
         self._next_housekeeping = NEG_INF
@@ -420,11 +427,9 @@ class Engine:
         eid = ev.id
         t = ev.time
         etype = ev.type
-        seen = self._seen_now
-        if eid in seen or eid in self._seen_old:  # rare: looked at closely only then
-            prev = seen.get(eid)
-            if prev is None:
-                prev = self._seen_old[eid]
+        seen = self._seen
+        prev = seen.get(eid)
+        if prev is not None:  # rare: a re-delivery or a conflict
             if prev == t:
                 self.stats.duplicates += 1
             else:
@@ -443,6 +448,7 @@ class Engine:
                 return
             self.stats.late_events += 1
         seen[eid] = t
+        self._seen_batch.append(eid)
         counts = self._counts
         routes = self._routes.get(etype)
         if routes is None:
@@ -811,8 +817,14 @@ class Engine:
             self._expiry_check_at = line + self._exp_expiry.width / 4
             self._forget(line)
         if wm >= self._seen_rotate_at:
-            self._seen_old, self._seen_now = self._seen_now, {}
-            self._seen_rotate_at = wm + self.dedupe_window
+            self._seen_rotate_at = wm + self.dedupe_window / 16
+            if self._seen_batch:
+                self._seen_batches.append((wm, self._seen_batch))
+                self._seen_batch = []
+            batches, seen = self._seen_batches, self._seen
+            while batches and batches[0][0] + self.dedupe_window <= wm:
+                for eid in batches.popleft()[1]:
+                    seen.pop(eid, None)  # (an id restored twice from an old snapshot)
         for det in self._vio:
             det.on_watermark(self)
 
@@ -1065,8 +1077,12 @@ class Engine:
             "tokens": tokens,
             "patient_voids": {p: list(v) for p, v in self._patient_voids.items()},
             "void_reasons": dict(self._void_reasons),
-            "seen": [[k, v] for k, v in self._seen_now.items()],
-            "seen_old": [[k, v] for k, v in self._seen_old.items()],
+            # each batch with the watermark it was closed at (the open one: None)
+            "seen": [
+                [[eid, self._seen[eid]] for eid in ids]
+                for _, ids in [*self._seen_batches, (None, self._seen_batch)]
+            ],
+            "seen_closed_at": [end for end, _ in self._seen_batches],
             "seen_rotate_at": f(self._seen_rotate_at),
             "stats": {
                 "events_by_type": dict(self.stats.events_by_type),
@@ -1080,6 +1096,28 @@ class Engine:
             },
             "detectors": {d.name: d.snapshot() for d in self._vio},
         }
+
+    def _restore_seen(self, state: Mapping[str, Any]) -> None:
+        """The seen ids of a snapshot: batches (version 4), or the two generations of
+        version 3, whose ids are then all remembered from now on as one batch."""
+        self._seen = {}
+        self._seen_batches = deque()
+        self._seen_batch = []
+        if "seen_closed_at" in state:
+            *closed, current = state["seen"]
+            for end, ids in zip(state["seen_closed_at"], closed, strict=True):
+                self._seen_batches.append((float(end), self._seen_ids(ids)))
+            self._seen_batch = self._seen_ids(current)
+            return
+        for name in ("seen_old", "seen"):
+            # older rows were [id, type, time, ...] (4 items) or [id, time]
+            rows = [[e[0], e[-2 if len(e) == 4 else 1]] for e in state[name]]
+            self._seen_batch += self._seen_ids(rows)
+
+    def _seen_ids(self, rows: Sequence[Sequence[Any]]) -> list[str]:
+        for eid, t in rows:
+            self._seen[eid] = float(t)
+        return [eid for eid, _ in rows]
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Replace this engine's state with ``state`` from ``snapshot()``. The engine must
@@ -1149,8 +1187,7 @@ class Engine:
             found = self._states.get(name)
             if found is not None:
                 found.add_token(role, key, tt, tid, ttype[0] if ttype else "")
-        self._seen_now = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen"]}
-        self._seen_old = {e[0]: float(e[-2 if len(e) == 4 else 1]) for e in state["seen_old"]}
+        self._restore_seen(state)
         self._seen_rotate_at = g(state["seen_rotate_at"], NEG_INF)
         saved = state["stats"]
         self.stats = EngineStats(
