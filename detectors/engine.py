@@ -965,8 +965,8 @@ class Engine:
                 # a death before the opening voids it from the opening: the death's own
                 # time is what the evidence shows
                 death = self._patient_voids.get(exp.patient) if exp.patient else None
-                at = death[0] if death is not None and death[1] == closer else closed_at
-                events = [opening, (exp.voider_type, exp.voided if at is None else at)]
+                at = death[0] if death is not None and death[1] == closer else exp.voided
+                events = [opening, (exp.voider_type, at)]
             else:
                 events = [opening, (exp.closer_type, exp.closed)]
         else:
