@@ -416,20 +416,21 @@ def _spc(args: argparse.Namespace) -> int:
     if args.out:
         lead = ["detector", *by, "measure", "chart"]
         columns = [*lead, *POINT_COLUMNS, "rare_events"]
-        points = pd.concat(
-            [pd.DataFrame(columns=columns)]
-            + [
-                c.points.assign(
-                    detector=c.detector,
-                    **c.group,
-                    chart=c.chart,
-                    measure=c.measure,
-                    rare_events=c.rare_events,
-                )
-                for c in charts
-            ],
-            ignore_index=True,
-        )[columns]
+        frames = [
+            c.points.assign(
+                detector=c.detector,
+                **c.group,
+                chart=c.chart,
+                measure=c.measure,
+                rare_events=c.rare_events,
+            )
+            for c in charts
+        ]
+        points = (
+            pd.concat(frames, ignore_index=True)[columns]
+            if frames
+            else pd.DataFrame(columns=columns)  # nothing yet: the header alone
+        )
         for col in ("segment", "direction"):
             points[col] = points[col].astype("Int64")
         _write_table(points, args.out)

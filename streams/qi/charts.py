@@ -28,7 +28,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from streams.qi.series import RARE_EVENTS_WARNING, SeriesChart
 
-__all__ = ["COLOURS", "inline_svg", "render_chart"]
+__all__ = ["CAPTION_COLOUR", "COLOURS", "inline_svg", "render_chart"]
 
 #: Point colours by variation (colour-blind safe pairs: blue/orange).
 COLOURS = {
@@ -40,6 +40,8 @@ COLOURS = {
 _INK = "#222222"
 _LIMIT = "#555555"
 _TARGET = "#b22222"
+#: Colour of the warning caption under a chart of rare events.
+CAPTION_COLOUR = "#8a4b00"
 
 plt.rcParams.update(
     {
@@ -164,7 +166,8 @@ def _figure(
             va="bottom",
             fontsize=7.5,
             wrap=True,
-            color="#8a4b00",
+            color=CAPTION_COLOUR,
+            gid="rare-events-warning",  # the SVG names the caption: a reader can find it
         )
         engine = fig.get_layout_engine()
         if isinstance(engine, ConstrainedLayoutEngine):  # leave the caption its strip
