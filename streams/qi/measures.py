@@ -187,6 +187,10 @@ def measure_table(
     if frame.empty:
         return pd.DataFrame(columns=["detector", *by, *COLUMNS[1:]])
     work = frame[["detector", *by, "outcome"]].copy()
+    for col in ("detector", *by):
+        # categories no latest record has (a superseded record's) would be index levels
+        # that select nothing
+        work[col] = work[col].cat.remove_unused_categories()
     work["start"] = period_starts(frame["due"], period, tz).to_numpy()
     counts = work.groupby([*keys, "outcome"], observed=True).size().unstack("outcome", fill_value=0)
     for name in _OUTCOME_COLUMNS:
