@@ -159,8 +159,8 @@ def _figure(
     if caption and series.rare_events:
         # a chart pasted into a board paper alone must carry the warning itself
         fig.text(
-            0.0,
-            0.0,
+            0.01,
+            0.01,
             RARE_EVENTS_WARNING,
             ha="left",
             va="bottom",
