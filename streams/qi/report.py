@@ -170,6 +170,11 @@ def _chart_section(c: SeriesChart, tz: str) -> str:
             "points (fewer than 13); they will move as points are added, so read special "
             "causes with care.</p>"
         )
+    if c.baseline and 0 < c.limit_points < c.baseline:
+        notes.append(
+            f'<p class="warn">Baseline: the latest segment has {c.limit_points} points, '
+            f"fewer than the {c.baseline} asked for; its limits rest on all of them.</p>"
+        )
     prov = c.points[c.points["provisional"]]
     if len(prov):
         when = ", ".join(t.tz_convert(tz).strftime("%d %b %Y") for t in prov["period_start"])

@@ -228,6 +228,8 @@ class SeriesChart:
     #: points the last segment's limits rest on (fewer than ``--baseline`` when the
     #: segment is shorter than it); 0 without limits
     limit_points: int = 0
+    #: the ``--baseline`` asked for (None: limits from every point of each segment)
+    baseline: int | None = None
 
     @property
     def rare_events(self) -> bool:
@@ -381,7 +383,16 @@ def _series(
         if 0 < pos < len(starts):
             applied.append((pd.Timestamp(starts[pos]), c))
     return SeriesChart(
-        detector, group, measure, kind, points, summary, target, applied, limit_points=limit_points
+        detector,
+        group,
+        measure,
+        kind,
+        points,
+        summary,
+        target,
+        applied,
+        limit_points=limit_points,
+        baseline=baseline,
     )
 
 

@@ -265,6 +265,9 @@ def test_a_baseline_longer_than_a_segment_is_warned_and_what_was_used_shown(
     # three weeks: every series' limits rest on the points it has, fewer than 30
     assert (table["limit_points"] < 30).all()
     assert (table["limit_points"] == table["points"]).all()
+    page = tmp_path / "r.html"
+    assert main(["qi", "report", str(run_dir), "--baseline", "30", "--out", str(page)]) == 0
+    assert "fewer than the 30 asked for" in page.read_text()
 
 
 # -- 8. the points CSV: whole numbers, and p′ values from the formula ---------------
