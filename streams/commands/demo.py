@@ -14,7 +14,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from detectors.rules import load_settings
+from detectors.rules import Settings, load_settings
 from streams.adapters import iter_records
 from streams.commands import invocation
 from streams.report import format_summary, stderr_progress
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         ("truth.jsonl", "what the generator injected, to check the detectors against"),
     ):
         print(f"  {name:<16} {what}")
-    report = _write_qi_report(out)
+    report = _write_qi_report(out, settings)
     print(f"\nThe QI report of the week (daily failure rates, SPC charts): {report}")
     print("  open it in a browser; docs/qi.md tells how to make others (carewatch qi report).")
     # the example rules file is in a checkout's docs/, not in an installed package
@@ -102,18 +102,21 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_qi_report(out: Path) -> Path:
-    """``carewatch qi report`` of the demo's ledger, per day (a week has 7 points)."""
+def _write_qi_report(out: Path, settings: Settings) -> Path:
+    """``carewatch qi report`` of the demo's ledger, per day (a week has 7 points), in
+    the timezone of the rules the demo ran with."""
     from datetime import UTC, datetime
 
     from streams.qi.ledger import read_ledger
-    from streams.qi.measures import measure_table
+    from streams.qi.measures import measure_kinds, measure_table
     from streams.qi.report import ReportContext, render_report
     from streams.qi.series import build_charts
 
-    tz = "Europe/London"
+    tz = settings.timezone
     ledger = read_ledger([out])
-    charts = build_charts(measure_table(ledger, period="day", tz=tz), tz=tz, period="day")
+    kinds, _unknown = measure_kinds(ledger.frame["detector"].unique(), settings.detectors)
+    table = measure_table(ledger, period="day", tz=tz, kinds=kinds)
+    charts = build_charts(table, tz=tz, period="day")
     ctx = ReportContext(
         sources=ledger.sources,
         period="day",

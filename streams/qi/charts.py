@@ -20,13 +20,15 @@ matplotlib.use("Agg")  # before pyplot: draw to files only, never to a screen
 
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from streams.qi.series import SeriesChart
+from streams.qi.series import RARE_EVENTS_WARNING, SeriesChart
 
-__all__ = ["COLOURS", "inline_svg", "render_chart"]
+__all__ = ["CAPTION_COLOUR", "COLOURS", "inline_svg", "render_chart"]
 
 #: Point colours by variation (colour-blind safe pairs: blue/orange).
 COLOURS = {
@@ -38,6 +40,8 @@ COLOURS = {
 _INK = "#222222"
 _LIMIT = "#555555"
 _TARGET = "#b22222"
+#: Colour of the warning caption under a chart of rare events.
+CAPTION_COLOUR = "#8a4b00"
 
 plt.rcParams.update(
     {
@@ -50,7 +54,9 @@ plt.rcParams.update(
 )
 
 
-def _figure(series: SeriesChart, size: tuple[float, float], title: bool) -> Figure:
+def _figure(
+    series: SeriesChart, size: tuple[float, float], title: bool, caption: bool = True
+) -> Figure:
     pts = series.points
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
@@ -59,8 +65,9 @@ def _figure(series: SeriesChart, size: tuple[float, float], title: bool) -> Figu
     x = pd.DatetimeIndex(pts["period_start"]).tz_localize(None)
 
     used = ~pts["provisional"].to_numpy(dtype=bool)
-    for seg in pd.unique(pts.loc[used, "segment"]):
-        mask = used & (pts["segment"] == seg).to_numpy()
+    segment = pts["segment"].to_numpy(dtype=float, na_value=np.nan)  # NaN: provisional
+    for seg in pd.unique(segment[used]):
+        mask = used & (segment == seg)
         sx = x[mask]
         rows = pts[mask]
         ax.plot(sx, rows["centre"] * scale, color=_INK, lw=1.2, label="mean" if seg == 0 else None)
@@ -145,9 +152,26 @@ def _figure(series: SeriesChart, size: tuple[float, float], title: bool) -> Figu
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel(f"{series.period_word} starting", fontsize=8)
     ax.grid(axis="y", color="#e6e6e6", lw=0.6)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     if not len(pts):
         ax.text(0.5, 0.5, "no periods with opportunities", transform=ax.transAxes, ha="center")
+    if caption and series.rare_events:
+        # a chart pasted into a board paper alone must carry the warning itself
+        fig.text(
+            0.01,
+            0.01,
+            RARE_EVENTS_WARNING,
+            ha="left",
+            va="bottom",
+            fontsize=7.5,
+            wrap=True,
+            color=CAPTION_COLOUR,
+            gid="rare-events-warning",  # the SVG names the caption: a reader can find it
+        )
+        engine = fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):  # leave the caption its strip
+            engine.set(rect=(0, 0.1, 1, 0.9))
     return fig
 
 
@@ -158,10 +182,12 @@ def render_chart(
     size: tuple[float, float] = (9.0, 3.4),
     dpi: int = 150,
     title: bool = True,
+    caption: bool = True,
 ) -> bytes:
     """The chart of ``series`` as SVG or PNG bytes (``size`` in inches); ``title=False``
-    leaves the series name out (the report's heading says it)."""
-    fig = _figure(series, size, title)
+    leaves the series name out (the report's heading says it), ``caption=False`` the
+    rare-events warning under a chart of rare events (the report says it in a note)."""
+    fig = _figure(series, size, title, caption)
     buf = io.BytesIO()
     # no creation date in the file: the same data gives the same bytes
     metadata = {"Date": None} if fmt == "svg" else {}

@@ -108,7 +108,7 @@ class Pseudonymiser:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``carewatch qi export``."""
-    from streams.commands.qi import add_ledger_arguments
+    from streams.commands.qi import add_ledger_arguments, add_timezone_arguments
 
     add_ledger_arguments(p)
     p.add_argument("--out", metavar="DIR", required=True, help="directory to write into")
@@ -126,12 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="day",
         help="keep times to the local day (default), the hour, or exactly",
     )
-    p.add_argument(
-        "--timezone",
-        metavar="ZONE",
-        default="Europe/London",
-        help="the local time for day and hour precision (default: %(default)s)",
-    )
+    add_timezone_arguments(p, what="the local day and hour of --time-precision")
     p.add_argument(
         "--store",
         metavar="URL",
@@ -159,10 +154,10 @@ def read_key(key_file: str | None) -> bytes:
 
 def main(args: argparse.Namespace) -> int:
     """``carewatch qi export``."""
-    from streams.commands.qi import ledger_inputs
+    from streams.commands.qi import ledger_inputs, resolve_timezone, rules_settings
 
     pseudonym = Pseudonymiser(read_key(args.key_file))
-    zone(args.timezone)
+    tz = resolve_timezone(args, rules_settings(args))
     judged = read_judgement(args.store) if args.store else None
     with ledger_inputs(args) as inputs:
         written = export_ledger(
@@ -171,10 +166,12 @@ def main(args: argparse.Namespace) -> int:
             pseudonym,
             fmt=args.format,
             precision=args.time_precision,
-            tz=args.timezone,
+            tz=tz,
             judged=judged,
         )
     print(f"{written:,} opportunities, pseudonymised -> {args.out}/ (see README.txt there)")
+    if not written:
+        print("nothing in the ledger yet: the files hold the columns and no rows")
     if judged is not None:
         rated = [r for r in judged.feedback if r["precision"] is not None]
         print(
@@ -218,6 +215,8 @@ def _cut(value: str | None, precision: str, tz: str) -> str | None:
 
 
 _FAILURES = ("missed", "late", "violation")
+#: The first columns of every row (``_row``), in order; then ``resolution`` with --store.
+_BASE_COLUMNS = ("failure_id", "detector", "outcome", "amended_from", "patient", "key")
 
 
 def _row(
@@ -307,7 +306,9 @@ def _write_chunks(
     """The kept records, pseudonymised, as Parquet chunks; the columns met (in order of
     first appearance) and the attrs dropped."""
     chunks: list[Path] = []
-    columns: dict[str, None] = {}
+    # the columns every export has, first: an empty ledger still gives a table with them
+    base = [*_BASE_COLUMNS, *(["resolution"] if resolutions is not None else [])]
+    columns: dict[str, None] = dict.fromkeys([*base, *_TIME_FIELDS])
     dropped: set[str] = set()
     rows: list[dict[str, Any]] = []
 

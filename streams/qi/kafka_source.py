@@ -4,13 +4,16 @@ The topic is at least once (a record can repeat after a worker crash) and compac
 ``failure_id``; the records are written, as they are, to a JSON Lines file that
 ``streams.qi.ledger`` then reads latest-wins like any other ledger file. Reading stops
 at the end offsets the topic had when reading began, so a live topic does not keep the
-command waiting.
+command waiting. A long topic takes as long as it takes: reading gives up only when the
+broker has delivered nothing for ``idle_timeout`` seconds (it stopped answering).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
@@ -21,13 +24,23 @@ from streams.kafka.config import KafkaConfig
 __all__ = ["copy_outcomes_topic"]
 
 
-def copy_outcomes_topic(config: KafkaConfig, path: Path, *, timeout: float = 60.0) -> int:
+def copy_outcomes_topic(
+    config: KafkaConfig,
+    path: Path,
+    *,
+    idle_timeout: float = 60.0,
+    consumer_factory: Callable[..., Any] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> int:
     """Copy every record of ``config.topics.outcomes`` up to its end offsets into ``path``
-    (one JSON value a line); returns how many. ``timeout`` (seconds) bounds the wait for
-    a broker that stops answering."""
+    (one JSON value a line); returns how many. Gives up with a ``RuntimeFault`` when no
+    partition's position has moved for ``idle_timeout`` seconds (a broker that stopped
+    answering); however long the whole read takes while records keep coming, it goes on.
+    ``consumer_factory`` and ``clock`` are seams for tests (a stand-in consumer)."""
     topic = config.topics.outcomes
+    clock = clock or time.monotonic
     try:
-        consumer = KafkaConsumer(
+        consumer = (consumer_factory or KafkaConsumer)(
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -46,19 +59,27 @@ def copy_outcomes_topic(config: KafkaConfig, path: Path, *, timeout: float = 60.
         consumer.assign(assigned)
         consumer.seek_to_beginning(*assigned)
         ends = consumer.end_offsets(assigned)
-        deadline = time.monotonic() + timeout
         copied = 0
+        progress = clock()  # when a position last moved
+        before = {tp: consumer.position(tp) for tp in assigned}
         with path.open("wb") as out:
-            while any(consumer.position(tp) < ends[tp] for tp in assigned):
-                if time.monotonic() > deadline:
+            while any(before[tp] < ends[tp] for tp in assigned):
+                if clock() - progress > idle_timeout:
+                    left = sum(ends[tp] - before[tp] for tp in assigned)
                     raise RuntimeFault(
-                        f"reading {topic} at {config.bootstrap} took over {timeout:.0f} s"
+                        f"reading {topic} at {config.bootstrap}: nothing arrived for "
+                        f"{idle_timeout:g} s with {left:,} records still to read "
+                        "(--kafka-idle-timeout)"
                     )
                 for records in consumer.poll(timeout_ms=500).values():
                     for rec in records:
                         if rec.value:
                             out.write(rec.value.rstrip(b"\n") + b"\n")
                             copied += 1
+                now = {tp: consumer.position(tp) for tp in assigned}
+                if now != before:  # records (or skipped offsets: aborted, compacted) came
+                    progress = clock()
+                    before = now
         return copied
     except KafkaError as exc:
         raise RuntimeFault(f"reading {topic} at {config.bootstrap} failed: {exc}") from None

@@ -10,6 +10,9 @@ on the 1st. For each period:
   ``failure_proportion`` = failures / opportunities;
 - a detector that records nothing but violations (``contact-after-death``) has no
   denominator: its measure is the count of violations, and periods without one count 0;
+  which measure a detector has is decided by what it is (``measure_kinds``), not by the
+  records a ledger happens to hold: an expectation detector whose opportunities are all
+  still open is a proportion with no decided opportunity yet, not a count;
 - ``complete`` is false for a period that ends after the ledger's horizon (the watermark
   had not passed its end: more opportunities may still fall due in it); ``open`` counts
   opportunities due in it and not yet decided; ``small`` marks fewer than 10
@@ -18,20 +21,24 @@ on the 1st. For each period:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
+from detectors.contract import Detector, ExpectationDetector, ViolationDetector
 from detectors.errors import ConfigError
 from streams.qi.ledger import BY_FIELDS, Ledger
 
 __all__ = [
     "PERIODS",
     "SMALL_DENOMINATOR",
+    "Measure",
     "Period",
+    "measure_kind",
+    "measure_kinds",
     "measure_table",
     "parse_by",
     "period_starts",
@@ -39,6 +46,7 @@ __all__ = [
 ]
 
 Period = Literal["day", "week", "month"]
+Measure = Literal["proportion", "count"]
 PERIODS: tuple[str, ...] = ("day", "week", "month")
 #: Fewer opportunities than this in a period is flagged as a small denominator.
 SMALL_DENOMINATOR = 10
@@ -85,6 +93,47 @@ def parse_by(text: str | None) -> tuple[str, ...]:
     return fields
 
 
+def measure_kind(detector: type[Detector] | Detector) -> Measure | None:
+    """The measure a detector (class or instance) has: ``"proportion"`` for an expectation
+    detector (every opportunity is met, late, missed or void) and for a violation detector
+    that keeps opportunities of its own (it reports open ones, as ``clinic-overbooked``
+    reports sessions not started: each session is met or a violation); ``"count"`` for any
+    other violation detector (``contact-after-death``: no denominator); ``None`` when it is
+    neither kind."""
+    cls = detector if isinstance(detector, type) else type(detector)
+    if issubclass(cls, ExpectationDetector):
+        return "proportion"
+    if issubclass(cls, ViolationDetector):
+        keeps_opportunities = cls.open_records is not ViolationDetector.open_records
+        return "proportion" if keeps_opportunities else "count"
+    return None
+
+
+def measure_kinds(
+    names: Iterable[str], detectors: Iterable[Detector] = ()
+) -> tuple[dict[str, Measure], list[str]]:
+    """The measure of each detector ``names`` names, from what the detector is: one of
+    ``detectors`` (those a rules file declares: rules and plugins) or a built-in. Names
+    neither knows are left out (``measure_table`` then goes by the ledger's records); the
+    second value lists them, as notes for the user."""
+    from detectors.builtin import BUILTINS
+
+    known: dict[str, type[Detector] | Detector] = {
+        name: cls for name, cls in BUILTINS.items() if isinstance(cls, type)
+    }
+    known.update({d.name: d for d in detectors})
+    kinds: dict[str, Measure] = {}
+    unknown: list[str] = []
+    for name in sorted(set(names)):
+        found = known.get(name)
+        kind = measure_kind(found) if found is not None else None
+        if kind is None:
+            unknown.append(name)
+        else:
+            kinds[name] = kind
+    return kinds, unknown
+
+
 def period_starts(times: pd.Series, period: Period, tz: str) -> pd.Series:
     """Start of the local day, Monday-week or month holding each UTC time, as naive local
     wall-clock timestamps (``localize_starts`` makes them aware)."""
@@ -125,16 +174,23 @@ def measure_table(
     period: Period = "week",
     by: Sequence[str] = (),
     tz: str = "Europe/London",
+    kinds: Mapping[str, Measure] | None = None,
 ) -> pd.DataFrame:
     """The measures table: one row per detector, ``by`` value(s) and period, in that
     order. Periods are local (``tz``); ``period_start``/``period_end`` are aware
-    timestamps. See the module docstring for what each column means."""
+    timestamps. ``kinds`` gives each detector's measure (``measure_kinds``); a detector
+    it does not name is a proportion when the ledger holds a met, late, missed or void
+    record of it, else a count. See the module docstring for what each column means."""
     by = list(by)
     frame = ledger.frame
     keys = ["detector", *by, "start"]
     if frame.empty:
         return pd.DataFrame(columns=["detector", *by, *COLUMNS[1:]])
     work = frame[["detector", *by, "outcome"]].copy()
+    for col in ("detector", *by):
+        # categories no latest record has (a superseded record's) would be index levels
+        # that select nothing
+        work[col] = work[col].cat.remove_unused_categories()
     work["start"] = period_starts(frame["due"], period, tz).to_numpy()
     counts = work.groupby([*keys, "outcome"], observed=True).size().unstack("outcome", fill_value=0)
     for name in _OUTCOME_COLUMNS:
@@ -142,10 +198,16 @@ def measure_table(
             counts[name] = 0
     counts = counts[list(_OUTCOME_COLUMNS)].astype(np.int64)
 
-    decided = (
+    kinds = dict(kinds or {})
+    decided = set(
         work[work["outcome"].isin(["met", "late", "missed", "void"])]["detector"].unique().tolist()
     )
-    is_count = ~counts.index.get_level_values("detector").isin(decided)
+    proportions = [
+        d
+        for d in set(work["detector"].unique().tolist())
+        if kinds.get(d, "proportion" if d in decided else "count") == "proportion"
+    ]
+    is_count = ~counts.index.get_level_values("detector").isin(proportions)
 
     # a count measure's periods without a violation are zeros, not gaps
     count_detectors = sorted(set(counts.index.get_level_values("detector")[is_count]))

@@ -17,7 +17,7 @@ from datetime import datetime
 import pandas as pd
 
 from streams.qi.charts import COLOURS, inline_svg, render_chart
-from streams.qi.series import SeriesChart
+from streams.qi.series import RARE_EVENTS_WARNING, SeriesChart
 
 __all__ = ["ReportContext", "assurance_icon", "render_report", "variation_icon_svg"]
 
@@ -133,6 +133,8 @@ def _summary_rows(charts: Sequence[SeriesChart], tz: str) -> str:
             warnings.append("last period provisional")
         if (used["small"]).any():
             warnings.append("small denominators")
+        if c.rare_events:
+            warnings.append("rare events")
         variation = variation_icon_svg(s.variation if s else "", s.icon if s else "")
         assurance_text = (
             s.assurance if s and s.assurance else ("no target" if c.target is None else "–")
@@ -158,7 +160,8 @@ def _summary_rows(charts: Sequence[SeriesChart], tz: str) -> str:
 
 
 def _chart_section(c: SeriesChart, tz: str) -> str:
-    svg = inline_svg(render_chart(c, "svg", title=False))
+    # the warnings are the notes below the chart, not a caption in it
+    svg = inline_svg(render_chart(c, "svg", title=False, caption=False))
     notes = []
     s = c.summary
     if s and s.trial:
@@ -166,6 +169,11 @@ def _chart_section(c: SeriesChart, tz: str) -> str:
             f'<p class="warn">Trial limits: the latest limits rest on {s.segment_points} '
             "points (fewer than 13); they will move as points are added, so read special "
             "causes with care.</p>"
+        )
+    if c.baseline and 0 < c.limit_points < c.baseline:
+        notes.append(
+            f'<p class="warn">Baseline: the latest segment has {c.limit_points} points, '
+            f"fewer than the {c.baseline} asked for; its limits rest on all of them.</p>"
         )
     prov = c.points[c.points["provisional"]]
     if len(prov):
@@ -180,12 +188,8 @@ def _chart_section(c: SeriesChart, tz: str) -> str:
             f'<p class="note">{len(small)} period(s) with fewer than 10 opportunities, '
             "labelled n= on the chart.</p>"
         )
-    if c.measure == "count" and s is not None and s.centre < 1:
-        notes.append(
-            '<p class="warn">Rare events (under one a period on average): an XmR chart '
-            "of rare events flags ordinary zeros as special causes. Read the counts, and "
-            "look into each violation itself.</p>"
-        )
+    if c.rare_events:
+        notes.append(f'<p class="warn">{html.escape(RARE_EVENTS_WARNING)}</p>')
     for when, change in c.changes:
         notes.append(
             f'<p class="note">Limits recomputed from {when.tz_convert(tz).strftime("%d %b %Y")}: '
@@ -198,7 +202,8 @@ def _chart_section(c: SeriesChart, tz: str) -> str:
 
 
 def render_report(charts: Sequence[SeriesChart], ctx: ReportContext) -> str:
-    """The whole report as one HTML document (a str)."""
+    """The whole report as one HTML document (a str): the summary has a row per series,
+    and each series with a point to draw has its chart."""
     tz = ctx.tz
     horizon = (
         ctx.horizon.tz_convert(tz).strftime("%d %b %Y %H:%M %Z") if ctx.horizon is not None else "–"
@@ -219,8 +224,13 @@ def render_report(charts: Sequence[SeriesChart], ctx: ReportContext) -> str:
         "<th>variation</th><th>assurance</th><th>warnings</th></tr></thead><tbody>",
         _summary_rows(charts, tz),
         "</tbody></table>",
+        ""
+        if any(c.summary is not None for c in charts)
+        else '<p class="warn">Nothing decided yet: the ledger holds no decided opportunity '
+        "and no violation, so there is no measure to chart.</p>",
         _key(),
-        *(_chart_section(c, tz) for c in charts),
+        # a series with no point yet (all its opportunities open) is a row of the table only
+        *(_chart_section(c, tz) for c in charts if len(c.points)),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

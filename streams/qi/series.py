@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,13 @@ from streams.qi.spc import (
 )
 
 __all__ = [
+    "POINT_COLUMNS",
+    "RARE_EVENTS_WARNING",
+    "SUMMARY_COLUMNS",
     "Change",
     "Chart",
     "SeriesChart",
+    "Target",
     "build_charts",
     "load_changes",
     "parse_change",
@@ -45,6 +49,54 @@ __all__ = [
 
 Chart = Literal["xmr", "pprime"]
 _SCOPE_FIELDS = ("detector", *BY_FIELDS)
+
+#: Columns of a chart's points, in order (``SeriesChart.points``).
+POINT_COLUMNS = (
+    "period_start",
+    "period_end",
+    "value",
+    "opportunities",
+    "failures",
+    "provisional",
+    "small",
+    "segment",
+    "centre",
+    "lower",
+    "upper",
+    "near_lower",
+    "near_upper",
+    "trial",
+    "rule",
+    "direction",
+    "variation",
+)
+#: Columns of the Making-Data-Count summary (``summary_table``), the ``by`` fields after
+#: ``detector``.
+SUMMARY_COLUMNS = (
+    "detector",
+    "measure",
+    "chart",
+    "points",
+    "latest_period",
+    "latest",
+    "mean",
+    "lower",
+    "upper",
+    "variation",
+    "assurance",
+    "target",
+    "trial_limits",
+    "limit_points",
+    "rare_events",
+    "provisional_periods",
+    "last_shown_provisional",
+)
+#: What a chart of rare events (``SeriesChart.rare_events``) carries, in every output.
+RARE_EVENTS_WARNING = (
+    "Rare events (under one a period on average): an XmR chart of rare events flags "
+    "ordinary zeros and ones as special causes. Read the counts, and look into each "
+    "violation itself."
+)
 
 
 @dataclass(frozen=True)
@@ -112,8 +164,18 @@ def load_changes(path: str | Path) -> list[Change]:
 _TARGET = re.compile(r"^([^=]+)=\s*([0-9.]+)\s*(%?)$")
 
 
-def parse_target(text: str) -> tuple[str, float]:
-    """``--target result-overdue=5%`` (or ``=0.05``; a count measure's target is a count)."""
+class Target(NamedTuple):
+    """A target as written: ``value`` (a proportion for a percentage, 5% -> 0.05) and
+    whether it was written as a percentage."""
+
+    value: float
+    percent: bool
+
+
+def parse_target(text: str) -> tuple[str, Target]:
+    """``--target result-overdue=5%`` (or ``=0.05``; a count measure's target is a count,
+    e.g. ``contact-after-death=0``). A percentage over 100% is refused here; whether the
+    value suits the detector's measure is checked by ``build_charts``."""
     m = _TARGET.match(text.strip())
     if not m:
         raise ConfigError(f"--target {text!r}: write DETECTOR=VALUE, e.g. result-overdue=5%")
@@ -121,7 +183,27 @@ def parse_target(text: str) -> tuple[str, float]:
         value = float(m.group(2))
     except ValueError:
         raise ConfigError(f"--target {text!r}: {m.group(2)!r} is not a number") from None
-    return m.group(1).strip(), value / 100 if m.group(3) else value
+    if m.group(3) and value > 100:
+        raise ConfigError(f"--target {text!r}: a percentage goes from 0% to 100%")
+    return m.group(1).strip(), Target(value / 100 if m.group(3) else value, bool(m.group(3)))
+
+
+def _check_target(detector: str, target: float | Target, measure: str) -> float:
+    """The target's value, once it is known to suit the detector's ``measure``."""
+    value, percent = (
+        (target.value, target.percent) if isinstance(target, Target) else (target, False)
+    )
+    if measure == "count" and percent:
+        raise ConfigError(
+            f"--target {detector}={value * 100:g}%: {detector} is a count of violations "
+            f"(no denominator, so no percentage); give a count, e.g. {detector}=0"
+        )
+    if measure == "proportion" and value > 1:
+        raise ConfigError(
+            f"--target {detector}={value:g}: {detector} is a failure proportion; "
+            f"write a percentage (e.g. {detector}=5%) or a fraction up to 1 (0.05)"
+        )
+    return float(value)
 
 
 @dataclass
@@ -143,6 +225,23 @@ class SeriesChart:
     target: float | None
     changes: list[tuple[pd.Timestamp, Change]] = field(default_factory=list)
     period_word: str = "week"
+    #: points the last segment's limits rest on (fewer than ``--baseline`` when the
+    #: segment is shorter than it); 0 without limits
+    limit_points: int = 0
+    #: the ``--baseline`` asked for (None: limits from every point of each segment)
+    baseline: int | None = None
+
+    @property
+    def rare_events(self) -> bool:
+        """A count of rare events: under one violation a period on average, or limits
+        that collapse onto the mean (outlier screening drops every moving range of a
+        series of zeros and the odd one). Its XmR flags ordinary zeros and ones as
+        special causes: every output says so (``RARE_EVENTS_WARNING``)."""
+        s = self.summary
+        if self.measure != "count" or s is None:
+            return False
+        collapsed = not np.isnan(s.upper) and np.isclose(s.upper, s.lower)
+        return bool(s.centre < 1 or collapsed)
 
     @property
     def title(self) -> str:
@@ -162,7 +261,7 @@ def build_charts(
     by: Sequence[str] = (),
     chart: Chart = "xmr",
     changes: Sequence[Change] = (),
-    targets: Mapping[str, float] | None = None,
+    targets: Mapping[str, float | Target] | None = None,
     baseline: int | None = None,
     screen_outliers: bool = True,
     improvement: Improvement = "decrease",
@@ -172,7 +271,8 @@ def build_charts(
     """One ``SeriesChart`` per detector and ``by`` group of the measures table.
 
     ``chart="pprime"`` draws Laney's p′ for proportion measures (count measures stay
-    XmR). A target for an unknown detector is refused.
+    XmR). A target for an unknown detector is refused, as is a percentage target of a
+    count measure and a proportion target over 1.
     """
     targets = dict(targets or {})
     known = set(measures["detector"].unique()) if len(measures) else set()
@@ -188,6 +288,7 @@ def build_charts(
         key = key if isinstance(key, tuple) else (key,)
         values = dict(zip(keys, (str(k) for k in key), strict=True))
         det = values.pop("detector")
+        target = targets.get(det)
         out.append(
             _series(
                 det,
@@ -195,7 +296,9 @@ def build_charts(
                 rows,
                 chart=chart,
                 changes=[c for c in changes if c.applies_to({"detector": det, **values})],
-                target=targets.get(det),
+                target=None
+                if target is None
+                else _check_target(det, target, str(rows["measure"].iloc[0])),
                 baseline=baseline,
                 screen_outliers=screen_outliers,
                 improvement=improvement,
@@ -261,10 +364,17 @@ def _series(
         )
     result.index = used.index
     summary = summarise(result, target, improvement)
+    limit_points = 0
+    if summary is not None and not np.isnan(summary.upper):
+        limit_points = min(summary.segment_points, baseline or summary.segment_points)
     result = result.drop(columns=["y"])
     points = points.join(result)
     points["rule"] = points["rule"].fillna("")
     points["variation"] = points["variation"].fillna("")
+    # whole numbers stay whole where provisional points have none (NaN made them floats)
+    points["segment"] = points["segment"].astype("Int64")
+    points["direction"] = points["direction"].astype("Int64")
+    points = points[list(POINT_COLUMNS)]
     # which changes actually started a segment: the first used period on or after each
     starts = used["period_start"].reset_index(drop=True)
     applied = []
@@ -272,7 +382,18 @@ def _series(
         pos = int(pd.DatetimeIndex(starts).searchsorted(t)) if len(starts) else 0
         if 0 < pos < len(starts):
             applied.append((pd.Timestamp(starts[pos]), c))
-    return SeriesChart(detector, group, measure, kind, points, summary, target, applied)
+    return SeriesChart(
+        detector,
+        group,
+        measure,
+        kind,
+        points,
+        summary,
+        target,
+        applied,
+        limit_points=limit_points,
+        baseline=baseline,
+    )
 
 
 def summary_table(charts: Sequence[SeriesChart], by: Sequence[str] = ()) -> pd.DataFrame:
@@ -301,8 +422,11 @@ def summary_table(charts: Sequence[SeriesChart], by: Sequence[str] = ()) -> pd.D
                 or ("no target" if c.target is None else ""),
                 "target": c.target,
                 "trial_limits": bool(s.trial) if s else True,
+                "limit_points": c.limit_points,
+                "rare_events": c.rare_events,
                 "provisional_periods": int(c.points["provisional"].sum()),
                 "last_shown_provisional": bool(last["provisional"]) if last is not None else False,
             }
         )
-    return pd.DataFrame(rows)
+    columns = [SUMMARY_COLUMNS[0], *by, *SUMMARY_COLUMNS[1:]]
+    return pd.DataFrame(rows, columns=columns)

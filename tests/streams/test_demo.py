@@ -105,3 +105,18 @@ def test_printed_commands_say_carewatch_when_that_is_this_program_on_the_path(
     monkeypatch.chdir("/")
     assert invocation(str(program)) == str(program)
     assert invocation("/somewhere/pytest").endswith(" -m streams.cli")
+
+
+def test_demo_writes_its_qi_report_in_the_rules_file_s_timezone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("timezone: Asia/Tokyo\n")
+    out = tmp_path / "demo"
+    args = ["demo", "--scale", "small", "--days", "3", "--out", str(out), "--rules", str(rules)]
+    assert main(args) == 0
+    capsys.readouterr()
+    page = (out / "qi-report.html").read_text()
+    assert "periods in Asia/Tokyo" in page and "Europe/London" not in page
+    # times in it are Tokyo's too: the data's horizon and when it was made
+    assert page.count(" JST") >= 2 and " GMT" not in page and " BST" not in page

@@ -109,3 +109,29 @@ def test_by_fields_and_timezones_are_checked(tmp_path: Path) -> None:
         parse_by("ward")
     with pytest.raises(ConfigError, match="unknown timezone 'Mars/Olympus'"):
         table(tmp_path, [record(fid(1), "met", "2026-03-02T10:00:00Z")], tz="Mars/Olympus")
+
+
+@pytest.mark.parametrize("by", [(), ("site",)])
+def test_a_detector_whose_records_were_all_superseded_leaves_no_trace(
+    tmp_path: Path, by: tuple[str, ...]
+) -> None:
+    # found by the property test: the superseded detector stayed a category of the
+    # ledger, and the count measure's zero-filling then failed on it (KeyError)
+    seen = "2026-03-01T00:00:00+00:00"
+    recs = [
+        record(
+            fid(1), "met", "2026-02-01T00:00:00+00:00", detector="clinic-overbooked", detected=seen
+        ),
+        record(
+            fid(1),
+            "violation",
+            None,
+            detector="contact-after-death",
+            opened="2026-02-03T00:00:00+00:00",
+            detected=seen,
+            site="south",
+        ),
+    ]
+    t = table(tmp_path, recs, period="day", by=by)
+    assert t["detector"].tolist() == ["contact-after-death"]
+    assert t["violations"].tolist() == [1]

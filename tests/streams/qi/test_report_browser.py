@@ -19,6 +19,9 @@ from selenium.webdriver.common.by import By
 
 from streams.cli import main
 
+# a browser test: run in the first pass only, as every browser test is (tests/conftest.py)
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = Path(__file__).resolve().parents[3] / "build" / "test-artifacts"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from detectors.errors import ConfigError
-from streams.qi.series import Change, build_charts, load_changes, parse_change, parse_target
+from streams.qi.series import (
+    Change,
+    Target,
+    build_charts,
+    load_changes,
+    parse_change,
+    parse_target,
+)
 
 
 def weekly(values: list[float], n: int = 100, *, complete_last: bool = True) -> pd.DataFrame:
@@ -60,8 +67,8 @@ def test_changes_file(tmp_path: Path) -> None:
 
 
 def test_targets() -> None:
-    assert parse_target("result-overdue=5%") == ("result-overdue", 0.05)
-    assert parse_target("contact-after-death = 0") == ("contact-after-death", 0.0)
+    assert parse_target("result-overdue=5%") == ("result-overdue", Target(0.05, percent=True))
+    assert parse_target("contact-after-death = 0") == ("contact-after-death", Target(0.0, False))
     with pytest.raises(ConfigError):
         parse_target("5%")
 
