@@ -166,6 +166,10 @@ class Detector(ABC):
     #: Which id the Kafka runtime must partition this detector's input by: every built-in
     #: except ``clinic-overbooked`` only relates events of one patient.
     partition_by: ClassVar[str] = "patient"
+    #: What a QI measure of this detector is: ``"proportion"`` when every opportunity
+    #: ends met or failed (a failure rate), ``"count"`` for violations that have no
+    #: denominator.
+    measure: ClassVar[str] = "proportion"
     #: The site's clock for the times in sentences; the engine sets it from the rules
     #: file's ``timezone``.
     clock: LocalClock = DEFAULT_CLOCK
@@ -330,7 +334,11 @@ class ViolationDetector(Detector):
 
     Required: ``reads``, ``on_event``, ``snapshot``, ``restore``. Optional hooks are no-ops.
     State must be plain data (dicts, lists, strings, numbers) so a runtime can checkpoint it.
+    A violation has no denominator (``measure`` is ``"count"``) unless the detector emits
+    an outcome for every opportunity it watches, met ones too (then ``"proportion"``).
     """
+
+    measure: ClassVar[str] = "count"
 
     @abstractmethod
     def on_event(self, event: Event, ctx: Context) -> None:

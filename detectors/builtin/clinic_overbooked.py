@@ -71,6 +71,7 @@ class ClinicOverbooked(ViolationDetector):
     """Live bookings in a clinic session never exceed its capacity."""
 
     name: ClassVar[str] = "clinic-overbooked"
+    measure: ClassVar[str] = "proportion"  # each session ends met or overbooked
     partition_by: ClassVar[str] = "session"
 
     def __init__(self, retention: float = 30 * 86400.0) -> None:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import pandas as pd
 
-from detectors.contract import Detector, ExpectationDetector, ViolationDetector
+from detectors.contract import Detector
 from detectors.errors import ConfigError
 from streams.qi.ledger import BY_FIELDS, Ledger
 
@@ -94,19 +94,16 @@ def parse_by(text: str | None) -> tuple[str, ...]:
 
 
 def measure_kind(detector: type[Detector] | Detector) -> Measure | None:
-    """The measure a detector (class or instance) has: ``"proportion"`` for an expectation
-    detector (every opportunity is met, late, missed or void) and for a violation detector
-    that keeps opportunities of its own (it reports open ones, as ``clinic-overbooked``
-    reports sessions not started: each session is met or a violation); ``"count"`` for any
-    other violation detector (``contact-after-death``: no denominator); ``None`` when it is
-    neither kind."""
+    """The measure a detector (class or instance) declares (``Detector.measure``):
+    ``"proportion"`` for an expectation detector (every opportunity is met, late, missed
+    or void) and for ``clinic-overbooked`` (each session is met or a violation);
+    ``"count"`` for other violation detectors (``contact-after-death``: no
+    denominator); ``None`` for anything else."""
     cls = detector if isinstance(detector, type) else type(detector)
-    if issubclass(cls, ExpectationDetector):
-        return "proportion"
-    if issubclass(cls, ViolationDetector):
-        keeps_opportunities = cls.open_records is not ViolationDetector.open_records
-        return "proportion" if keeps_opportunities else "count"
-    return None
+    if not issubclass(cls, Detector):
+        return None
+    kind = cls.measure
+    return "proportion" if kind == "proportion" else "count" if kind == "count" else None
 
 
 def measure_kinds(

@@ -135,3 +135,39 @@ def test_a_detector_whose_records_were_all_superseded_leaves_no_trace(
     t = table(tmp_path, recs, period="day", by=by)
     assert t["detector"].tolist() == ["contact-after-death"]
     assert t["violations"].tolist() == [1]
+
+
+def test_a_measure_is_what_its_detector_declares() -> None:
+    from typing import ClassVar
+
+    from detectors.builtin import BUILTINS
+    from detectors.contract import ViolationDetector
+    from streams.qi.measures import measure_kinds
+
+    class Quiet(ViolationDetector):
+        name: ClassVar[str] = "quiet"
+        reads = frozenset({"appointment.booked"})
+
+        def on_event(self, event: object, ctx: object) -> None: ...
+        def snapshot(self) -> dict[str, object]:
+            return {}
+
+        def restore(self, state: object) -> None: ...
+
+    class Watched(Quiet):
+        name: ClassVar[str] = "watched"
+        measure: ClassVar[str] = "proportion"
+
+    kinds, unknown = measure_kinds([*BUILTINS, "quiet", "watched", "nobody"], [Quiet(), Watched()])
+    assert kinds == {
+        "reschedule-notice": "proportion",
+        "result-overdue": "proportion",
+        "result-unacknowledged": "proportion",
+        "discharge-summary-overdue": "proportion",
+        "clinic-letter-overdue": "proportion",
+        "clinic-overbooked": "proportion",
+        "contact-after-death": "count",
+        "quiet": "count",
+        "watched": "proportion",
+    }
+    assert unknown == ["nobody"]
