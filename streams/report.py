@@ -50,9 +50,9 @@ class RunSummary:
     document_kinds: dict[str, int] = field(default_factory=dict)
     #: appointment changes that did not say who asked for them
     unknown_initiator: int = 0
-    #: detectors that count violations (``ViolationDetector``) rather than decide
-    #: opportunities that could fail: they get counts, not a failure rate
-    violation_detectors: frozenset[str] = frozenset()
+    #: detectors whose outcomes are counts (``Detector.measure``: violations with no
+    #: denominator) rather than opportunities that could fail: no failure rate
+    count_detectors: frozenset[str] = frozenset()
 
     def rows(self) -> list[dict[str, Any]]:
         """Per detector: each outcome, decided opportunities, open, failures, failure rate,
@@ -60,8 +60,11 @@ class RunSummary:
 
         The failure rate is failures out of the opportunities that could fail: a voided
         one (an order cancelled, an appointment cancelled by the patient) was never
-        due, so it is in neither count. A violation detector (``counts_violations``)
-        has no opportunities, only violations (each one a failure): it has no rate.
+        due, so it is in neither count. A detector whose measure is a count
+        (``counts_violations``: contact-after-death) has no opportunities, only
+        violations (each one a failure): it has no rate. clinic-overbooked decides every
+        session (met or a violation): it has one. A detector the run does not know by
+        name counts if it has violations.
         """
         names = list(self.detectors)
         names += sorted({d for d, _ in self.tally if d not in names})
@@ -72,7 +75,9 @@ class RunSummary:
             row["open"] = self.open.get(det, 0)
             failures = sum(row[k] for k in FAILURE_OUTCOMES)
             row["failures"] = failures
-            row["counts_violations"] = det in self.violation_detectors or row["violation"] > 0
+            row["counts_violations"] = det in self.count_detectors or (
+                det not in self.detectors and row["violation"] > 0
+            )
             could_fail = row["opportunities"] - row["void"]
             counts = row["counts_violations"]
             row["failure_rate"] = failures / could_fail if could_fail and not counts else None
@@ -200,9 +205,10 @@ def input_warnings(summary: RunSummary, detectors: Iterable[object]) -> list[str
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The table people read at the end of a run. A violation detector shows its count
-    under ``violations`` and ``-`` for opportunities and failure rate (every violation
-    is a failure: a rate would always read 100%)."""
+    """The table people read at the end of a run. A detector that counts violations
+    (``counts_violations``) shows its count under ``violations`` and ``-`` for
+    opportunities and failure rate (every violation is a failure: a rate would always
+    read 100%)."""
     head = (
         "detector",
         "opportunities",

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 
 import orjson
 
-from detectors.contract import ViolationDetector
 from detectors.engine import Engine
 from detectors.events import Event, format_time
 from detectors.rules import Settings
@@ -140,9 +139,7 @@ class Runner:
             types_seen=dict(engine.stats.events_by_type),
             document_kinds=dict(self.document_kinds),
             unknown_initiator=sum(getattr(d, "unknown_initiator", 0) for d in engine.detectors),
-            violation_detectors=frozenset(
-                d.name for d in engine.detectors if isinstance(d, ViolationDetector)
-            ),
+            count_detectors=frozenset(d.name for d in engine.detectors if d.measure == "count"),
         )
 
 

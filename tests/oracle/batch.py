@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from detectors.contract import ViolationDetector
 from detectors.events import Event
 from detectors.records import Outcome
 from detectors.rules import Settings
@@ -69,11 +68,5 @@ def run_batch(
         rejected_kinds=kinds,
         files=dict(getattr(sink, "files", {})),
         types_seen=types,
-        # not isinstance: on the compiled build, ExpectationDetector and
-        # ViolationDetector share abc's instance cache, so from interpreted code
-        # isinstance(d, ViolationDetector) can answer True for an expectation detector
-        # once the other was asked (the runner's compiled check is not affected)
-        violation_detectors=frozenset(
-            d.name for d in settings.detectors if ViolationDetector in type(d).__mro__
-        ),
+        count_detectors=frozenset(d.name for d in settings.detectors if d.measure == "count"),
     )

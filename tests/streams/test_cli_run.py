@@ -266,12 +266,19 @@ def test_the_failure_rate_leaves_voided_opportunities_out() -> None:
     assert table[2].endswith("40.0%") and table[3].endswith("-")
 
 
-def test_violation_detectors_show_counts_not_a_failure_rate(
+def test_count_detectors_show_counts_not_a_failure_rate(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from streams.report import RunSummary, format_summary
 
-    tally = {("clinic-overbooked", "violation"): 12, ("r", "met"): 3, ("r", "missed"): 1}
+    tally = {
+        ("contact-after-death", "violation"): 12,
+        ("clinic-overbooked", "met"): 6,
+        ("clinic-overbooked", "violation"): 2,
+        ("r", "met"): 3,
+        ("r", "missed"): 1,
+        ("unnamed", "violation"): 4,
+    }
     summary = RunSummary(
         ["clinic-overbooked", "contact-after-death", "r"],
         tally,
@@ -280,24 +287,27 @@ def test_violation_detectors_show_counts_not_a_failure_rate(
         duplicates=0,
         rejected=0,
         watermark=0,
-        violation_detectors=frozenset({"clinic-overbooked", "contact-after-death"}),
+        count_detectors=frozenset({"contact-after-death"}),
     )
-    over, death, r = summary.rows()
-    assert over["failure_rate"] is None and over["violation"] == 12
+    over, death, r, unnamed = summary.rows()
+    # a session is met or overbooked: a rate, as QI gives it
+    assert over["failure_rate"] == 0.25 and not over["counts_violations"]
     assert death["failure_rate"] is None and death["counts_violations"]
+    assert death["violation"] == 12
     assert r["failure_rate"] == 0.25
+    assert unnamed["counts_violations"] and unnamed["failure_rate"] is None
     table = format_summary(summary).splitlines()
-    assert "%" not in table[2] and "%" not in table[3]
-    assert table[2].split() == ["clinic-overbooked", "-", "0", "0", "0", "0", "12", "0", "-"]
-    assert table[3].split()[1] == "-"
-    # a real run: the violation detectors come from the engine
+    assert table[2].split()[0] == "clinic-overbooked" and table[2].endswith("25.0%")
+    assert table[3].split() == ["contact-after-death", "-", "0", "0", "0", "0", "12", "0", "-"]
+    # a real run: which detectors count comes from what each declares
     src = tmp_path / "e.jsonl"
     src.write_text("".join(GOOD))
     assert main(["run", str(src), "--out", str(tmp_path / "o"), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    for name in ("contact-after-death", "clinic-overbooked"):
-        row = next(x for x in printed.splitlines() if x.startswith(name)).split()
-        assert row[1] == "-" and row[-1] == "-"
+    row = next(x for x in printed.splitlines() if x.startswith("contact-after-death")).split()
+    assert row[1] == "-" and row[-1] == "-"
+    row = next(x for x in printed.splitlines() if x.startswith("clinic-overbooked")).split()
+    assert row[1] != "-"
 
 
 def test_an_output_directory_that_is_a_file_gives_a_one_line_error(
