@@ -24,6 +24,7 @@ from detectors.errors import ConfigError
 from streams.qi.ledger import BY_FIELDS
 from streams.qi.measures import zone
 from streams.qi.spc import (
+    CHART_COLUMNS,
     Improvement,
     SeriesSummary,
     laney_p_prime,
@@ -59,16 +60,7 @@ POINT_COLUMNS = (
     "failures",
     "provisional",
     "small",
-    "segment",
-    "centre",
-    "lower",
-    "upper",
-    "near_lower",
-    "near_upper",
-    "trial",
-    "rule",
-    "direction",
-    "variation",
+    *CHART_COLUMNS,
 )
 #: Columns of the Making-Data-Count summary (``summary_table``), the ``by`` fields after
 #: ``detector``.

@@ -39,6 +39,7 @@ import pandas as pd
 from detectors.errors import ConfigError
 
 __all__ = [
+    "CHART_COLUMNS",
     "IMPROVEMENT_DIRECTIONS",
     "MIN_BASELINE",
     "TRIAL_LIMIT_POINTS",
@@ -69,8 +70,8 @@ _RUN = 7  # points in a shift or trend
 #: Rule names in precedence order (the first that applies names the point).
 RULES: tuple[str, ...] = ("outside limits", "trend", "two of three", "shift")
 
-_COLUMNS = (
-    "y",
+#: Columns of a computed chart, in order: the value ``y``, then ``CHART_COLUMNS``.
+CHART_COLUMNS = (
     "segment",
     "centre",
     "lower",
@@ -258,7 +259,7 @@ def _finish(frame: pd.DataFrame, improvement: Improvement) -> pd.DataFrame:
     frame["rule"] = rule
     frame["direction"] = direction
     frame["variation"] = _variation(rule, direction, improvement)
-    return frame[list(_COLUMNS)]
+    return frame[["y", *CHART_COLUMNS]]
 
 
 def _variation(rule: np.ndarray, direction: np.ndarray, improvement: Improvement) -> np.ndarray:
