@@ -41,10 +41,15 @@ class Commits:
         return self.answer
 
 
-def _worker(tmp_path: Path) -> tuple[Any, Runtime, KafkaConfig]:
+def _worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bool | Exception = True
+) -> tuple[Any, Runtime, KafkaConfig, Commits]:
+    """A worker app (never started) whose commits go to a ``Commits`` answering ``answer``."""
     config = KafkaConfig(bootstrap="127.0.0.1:1", data_dir=str(tmp_path))
     app, rt = build_app(config, load_settings(None), replay=True, lateness=600.0)
-    return app, rt, config
+    commits = Commits(rt, answer)
+    monkeypatch.setattr(app_module, "commit_now", commits)
+    return app, rt, config, commits
 
 
 def _holding(rt: Runtime, **last_offsets: int) -> None:
@@ -58,9 +63,7 @@ def _holding(rt: Runtime, **last_offsets: int) -> None:
 def test_revoked_partitions_have_their_processed_offsets_committed_before_they_move(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, rt, config = _worker(tmp_path)
-    commits = Commits(rt)
-    monkeypatch.setattr(app_module, "commit_now", commits)
+    app, rt, config, commits = _worker(tmp_path, monkeypatch)
     _holding(rt, events_0=1899, events_1=-1, events_2=7, sessions_0=41)
     events, sessions = config.topics.events, config.topics.sessions
     revoked = {TP(events, 0), TP(events, 1), TP(sessions, 0), TP("somebody.else", 0)}
@@ -79,9 +82,7 @@ def test_a_topic_with_a_batch_in_progress_is_left_to_its_next_owner(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Its offsets are not all processed yet: the next owner repeats that batch.
-    app, rt, config = _worker(tmp_path)
-    commits = Commits(rt)
-    monkeypatch.setattr(app_module, "commit_now", commits)
+    app, rt, config, commits = _worker(tmp_path, monkeypatch)
     _holding(rt, events_0=10, sessions_1=20)
     revoked = {TP(config.topics.events, 0), TP(config.topics.sessions, 1)}
 
@@ -98,9 +99,7 @@ def test_a_topic_with_a_batch_in_progress_is_left_to_its_next_owner(
 def test_a_commit_refused_on_revocation_still_lets_the_partitions_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: bool | Exception
 ) -> None:
-    app, rt, config = _worker(tmp_path)
-    commits = Commits(rt, answer)
-    monkeypatch.setattr(app_module, "commit_now", commits)
+    app, rt, config, commits = _worker(tmp_path, monkeypatch, answer)
     _holding(rt, events_0=5)
 
     asyncio.run(app.on_partitions_revoked.send({TP(config.topics.events, 0)}))
@@ -111,9 +110,7 @@ def test_a_commit_refused_on_revocation_still_lets_the_partitions_go(
 def test_nothing_processed_nothing_committed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app, rt, config = _worker(tmp_path)
-    commits = Commits(rt)
-    monkeypatch.setattr(app_module, "commit_now", commits)
+    app, rt, config, commits = _worker(tmp_path, monkeypatch)
     _holding(rt, events_0=-1)
     asyncio.run(app.on_partitions_revoked.send({TP(config.topics.events, 0)}))
     assert commits.calls == []

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,23 @@ def exchange(port: int, messages: list[bytes]) -> list[str]:
     return codes
 
 
+@contextmanager
+def reaped(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """``process``, killed on the way out if the test left it running."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def terminated(process: subprocess.Popen[bytes]) -> int:
+    """Send SIGTERM and wait for the exit status (a graceful stop within ``WAIT``)."""
+    process.send_signal(signal.SIGTERM)
+    return process.wait(WAIT)
+
+
 def test_listener_process_serves_stops_on_sigterm_and_keeps_patient_data_out_of_logs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -86,7 +105,7 @@ def test_listener_process_serves_stops_on_sigterm_and_keeps_patient_data_out_of_
     ]
     with open(log, "wb") as err:
         process = subprocess.Popen(command, cwd=ROOT, stderr=err, stdout=subprocess.DEVNULL)
-    try:
+    with reaped(process):
         port = int(wait_for_line(log, r"listening for MLLP on 127\.0\.0\.1:(\d+)", process)[1])
         codes = exchange(
             port,
@@ -103,12 +122,7 @@ def test_listener_process_serves_stops_on_sigterm_and_keeps_patient_data_out_of_
         assert "carewatch_mllp_messages_received_total 4.0" in scraped
         assert 'carewatch_mllp_messages_rejected_total{kind="invalid"} 1.0' in scraped
         assert "PATID1234" not in scraped
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(WAIT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        assert terminated(process) == 0
 
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert [e["id"] for e in events] == [
@@ -212,15 +226,10 @@ def test_the_dead_letter_and_the_events_file_are_owner_only(tmp_path: Path) -> N
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stderr=err, stdout=subprocess.DEVNULL, umask=0o022
         )
-    try:
+    with reaped(process):
         port = int(wait_for_line(log, r"listening for MLLP on 127\.0\.0\.1:(\d+)", process)[1])
         assert exchange(port, [sample("SIU-S12-01.hl7"), b"MSH|broken"]) == ["AA", "AR"]
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(WAIT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        assert terminated(process) == 0
     assert len(rejected.read_text().splitlines()) == 1  # the AR-ed message is in it
     for path in (rejected, out):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
