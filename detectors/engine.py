@@ -146,7 +146,9 @@ class _DetState:
     ``open``: key -> its opportunity, or a list when it has several (most keys have one),
     undecided or decided and still correctable.
     ``close_tokens`` / ``void_tokens``: every closing/voiding event within the horizon, by
-    key, for opening events that may still arrive. ``by_patient``: the opportunities of
+    key, for opening events that may still arrive; but a closing event that is an
+    opportunity's earliest is kept there only (most are: a result for its order), and
+    goes back among the tokens when that opportunity gives it up (``_keep_close``). ``by_patient``: the opportunities of
     each patient, kept only for a detector that patient-level events void.
     """
 
@@ -210,7 +212,10 @@ class _Expectation:
     """One opportunity of an expectation rule, from its opening until the correction
     horizon has passed every time that could still change it.
 
-    ``opened``/``opening_id``/``opening_type``: the opening event;
+    ``opened``/``opening_id``/``opening_type``: the opening event; ``last_open``: the
+    latest opening event time of the key it stands for (a detector that opens once per
+    key takes later ones in, and is kept until the horizon has passed them, so that one
+    delivered again is still recognised);
     ``closed``/``closer``/``closer_type``: the earliest counting closing event;
     ``voided``/``voider``/``voider_type``: the earliest counting voiding event (``INF``
     when none; the types name the evidence on a record); ``state``: the outcome last emitted (``""`` while undecided);
@@ -229,6 +234,7 @@ class _Expectation:
         "due",
         "emitted_close",
         "key",
+        "last_open",
         "opened",
         "opening_id",
         "opening_type",
@@ -258,6 +264,7 @@ class _Expectation:
         self.opening_id = opening_id
         self.opening_type = opening_type
         self.opened = opened
+        self.last_open = opened
         self.due = due
         self.patient = patient
         self.refs = refs
@@ -548,7 +555,7 @@ class Engine:
         exp = _Expectation(
             det, key, eid, etype, opened_at, due, ev.patient, kept, self._shared(det, ev)
         )
-        self._match_tokens(st, exp)
+        self._match_tokens(st, exp, found)
         reason = None if st.no_void_reason else det.void_reason(ev)
         if reason is not None:
             # void from the start: this opportunity, and the key's earlier ones, as a
@@ -612,9 +619,27 @@ class Engine:
         if death is not None:
             self._patient_void_fields(exp, *death)
 
-    def _match_tokens(self, st: _DetState, exp: _Expectation) -> None:
-        """Take the earliest closing and voiding events already seen for ``exp``'s key."""
+    def _match_tokens(
+        self,
+        st: _DetState,
+        exp: _Expectation,
+        others: _Expectation | list[_Expectation] | None,
+    ) -> None:
+        """Take the earliest closing and voiding events already seen for ``exp``'s key:
+        the key's tokens, and the earliest closes of its other opportunities ``others``
+        (a close that became an opportunity's earliest is kept there, not as a token)."""
         opened_at = exp.opened
+        if others is not None:
+            for other in _listed(others):
+                tt = other.closed
+                tid = other.closer
+                if (
+                    other is not exp
+                    and tid is not None
+                    and opened_at <= tt
+                    and (tt < exp.closed or (tt == exp.closed and tid < exp.closer))  # type: ignore[operator]
+                ):
+                    exp.closed, exp.closer, exp.closer_type = tt, tid, other.closer_type
         toks = st.close_tokens.get(exp.key)
         if toks:
             for tt, tid, ttype in _tokens(toks):
@@ -633,16 +658,19 @@ class Engine:
         opportunity and its deadline earlier, and its outcome is worked out again (a
         decided outcome only ever stays decided)."""
         opened_at, eid = ev.time, ev.id
+        if opened_at > exp.last_open:
+            exp.last_open = opened_at  # remembered until the horizon passes it (_last_change)
         if opened_at > exp.opened or (opened_at == exp.opened and eid >= exp.opening_id):
             return
         det = st.det
+        self._keep_close(st, exp)  # its close may not count for it any more
         exp.opened, exp.opening_id, exp.due = opened_at, eid, due
         exp.opening_type = self._type_names[ev.type]
         exp.patient, exp.refs, exp.attrs = ev.patient, ev.refs, self._shared(det, ev)
         exp.closed, exp.closer, exp.voided, exp.voider = INF, None, INF, None
         exp.closer_type = exp.voider_type = ""
         exp.emitted_close = math.nan  # its times moved: a decided record is emitted again
-        self._match_tokens(st, exp)
+        self._match_tokens(st, exp, st.open.get(exp.key))
         patient = exp.patient
         death = None
         if st.by_patient is not None and patient is not None:
@@ -665,28 +693,53 @@ class Engine:
     def _closing(self, st: _DetState, key: str, t: float, eid: str, etype: str, role: int) -> None:
         """A closing or voiding event of ``key`` at ``t``: it counts for every opportunity
         of the key opened at or before it, and is kept for those still to arrive."""
+        taken = False
         found = st.open.get(key)
         if found is not None:
             if isinstance(found, _Expectation):
                 if found.opened <= t:
-                    self._counts_for(found, t, eid, etype, role)
+                    taken = self._counts_for(st, found, t, eid, etype, role)
             else:
                 for exp in found:
-                    if exp.opened <= t:
-                        self._counts_for(exp, t, eid, etype, role)
-        st.add_token(role, key, t, eid, etype)
+                    if exp.opened <= t and self._counts_for(st, exp, t, eid, etype, role):
+                        taken = True
+        if not taken or role != _CLOSE:
+            st.add_token(role, key, t, eid, etype)
 
-    def _counts_for(self, exp: _Expectation, t: float, eid: str, etype: str, role: int) -> None:
+    def _counts_for(
+        self, st: _DetState, exp: _Expectation, t: float, eid: str, etype: str, role: int
+    ) -> bool:
         """A closing (``_CLOSE``) or voiding event at ``t`` for ``exp``, opened at or before
         it: the earliest wins; equal times go to the smaller id, so the evidence does not
-        depend on arrival order either."""
+        depend on arrival order either. True when it is now ``exp``'s earliest."""
         if role == _CLOSE:
             if t < exp.closed or (t == exp.closed and eid < exp.closer):  # type: ignore[operator]
+                self._keep_close(st, exp)  # the close it displaces may count for another
                 exp.closed, exp.closer, exp.closer_type = t, eid, etype
                 self._reschedule_now(exp, t)
+                return True
         elif t < exp.voided or (t == exp.voided and eid < exp.voider):  # type: ignore[operator]
             exp.voided, exp.voider, exp.voider_type = t, eid, etype
             self._reschedule_now(exp, t)
+            return True
+        return False
+
+    @staticmethod
+    def _keep_close(st: _DetState, exp: _Expectation) -> None:
+        """``exp`` is about to give up its earliest closing event (a earlier one came, it
+        is corrected, or it is forgotten): keep that event among the key's tokens, where
+        an opportunity still to arrive finds it (``_closing`` keeps no token of a close
+        that became an opportunity's earliest; see ``_match_tokens``)."""
+        closer = exp.closer
+        if closer is None:
+            return
+        t = exp.closed
+        found = st.close_tokens.get(exp.key)
+        if found is not None:
+            for tok in _tokens(found):
+                if tok[0] == t and tok[1] == closer:
+                    return  # kept already (it came before its opportunity)
+        st.add_token(_CLOSE, exp.key, t, closer, exp.closer_type)
 
     def _on_patient_void(self, det: ExpectationDetector, st: _DetState, ev: Event) -> None:
         """An event that voids every opportunity of its patient whose deadline it
@@ -849,20 +902,21 @@ class Engine:
                 continue  # corrected back to undecided: it is filed again when decided
             last = self._last_change(exp)
             if last < line:
-                self._drop(exp)
+                self._drop(exp, line)
             elif last != INF:
                 self._exp_expiry.add(last, exp)
 
     def _last_change(self, exp: _Expectation) -> float:
         """The latest event time at which an event could still change ``exp``'s outcome:
-        its earliest counting close or in-time void, or the end of its late retention."""
+        its earliest counting close or in-time void, or the end of its late retention;
+        and not before its latest opening event (``last_open``)."""
         due = exp.due
         last = due + self.late_retention
         if exp.closed < last:
             last = exp.closed
         if exp.voided <= due and exp.voided < last:
             last = exp.voided
-        return last
+        return last if last > exp.last_open else exp.last_open
 
     def _state_at(self, exp: _Expectation, wm: float) -> str:
         """The outcome of ``exp`` given what is known, as of watermark ``wm``."""
@@ -927,10 +981,13 @@ class Engine:
                 )
         self._schedule(exp)
 
-    def _drop(self, exp: _Expectation) -> None:
+    def _drop(self, exp: _Expectation, line: float) -> None:
+        """Forget ``exp``: nothing at or after event time ``line`` can change it."""
         if exp.wake != INF:
             self._unschedule(exp)
         st = self._states[exp.det.name]
+        if exp.closed >= line:  # (a close past its late retention) still a token
+            self._keep_close(st, exp)
         found = st.open.get(exp.key)
         if found is exp:
             del st.open[exp.key]
@@ -1060,6 +1117,7 @@ class Engine:
                             e.opening_type,
                             e.closer_type,
                             e.voider_type,
+                            e.last_open,
                         ]
                     )
         tokens = [
@@ -1167,6 +1225,8 @@ class Engine:
             # "nan": a correction moved its times; the next decision is emitted anyway
             e.state = outcome
             e.emitted_close = math.nan if emitted == "nan" else g(emitted, NEG_INF)
+            if len(row) >= 19:
+                e.last_open = float(row[18])
             known = found.open.get(key)
             if known is None:
                 found.open[key] = e

@@ -105,6 +105,59 @@ def test_a_re_delivery_after_the_dedupe_window_changes_nothing() -> None:
     assert [o.outcome for o in run.emitted if o.detector == "result-overdue"] == ["met"]
 
 
+# A horizon of three hours (and a late retention of one), so that what the horizon has
+# passed is forgotten within a test's few hours of events.
+SHORT = "engine:\n  dedupe_window: 1m\n  late_retention: 1h\n  correction_horizon: 3h\n"
+
+
+def test_a_repeated_opening_event_is_recognised_after_its_opportunity_was_decided() -> None:
+    # a discharge keyed in twice: the second message is taken in by the first's
+    # opportunity; delivered again hours later (within the horizon, after the dedupe
+    # window, and after the horizon has passed the first decision) it must still be
+    evs = events(
+        '{"id":"dc1","type":"encounter.discharged","time":"2026-03-02T09:00:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+        '{"id":"ds1","type":"document.sent","time":"2026-03-02T09:05:00Z","patient":"P1",'
+        '"refs":{"encounter":"E1"},"attrs":{"kind":"discharge-summary"}}',
+        '{"id":"dc2","type":"encounter.discharged","time":"2026-03-02T10:10:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T12:40:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"dc2","type":"encounter.discharged","time":"2026-03-02T10:10:00Z",'
+        '"patient":"P1","refs":{"encounter":"E1"}}',
+    )
+    run = run_events(evs, rules=SHORT, as_of=AS_OF)
+    assert run.engine.stats.refused == {}
+    assert final(run, "discharge-summary-overdue") == [("E1", "met")]
+    assert (
+        run.final_ledger()
+        == run_events(in_time_order(evs), rules=SHORT, as_of=AS_OF).final_ledger()
+    )
+
+
+def test_a_close_past_the_late_retention_outlives_the_opportunity_it_came_for() -> None:
+    # o1's result came after its late retention (o1 stays missed); the horizon then
+    # passes o1, which is forgotten; a second order message for the same order, timed
+    # before the result and arriving now, still finds that result
+    evs = events(
+        '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+        '{"id":"r1","type":"result.reported","time":"2026-03-02T12:00:00Z","patient":"P1",'
+        '"refs":{"order":"O1"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T14:55:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"o2","type":"order.placed","time":"2026-03-02T11:50:00Z","patient":"P1",'
+        '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
+    )
+    run = run_events(evs, rules=SHORT, as_of=AS_OF)
+    assert run.engine.stats.refused == {}
+    assert final(run, "result-overdue") == [("O1", "met"), ("O1", "missed")]
+    assert (
+        run.final_ledger()
+        == run_events(in_time_order(evs), rules=SHORT, as_of=AS_OF).final_ledger()
+    )
+
+
 def test_missed_is_declared_only_once_the_watermark_is_past_due() -> None:
     evs = events(
         '{"id":"o1","type":"order.placed","time":"2026-03-02T09:00:00Z","patient":"P1",'
