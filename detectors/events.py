@@ -226,6 +226,11 @@ def _check_attrs(attrs: dict[str, Any]) -> None:
         )
 
 
+#: Each built-in type's one string object: a decoded event's type is a new string each
+#: time, and state kept for the correction horizon holds a type per event it keeps.
+_TYPE_NAMES: dict[str, str] = {t: t for t in BUILTIN_TYPES}
+
+
 def event_from_dict(obj: Any) -> Event:
     """Validate one decoded JSON object against the event contract and build an ``Event``.
 
@@ -244,6 +249,7 @@ def event_from_dict(obj: Any) -> Event:
     etype = obj.get("type")
     if not isinstance(etype, str) or not etype:
         raise EventError("type is missing or not a non-empty string", field="type")
+    etype = _TYPE_NAMES.get(etype, etype)
     if "time" not in obj:
         raise EventError("time is missing", field="time")
     t = parse_time(obj["time"])

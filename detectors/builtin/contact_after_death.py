@@ -107,11 +107,13 @@ class ContactAfterDeath(ViolationDetector):
             return
         t = event.time
         refs = tuple(chain.from_iterable(event.refs.items()))
-        item = (t, event.id, patient, event.type, refs, self._kept(attrs))
         kept = self.contacts.get(patient)
         if kept is None:
+            item = (t, event.id, patient, event.type, refs, self._kept(attrs))
             self.contacts[patient] = [item]
         else:
+            # the patient's id as its first contact has it: one string per patient kept
+            item = (t, event.id, kept[0][2], event.type, refs, self._kept(attrs))
             kept.append(item)
         day = int(t // 86400)
         waiting = self._expiry.get(day)
