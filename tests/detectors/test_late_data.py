@@ -110,6 +110,16 @@ def test_a_re_delivery_after_the_dedupe_window_changes_nothing() -> None:
 SHORT = "engine:\n  dedupe_window: 1m\n  late_retention: 1h\n  correction_horizon: 3h\n"
 
 
+def short_horizon_run(evs: list[Event]) -> Any:
+    """``evs`` run in the order given under ``SHORT``, checked to use every event and to
+    end with the final ledger of their in-order delivery."""
+    run = run_events(evs, rules=SHORT, as_of=AS_OF)
+    assert run.engine.stats.refused == {}
+    in_order = run_events(in_time_order(evs), rules=SHORT, as_of=AS_OF)
+    assert run.final_ledger() == in_order.final_ledger()
+    return run
+
+
 def test_a_repeated_opening_event_is_recognised_after_its_opportunity_was_decided() -> None:
     # a discharge keyed in twice: the second message is taken in by the first's
     # opportunity; delivered again hours later (within the horizon, after the dedupe
@@ -126,13 +136,7 @@ def test_a_repeated_opening_event_is_recognised_after_its_opportunity_was_decide
         '{"id":"dc2","type":"encounter.discharged","time":"2026-03-02T10:10:00Z",'
         '"patient":"P1","refs":{"encounter":"E1"}}',
     )
-    run = run_events(evs, rules=SHORT, as_of=AS_OF)
-    assert run.engine.stats.refused == {}
-    assert final(run, "discharge-summary-overdue") == [("E1", "met")]
-    assert (
-        run.final_ledger()
-        == run_events(in_time_order(evs), rules=SHORT, as_of=AS_OF).final_ledger()
-    )
+    assert final(short_horizon_run(evs), "discharge-summary-overdue") == [("E1", "met")]
 
 
 def test_a_close_past_the_late_retention_outlives_the_opportunity_it_came_for() -> None:
@@ -149,13 +153,7 @@ def test_a_close_past_the_late_retention_outlives_the_opportunity_it_came_for() 
         '{"id":"o2","type":"order.placed","time":"2026-03-02T11:50:00Z","patient":"P1",'
         '"refs":{"order":"O1"},"attrs":{"priority":"stat"}}',
     )
-    run = run_events(evs, rules=SHORT, as_of=AS_OF)
-    assert run.engine.stats.refused == {}
-    assert final(run, "result-overdue") == [("O1", "met"), ("O1", "missed")]
-    assert (
-        run.final_ledger()
-        == run_events(in_time_order(evs), rules=SHORT, as_of=AS_OF).final_ledger()
-    )
+    assert final(short_horizon_run(evs), "result-overdue") == [("O1", "met"), ("O1", "missed")]
 
 
 def test_missed_is_declared_only_once_the_watermark_is_past_due() -> None:
