@@ -165,9 +165,10 @@ class ClinicOverbooked(ViolationDetector):
         forget = self._forget
         cutoff = wm - self.retention
         while forget and forget[0][0] < cutoff:
-            _, sid = heapq.heappop(forget)
-            self.decided.pop(sid, None)
-            self.reported.pop(sid, None)
+            at, sid = heapq.heappop(forget)
+            if self.decided.get(sid) == at:  # (else a rework moved it: a later entry)
+                del self.decided[sid]
+                self.reported.pop(sid, None)
         expiry = self._expiry
         while expiry and expiry[0][0] < cutoff:
             t, kind, ident = heapq.heappop(expiry)
@@ -337,7 +338,10 @@ class ClinicOverbooked(ViolationDetector):
                     heapq.heappush(self._pending, (when, _START, sid, when))
         else:
             self.sessions.pop(sid, None)
-            if sid not in self.decided:
+            if self.decided.get(sid) != decided_at:
+                # decided then as the replay says (a late capacity can give the session
+                # an earlier start than the booking that decided it): its record is
+                # forgotten with the events it was worked out from, not later
                 self.decided[sid] = decided_at
                 heapq.heappush(self._forget, (decided_at, sid))
         for appt in self.members.get(sid, ()):

@@ -428,3 +428,24 @@ def epoch_of(text: str) -> float:
     from detectors.events import parse_time
 
     return parse_time(text)
+
+
+def test_a_session_worked_out_again_is_forgotten_with_the_events_it_came_from() -> None:
+    # S2's booking decided it at the booking's start (13:15: no capacity known yet); its
+    # capacity, arriving late, gives an earlier start (13:00) and the overbooking. Once
+    # the horizon has passed 13:00 that capacity is forgotten, and a later move of the
+    # booking must not work the session out again without it ("within None places")
+    evs = events(
+        '{"id":"b1","type":"appointment.booked","time":"2026-03-02T09:00:00Z","patient":"P1",'
+        '"refs":{"appointment":"A2","session":"S2"},"attrs":{"start":"2026-03-02T13:15:00Z"}}',
+        '{"id":"f1","type":"appointment.missed","time":"2026-03-02T13:25:00Z","patient":"P9",'
+        '"refs":{"appointment":"AX"}}',
+        '{"id":"c1","type":"session.capacity","time":"2026-03-02T11:05:00Z",'
+        '"refs":{"session":"S2"},"attrs":{"capacity":0,"start":"2026-03-02T13:00:00Z"}}',
+        '{"id":"f2","type":"appointment.missed","time":"2026-03-02T16:15:00Z","patient":"P9",'
+        '"refs":{"appointment":"AY"}}',
+        '{"id":"b2","type":"appointment.booked","time":"2026-03-02T13:45:00Z","patient":"P1",'
+        '"refs":{"appointment":"A2"}}',
+    )
+    run = short_horizon_run(evs)
+    assert final(run, "clinic-overbooked") == [("S2", "violation")]
