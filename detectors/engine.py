@@ -148,8 +148,9 @@ class _DetState:
     ``close_tokens`` / ``void_tokens``: every closing/voiding event within the horizon, by
     key, for opening events that may still arrive; but a closing event that is an
     opportunity's earliest is kept there only (most are: a result for its order), and
-    goes back among the tokens when that opportunity gives it up (``_keep_close``). ``by_patient``: the opportunities of
-    each patient, kept only for a detector that patient-level events void.
+    goes back among the tokens when that opportunity gives it up (``_keep_close``).
+    ``by_patient``: the opportunities of each patient, kept only for a detector that
+    patient-level events void.
     """
 
     __slots__ = (
@@ -726,7 +727,7 @@ class Engine:
 
     @staticmethod
     def _keep_close(st: _DetState, exp: _Expectation) -> None:
-        """``exp`` is about to give up its earliest closing event (a earlier one came, it
+        """``exp`` is about to give up its earliest closing event (an earlier one came, it
         is corrected, or it is forgotten): keep that event among the key's tokens, where
         an opportunity still to arrive finds it (``_closing`` keeps no token of a close
         that became an opportunity's earliest; see ``_match_tokens``)."""
