@@ -232,9 +232,10 @@ def test_restarts_within_the_horizon_keep_the_in_order_final_ledger(
 # which no event comes more than the horizon behind the newest one gives the in-order
 # final ledger.
 SHORT_HORIZON = 3 * 3600.0
-SHORT_HORIZON_RULES = parse_settings(
-    "engine:\n  dedupe_window: 1m\n  late_retention: 1h\n  correction_horizon: 3h\n", "<test>"
+SHORT_HORIZON_TEXT = (
+    "engine:\n  dedupe_window: 1m\n  late_retention: 1h\n  correction_horizon: 3h\n"
 )
+SHORT_HORIZON_RULES = parse_settings(SHORT_HORIZON_TEXT, "<test>")
 
 
 def within_horizon(events: list[Event], rng: random.Random, resent: int) -> list[Event]:
@@ -271,3 +272,16 @@ def test_any_arrival_order_across_a_short_horizon_gives_the_in_order_final_ledge
     got = run_events(arrival, rules=SHORT_HORIZON_RULES, as_of=FAR)
     assert got.engine.stats.refused == {}  # every event was used
     assert got.final_ledger() == want.final_ledger()
+
+
+@SETTINGS
+@given(events=event_sets(hours=12, most=60), seed=st.integers(0, 2**32), data=st.data())
+def test_restarts_across_a_short_horizon_keep_the_in_order_final_ledger(
+    events: list[Event], seed: int, data: st.DataObject
+) -> None:
+    arrival = within_horizon(events, random.Random(seed), resent=6)
+    cuts = data.draw(st.lists(st.integers(0, len(arrival)), max_size=4))
+    got = _run_in_batches_with_restarts(arrival, cuts, SHORT_HORIZON_TEXT).final_ledger()
+    in_time_order = sorted(events, key=lambda e: (e.time, e.id))
+    want = run_events(in_time_order, rules=SHORT_HORIZON_RULES, as_of=FAR).final_ledger()
+    assert got == want
