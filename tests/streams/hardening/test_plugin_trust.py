@@ -47,10 +47,18 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     )
     (where / "trust_plugins" / "dna.py").write_text(PLUGIN)
     os.chmod(where, 0o755)
+    yield from _on_path(where, "trust_plugins", tmp_path, monkeypatch)
+
+
+def _on_path(
+    where: Path, package: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """Put ``where`` first on the Python path for a test (its plugin's marker file under
+    ``tmp_path``); afterwards forget every module of ``package`` imported from it."""
     monkeypatch.setenv("PLUGIN_MARKER", str(tmp_path / "marker"))
     monkeypatch.syspath_prepend(str(where))
     yield where
-    for name in [n for n in sys.modules if n.startswith("trust_plugins")]:
+    for name in [n for n in sys.modules if n.startswith(package)]:
         del sys.modules[name]
 
 
@@ -131,11 +139,7 @@ def namespace_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     (where / "trust_ns" / "deep" / "dna.py").write_text(PLUGIN)
     for place in (where, where / "trust_ns", where / "trust_ns" / "deep"):
         os.chmod(place, 0o755)
-    monkeypatch.setenv("PLUGIN_MARKER", str(tmp_path / "marker"))
-    monkeypatch.syspath_prepend(str(where))
-    yield where
-    for name in [n for n in sys.modules if n.startswith("trust_ns")]:
-        del sys.modules[name]
+    yield from _on_path(where, "trust_ns", tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize(
